@@ -1,0 +1,58 @@
+# tqlm: `make demo` sets everything up and runs the main job; `make test` sets everything up and runs all tests.
+SHELL := /bin/bash
+BUILD ?= build
+BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+JOBS ?= $(shell nproc)
+PY := .venv/bin/python
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps build asan fuzz unit unit-asan oracle test demo clean format
+
+all: build
+
+deps:
+	bash scripts/install-deps.sh
+
+build:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD) -j $(JOBS)
+
+asan:
+	cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTQLM_SANITIZE=ON
+	cmake --build $(BUILD_ASAN) -j $(JOBS) --target tqlm_unit tqlm
+
+fuzz:
+	CC=clang-14 CXX=clang++-14 cmake -S . -B $(BUILD_FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DTQLM_FUZZ=ON -DTQLM_TESTS=OFF
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_safetensors
+	mkdir -p $(BUILD_FUZZ)/corpus
+	$(PY) tests/fuzz/make_corpus.py $(BUILD_FUZZ)/corpus
+	$(BUILD_FUZZ)/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=2048 \
+	  -print_final_stats=1 $(BUILD_FUZZ)/corpus 2>&1 | tail -n 12
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+unit-asan: asan
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
+oracle: build
+	TQLM_BUILD=$(BUILD) $(PY) -m pytest -q tests/oracle
+
+test: deps
+	$(MAKE) unit
+	$(MAKE) unit-asan
+	$(MAKE) fuzz
+	$(MAKE) oracle
+
+demo: deps build
+	@echo "The runtime (generate/chat) is not built yet; showing the checkpoint inspector on a fixture."
+	$(PY) scripts/make-fixtures.py .cache/demo-fixture
+	$(BUILD)/tqlm inspect .cache/demo-fixture/llama-q4
+
+format:
+	clang-format-14 -i $$(git ls-files '*.cpp' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

@@ -1,0 +1,11 @@
+// Subcommand registration: each cmd_*.cpp adds one CLI11 subcommand that parses arguments and calls
+// into the library. No logic lives here.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace tqlm::cli {
+
+void add_inspect(CLI::App& app);
+
+}  // namespace tqlm::cli

@@ -1,0 +1,52 @@
+// Element types of tensors on disk and in memory, and scalar conversions between them.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string_view>
+
+namespace tqlm {
+
+enum class DType : uint8_t { F64, F32, F16, BF16, F8_E4M3, F8_E5M2, I64, I32, I16, I8, U64, U32, U16, U8, BOOL };
+
+// Bytes per element.
+size_t dtype_size(DType t);
+// The safetensors spelling ("BF16", "F8_E4M3", ...).
+std::string_view dtype_name(DType t);
+std::optional<DType> dtype_from_name(std::string_view name);
+bool dtype_is_float(DType t);
+
+// ---- scalar conversions (bit-exact, round-to-nearest-even where narrowing) ----
+
+inline float bits_to_f32(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline uint32_t f32_to_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+inline float bf16_to_f32(uint16_t h) { return bits_to_f32(uint32_t(h) << 16); }
+// Round to nearest even; NaN stays a quiet NaN.
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t u = f32_to_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+
+// OCP FP8: e4m3fn (bias 7, no infinities, S.1111.111 is NaN, max 448) and e5m2 (bias 15, IEEE-like).
+float fp8_e4m3_to_f32(uint8_t v);
+float fp8_e5m2_to_f32(uint8_t v);
+
+// Reads element i of a float tensor of type t as f32 (F32, F16, BF16, F64, F8_*).
+float load_as_f32(const void* data, DType t, size_t i);
+
+}  // namespace tqlm

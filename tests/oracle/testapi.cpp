@@ -1,0 +1,77 @@
+// C entry points for the Python oracle tests (loaded with ctypes): they run tqlm's own code on buffers
+// that the tests also hand to mlx / numpy, so results are compared in memory. Returns 0 on success;
+// on failure -1 and the message from tqlm_last_error().
+#include <cstdint>
+#include <string>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "quant/affine.h"
+#include "quant/fp8.h"
+
+namespace {
+thread_local std::string g_err;
+
+tqlm::DType parse_dtype(const char* name) {
+  auto t = tqlm::dtype_from_name(name ? name : "");
+  if (!t) tqlm::fail("unknown dtype '{}'", name ? name : "(null)");
+  return *t;
+}
+
+template <typename F>
+int guarded(F f) {
+  try {
+    f();
+    return 0;
+  } catch (const std::exception& e) {
+    g_err = e.what();
+    return -1;
+  }
+}
+}  // namespace
+
+extern "C" {
+
+const char* tqlm_last_error() { return g_err.c_str(); }
+
+int tqlm_affine_quantize(const void* w, const char* dtype, int64_t rows, int64_t cols, int bits, int group_size,
+                         uint32_t* wq, void* scales, void* biases) {
+  return guarded([&] { tqlm::affine_quantize(w, parse_dtype(dtype), rows, cols, bits, group_size, wq, scales, biases); });
+}
+
+int tqlm_affine_dequantize(const uint32_t* wq, const void* scales, const void* biases, const char* dtype,
+                           int64_t rows, int64_t cols, int bits, int group_size, void* out) {
+  return guarded([&] {
+    tqlm::affine_dequantize(wq, scales, biases, parse_dtype(dtype), rows, cols, bits, group_size, out);
+  });
+}
+
+// f32 -> F16 / BF16 bit patterns (uint16) with round-to-nearest-even.
+int tqlm_f32_to_half(const float* in, int64_t n, const char* dtype, uint16_t* out) {
+  return guarded([&] {
+    tqlm::DType t = parse_dtype(dtype);
+    for (int64_t i = 0; i < n; ++i) out[i] = t == tqlm::DType::BF16 ? tqlm::f32_to_bf16(in[i]) : tqlm::f32_to_f16(in[i]);
+  });
+}
+
+// Decodes n elements of a float dtype (F16, BF16, F8_E4M3, F8_E5M2, F64, F32) to f32.
+int tqlm_decode_f32(const void* in, int64_t n, const char* dtype, float* out) {
+  return guarded([&] {
+    tqlm::DType t = parse_dtype(dtype);
+    for (int64_t i = 0; i < n; ++i) out[i] = tqlm::load_as_f32(in, t, size_t(i));
+  });
+}
+
+int tqlm_fp8_block_dequantize(const uint8_t* w, int64_t rows, int64_t cols, const void* scale_inv,
+                              const char* scale_dtype, const char* out_dtype, void* out) {
+  return guarded([&] {
+    tqlm::TensorView wv{"w", tqlm::DType::F8_E4M3, {rows, cols}, w, size_t(rows * cols)};
+    tqlm::DType sd = parse_dtype(scale_dtype);
+    int64_t br = (rows + 127) / 128, bc = (cols + 127) / 128;
+    tqlm::TensorView sv{"scale_inv", sd, {br, bc}, static_cast<const uint8_t*>(scale_inv),
+                        size_t(br * bc) * tqlm::dtype_size(sd)};
+    tqlm::fp8_block_dequantize(wv, sv, parse_dtype(out_dtype), out);
+  });
+}
+
+}  // extern "C"
