@@ -1,5 +1,6 @@
 # tqlm: `make demo` sets everything up and runs the main job; `make test` sets everything up and runs all tests.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 BUILD ?= build
 BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz

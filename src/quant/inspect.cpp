@@ -107,15 +107,15 @@ InspectReport inspect_checkpoint(const Checkpoint& ck) {
 std::string format_inspect_table(const InspectReport& r) {
   std::string out = fmt::format("{}  (model_type: {}, {} shard{})\n", r.path,
                                 r.model_type.empty() ? "?" : r.model_type, r.shards, r.shards == 1 ? "" : "s");
-  out += fmt::format("{:<12} {:>8} {:>14} {:>12} {:>6} {:>14} {:>12} {:>7}\n", "role", "tensors", "params", "bits",
+  out += fmt::format("{:<12} {:>8} {:>10} {:>16} {:>10} {:>14} {:>12} {:>7}\n", "role", "tensors", "params", "bits",
                      "group", "bytes", "size", "bpw");
   auto row = [&](std::string_view name, const RoleStats& s) {
-    out += fmt::format("{:<12} {:>8} {:>14} {:>12} {:>6} {:>14} {:>12} {:>7.3f}\n", name, s.tensors,
+    out += fmt::format("{:<12} {:>8} {:>10} {:>16} {:>10} {:>14} {:>12} {:>7.3f}\n", name, s.tensors,
                        human_count(s.params), join(s.formats), join(s.group_sizes), s.bytes, human_bytes(s.bytes),
                        s.bpw());
   };
   for (const auto& s : r.roles) row(role_name(s.role), s);
-  out += std::string(92, '-') + "\n";
+  out += std::string(96, '-') + "\n";
   row("total", r.total);
   out += fmt::format("total parameters: {} ({}), bytes: {} ({}), bits per weight: {:.3f}\n", r.total.params,
                      human_count(r.total.params), r.total.bytes, human_bytes(r.total.bytes), r.total.bpw());

@@ -8,6 +8,8 @@
 #include "core/error.h"
 #include "quant/affine.h"
 #include "quant/fp8.h"
+#include "io/safetensors.h"
+#include <cstring>
 
 namespace {
 thread_local std::string g_err;
@@ -75,3 +77,19 @@ int tqlm_fp8_block_dequantize(const uint8_t* w, int64_t rows, int64_t cols, cons
 }
 
 }  // extern "C"
+
+extern "C" {
+// Copies tensor `name` of the checkpoint at `path` (file or directory) into out (capacity bytes).
+// Returns the tensor's byte size, or -1 on error.
+int64_t tqlm_read_tensor(const char* path, const char* name, void* out, int64_t capacity) {
+  int64_t n = -1;
+  int rc = guarded([&] {
+    tqlm::TensorStore store(path);
+    const tqlm::TensorView& t = store.get(name);
+    if (int64_t(t.nbytes) > capacity) tqlm::fail("tensor '{}' has {} bytes, buffer {}", name, t.nbytes, capacity);
+    std::memcpy(out, t.data, t.nbytes);
+    n = int64_t(t.nbytes);
+  });
+  return rc == 0 ? n : -1;
+}
+}
