@@ -7,5 +7,6 @@
 namespace tqlm::cli {
 
 void add_inspect(CLI::App& app);
+void add_tokenize(CLI::App& app);
 
 }  // namespace tqlm::cli

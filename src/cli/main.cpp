@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", TQLM_VERSION);
   app.require_subcommand(1);
   tqlm::cli::add_inspect(app);
+  tqlm::cli::add_tokenize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
