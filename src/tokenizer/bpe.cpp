@@ -184,15 +184,41 @@ void BpeModel::merge_word(std::string_view w, std::vector<int32_t>& out) const {
   for (int i = 0; i >= 0; i = next[i]) out.push_back(sym[i]);
 }
 
-void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const {
-  if (word.empty()) return;
-  if (ignore_merges_) {
-    auto it = vocab_.find(word);
-    if (it != vocab_.end()) {
-      out.push_back(it->second);
-      return;
+void BpeModel::build_bigrams() const {
+  for (const auto& [tok, id] : vocab_) {
+    if (utf8::first_invalid(tok) != std::string::npos) continue;
+    size_t i = 0;
+    char32_t prev = 0;
+    bool first = true;
+    while (i < tok.size()) {
+      const char32_t cp = utf8::next(tok, i);
+      if (!first) bigrams_.insert((uint64_t(prev) << 32) | cp);
+      prev = cp;
+      first = false;
     }
   }
+}
+
+void BpeModel::merge_long(std::string_view w, std::vector<int32_t>& out) const {
+  std::call_once(bigrams_once_, [this] { build_bigrams(); });
+  size_t chunk = 0, i = 0;
+  char32_t prev = 0;
+  bool prev_known = false;
+  while (i < w.size()) {
+    const size_t at = i;
+    const char32_t cp = utf8::next(w, i);
+    const bool known = char_ids_.count(cp) != 0;  // unknown chars may fuse into one unk: never cut there
+    if (at > chunk && prev_known && known && !bigrams_.count((uint64_t(prev) << 32) | cp)) {
+      merge_cached(w.substr(chunk, at - chunk), out);
+      chunk = at;
+    }
+    prev = cp;
+    prev_known = known;
+  }
+  merge_cached(w.substr(chunk), out);
+}
+
+void BpeModel::merge_cached(std::string_view word, std::vector<int32_t>& out) const {
   const bool cacheable = word.size() <= kCacheMaxWordBytes;
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mu_);
@@ -206,8 +232,23 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
   merge_word(word, out);
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mu_);
-    if (cache_.size() < kCacheMaxWords) cache_.emplace(std::string(word), std::vector<int32_t>(out.begin() + before, out.end()));
+    if (cache_.size() < kCacheMaxWords) {
+      cache_.emplace(std::string(word), std::vector<int32_t>(out.begin() + before, out.end()));
+    }
   }
+}
+
+void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const {
+  if (word.empty()) return;
+  if (ignore_merges_) {
+    auto it = vocab_.find(word);
+    if (it != vocab_.end()) {
+      out.push_back(it->second);
+      return;
+    }
+  }
+  if (word.size() > kCacheMaxWordBytes && prefix_.empty() && suffix_.empty()) merge_long(word, out);
+  else merge_cached(word, out);
 }
 
 }  // namespace tqlm

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace tqlm {
@@ -36,6 +37,11 @@ class BpeModel {
 
  private:
   void merge_word(std::string_view word, std::vector<int32_t>& out) const;
+  void merge_cached(std::string_view word, std::vector<int32_t>& out) const;
+  // Long words (e.g. a whole SentencePiece-style sentence) are cut where no vocab token spans the two
+  // adjacent characters: no merge can cross such a boundary, so the parts merge independently.
+  void merge_long(std::string_view word, std::vector<int32_t>& out) const;
+  void build_bigrams() const;
   void initial_symbols(std::string_view word, std::vector<int32_t>& syms) const;
 
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> vocab_;
@@ -50,6 +56,9 @@ class BpeModel {
   int32_t byte_ids_[256];
   bool have_byte_ids_ = false;
   std::string prefix_, suffix_;
+
+  mutable std::once_flag bigrams_once_;
+  mutable std::unordered_set<uint64_t> bigrams_;  // adjacent code points inside some vocab token
 
   mutable std::mutex cache_mu_;
   mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> cache_;
