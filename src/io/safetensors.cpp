@@ -70,6 +70,7 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std:
     const std::string& name = it.key();
     const json& v = it.value();
     if (name == "__metadata__") {
+      if (v.is_null()) continue;  // mx.save_safetensors writes null when there is no metadata
       if (!v.is_object()) fail("{}: __metadata__ must be an object of strings", label);
       for (auto m = v.begin(); m != v.end(); ++m) {
         if (!m.value().is_string()) fail("{}: __metadata__ value for '{}' must be a string", label, m.key());

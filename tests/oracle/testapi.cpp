@@ -9,6 +9,7 @@
 #include "quant/affine.h"
 #include "quant/fp8.h"
 #include "io/safetensors.h"
+#include "model/model.h"
 #include <cstring>
 
 namespace {
@@ -92,4 +93,37 @@ int64_t tqlm_read_tensor(const char* path, const char* name, void* out, int64_t 
   });
   return rc == 0 ? n : -1;
 }
+}
+
+extern "C" {
+// A model and its KV cache, for parity tests against mlx_lm.
+struct TqlmModel {
+  std::unique_ptr<tqlm::Model> model;
+  std::unique_ptr<tqlm::KVCache> cache;
+};
+
+void* tqlm_model_open(const char* path, const char* kv_mode, int threads) {
+  TqlmModel* m = nullptr;
+  guarded([&] {
+    auto h = std::make_unique<TqlmModel>();
+    h->model = std::make_unique<tqlm::Model>(path, threads);
+    h->cache = h->model->new_cache(kv_mode);
+    m = h.release();
+  });
+  return m;
+}
+
+void tqlm_model_close(void* h) { delete static_cast<TqlmModel*>(h); }
+
+int64_t tqlm_model_vocab(void* h) { return static_cast<TqlmModel*>(h)->model->config().vocab; }
+
+// Appends tokens[0..n) to the model's cache; logits [n, vocab] if all_logits else [1, vocab].
+int tqlm_model_forward(void* h, const int32_t* tokens, int64_t n, int all_logits, float* logits) {
+  return guarded([&] {
+    auto* m = static_cast<TqlmModel*>(h);
+    m->model->forward(tokens, n, *m->cache, logits, all_logits != 0);
+  });
+}
+
+void tqlm_model_reset(void* h) { static_cast<TqlmModel*>(h)->cache->clear(); }
 }

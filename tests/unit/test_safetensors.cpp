@@ -89,6 +89,7 @@ TEST(Safetensors, HostileHeaders) {
                               R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12),
                      {"overlap", "'a'", "'b'"});
   expect_parse_error(raw_file(R"({"__metadata__":{"format":3}})", 0), {"__metadata__"});
+  expect_parse_error(raw_file(R"({"__metadata__":[1]})", 0), {"__metadata__"});
 }
 
 TEST(Safetensors, TruncatedFileOnDisk) {

@@ -1,0 +1,100 @@
+#include "core/thread_pool.h"
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <string>
+#include <utility>
+
+namespace tqlm {
+
+int ThreadPool::default_threads() {
+  // Physical cores: count distinct (physical id, core id) pairs; fall back to hardware_concurrency.
+  std::ifstream in("/proc/cpuinfo");
+  std::set<std::pair<std::string, std::string>> cores;
+  std::string line, phys = "0";
+  while (std::getline(in, line)) {
+    auto val = [&] { return line.substr(line.find(':') + 1); };
+    if (line.rfind("physical id", 0) == 0) phys = val();
+    else if (line.rfind("core id", 0) == 0) cores.insert({phys, val()});
+  }
+  int hw = int(std::thread::hardware_concurrency());
+  int n = cores.empty() ? hw : int(cores.size());
+  return std::max(1, std::min(n, hw > 0 ? hw : n));
+}
+
+ThreadPool::ThreadPool(int n_threads) {
+  int n = n_threads > 0 ? n_threads : default_threads();
+  for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { worker(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  cv_start_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::run_chunks(int index) {
+  for (;;) {
+    int64_t b = next_.fetch_add(grain_);
+    if (b >= n_) break;
+    int64_t e = std::min(n_, b + grain_);
+    try {
+      (*fn_)(b, e, index);
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+}
+
+void ThreadPool::worker(int index) {
+  uint64_t seen = 0;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_start_.wait(lk, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+    }
+    run_chunks(index);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (--pending_ == 0) cv_done_.notify_one();
+    }
+  }
+}
+
+void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  if (workers_.empty() || n <= grain) {
+    fn(0, n, 0);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    fn_ = &fn;
+    n_ = n;
+    grain_ = grain;
+    next_.store(0);
+    pending_ = int(workers_.size());
+    error_ = nullptr;
+    ++generation_;
+  }
+  cv_start_.notify_all();
+  run_chunks(0);
+  std::exception_ptr err;
+  {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_done_.wait(lk, [&] { return pending_ == 0; });
+    fn_ = nullptr;
+    err = error_;
+  }
+  if (err) std::rethrow_exception(err);
+}
+
+}  // namespace tqlm

@@ -1,0 +1,47 @@
+// A fixed pool of worker threads running one parallel loop at a time (the forward pass issues a few
+// loops per layer; workers spin briefly, then sleep, between them).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace tqlm {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads = 0);  // 0: physical cores (see default_threads)
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return int(workers_.size()) + 1; }
+
+  // Calls fn(begin, end, thread_index) over [0, n) split into chunks of `grain` items, taken dynamically
+  // by all threads (the caller included). Returns when all chunks are done. Exceptions from fn are
+  // rethrown in the caller.
+  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
+
+  static int default_threads();
+
+ private:
+  void worker(int index);
+  void run_chunks(int index);
+
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable cv_start_, cv_done_;
+  const std::function<void(int64_t, int64_t, int)>* fn_ = nullptr;
+  int64_t n_ = 0, grain_ = 1;
+  std::atomic<int64_t> next_{0};
+  int pending_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+  std::exception_ptr error_;
+};
+
+}  // namespace tqlm

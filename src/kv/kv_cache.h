@@ -1,0 +1,43 @@
+// The KV cache interface and its plain float modes (bf16, f16, f32). Memory grows with the context in
+// pages of kPageTokens tokens; nothing is preallocated for the maximum context.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "model/config.h"
+
+namespace tqlm {
+
+class KVCache {
+ public:
+  virtual ~KVCache() = default;
+
+  // Stores keys and values k, v [T, KV, hd] (f32) of `layer` for positions [pos, pos + T).
+  virtual void write(int64_t layer, int64_t pos, int64_t T, const float* k, const float* v) = 0;
+
+  // out[T, H, hd] = causal attention of queries q [T, H, hd] at positions [pos, pos + T) over the cached
+  // keys/values [0, pos + t] of `layer` (GQA: query head h reads kv head h / (H / KV)).
+  virtual void attend(int64_t layer, int64_t pos, int64_t T, const float* q, float* out, ThreadPool& pool) = 0;
+
+  // Bytes actually held (allocated pages).
+  virtual uint64_t bytes() const = 0;
+  // Bytes per token across all layers for this mode.
+  virtual double bytes_per_token() const = 0;
+  virtual std::string mode() const = 0;
+
+  int64_t length() const { return length_; }     // tokens cached (all layers)
+  void set_length(int64_t n) { length_ = n; }     // after a forward; truncation keeps pages
+  virtual void clear() { length_ = 0; }
+
+ protected:
+  int64_t length_ = 0;
+};
+
+// Modes: "f32", "bf16" (default), "f16". Throws listing the supported modes for anything else.
+std::unique_ptr<KVCache> make_kv_cache(const std::string& mode, const ModelConfig& cfg);
+
+}  // namespace tqlm

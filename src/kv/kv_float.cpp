@@ -1,0 +1,124 @@
+// Plain float KV cache: keys and values stored per token as [KV, hd] in f32, bf16 or f16.
+#include <cmath>
+#include <cstring>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "kernels/ops.h"
+#include "kv/kv_cache.h"
+
+namespace tqlm {
+
+namespace {
+
+constexpr int64_t kPageTokens = 256;
+
+template <typename T>
+struct Codec;
+template <>
+struct Codec<float> {
+  static float enc(float x) { return x; }
+  static float dec(float x) { return x; }
+};
+struct Bf16 {
+  uint16_t v;
+};
+struct F16 {
+  uint16_t v;
+};
+template <>
+struct Codec<Bf16> {
+  static Bf16 enc(float x) { return {f32_to_bf16(x)}; }
+  static float dec(Bf16 x) { return bf16_to_f32(x.v); }
+};
+template <>
+struct Codec<F16> {
+  static F16 enc(float x) { return {f32_to_f16(x)}; }
+  static float dec(F16 x) { return f16_to_f32(x.v); }
+};
+
+template <typename E>
+class FloatKVCache final : public KVCache {
+ public:
+  FloatKVCache(const ModelConfig& c, std::string mode)
+      : n_layers_(c.n_layers), H_(c.n_heads), KV_(c.n_kv_heads), hd_(c.head_dim), mode_(std::move(mode)),
+        k_pages_(size_t(c.n_layers)), v_pages_(size_t(c.n_layers)) {}
+
+  void write(int64_t layer, int64_t pos, int64_t T, const float* k, const float* v) override {
+    const int64_t row = KV_ * hd_;
+    for (int64_t t = 0; t < T; ++t) {
+      E* kd = slot(k_pages_[size_t(layer)], pos + t);
+      E* vd = slot(v_pages_[size_t(layer)], pos + t);
+      for (int64_t i = 0; i < row; ++i) {
+        kd[i] = Codec<E>::enc(k[t * row + i]);
+        vd[i] = Codec<E>::enc(v[t * row + i]);
+      }
+    }
+  }
+
+  void attend(int64_t layer, int64_t pos, int64_t T, const float* q, float* out, ThreadPool& pool) override {
+    const auto& kp = k_pages_[size_t(layer)];
+    const auto& vp = v_pages_[size_t(layer)];
+    const int64_t group = H_ / KV_, row = KV_ * hd_;
+    const float scale = 1.0f / std::sqrt(float(hd_));
+    pool.parallel_for(T * H_, 1, [&](int64_t b, int64_t e, int) {
+      thread_local std::vector<float> scores;
+      for (int64_t th = b; th < e; ++th) {
+        const int64_t t = th / H_, h = th % H_, kvh = h / group;
+        const int64_t n = pos + t + 1;  // causal: keys [0, pos + t]
+        if (scores.size() < size_t(n)) scores.resize(size_t(n));
+        const float* qv = q + (t * H_ + h) * hd_;
+        for (int64_t s = 0; s < n; ++s) {
+          const E* kr = at(kp, s) + kvh * hd_;
+          float d = 0.0f;
+          for (int64_t i = 0; i < hd_; ++i) d += qv[i] * Codec<E>::dec(kr[i]);
+          scores[size_t(s)] = d * scale;
+        }
+        softmax_f32(scores.data(), n);
+        float* o = out + (t * H_ + h) * hd_;
+        std::fill(o, o + hd_, 0.0f);
+        for (int64_t s = 0; s < n; ++s) {
+          const E* vr = at(vp, s) + kvh * hd_;
+          const float p = scores[size_t(s)];
+          for (int64_t i = 0; i < hd_; ++i) o[i] += p * Codec<E>::dec(vr[i]);
+        }
+      }
+      (void)row;
+    });
+  }
+
+  uint64_t bytes() const override {
+    uint64_t pages = 0;
+    for (const auto& l : k_pages_) pages += l.size();
+    for (const auto& l : v_pages_) pages += l.size();
+    return pages * uint64_t(kPageTokens * KV_ * hd_) * sizeof(E);
+  }
+  double bytes_per_token() const override { return double(2 * n_layers_ * KV_ * hd_ * int64_t(sizeof(E))); }
+  std::string mode() const override { return mode_; }
+
+ private:
+  using Pages = std::vector<std::unique_ptr<E[]>>;
+  E* slot(Pages& pages, int64_t s) {
+    const size_t p = size_t(s / kPageTokens);
+    while (pages.size() <= p) pages.emplace_back(new E[size_t(kPageTokens * KV_ * hd_)]);
+    return pages[p].get() + (s % kPageTokens) * KV_ * hd_;
+  }
+  const E* at(const Pages& pages, int64_t s) const {
+    return pages[size_t(s / kPageTokens)].get() + (s % kPageTokens) * KV_ * hd_;
+  }
+
+  int64_t n_layers_, H_, KV_, hd_;
+  std::string mode_;
+  std::vector<Pages> k_pages_, v_pages_;  // [layer][page] -> [kPageTokens, KV, hd]
+};
+
+}  // namespace
+
+std::unique_ptr<KVCache> make_kv_cache(const std::string& mode, const ModelConfig& cfg) {
+  if (mode == "bf16") return std::make_unique<FloatKVCache<Bf16>>(cfg, mode);
+  if (mode == "f16") return std::make_unique<FloatKVCache<F16>>(cfg, mode);
+  if (mode == "f32") return std::make_unique<FloatKVCache<float>>(cfg, mode);
+  fail("unknown --kv mode '{}' (supported: bf16, f16, f32)", mode);
+}
+
+}  // namespace tqlm

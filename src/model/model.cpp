@@ -1,0 +1,207 @@
+#include "model/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/error.h"
+#include "kernels/linear.h"
+#include "kernels/ops.h"
+
+namespace tqlm {
+
+// Activation buffers, sized for the largest chunk seen so far (no per-token allocation).
+struct Model::Workspace {
+  int64_t T = 0;
+  std::vector<float> x;      // [T, D]  residual stream
+  std::vector<float> xn;     // [T, D]  normed input of the current block
+  std::vector<float> q;      // [T, H*hd]
+  std::vector<float> k;      // [T, KV*hd]
+  std::vector<float> v;      // [T, KV*hd]
+  std::vector<float> att;    // [T, H*hd]  attention output before o_proj
+  std::vector<float> y;      // [T, D]  block output
+  std::vector<float> g, u;   // [T, I]  MLP gate / up (I = max dense, expert width)
+  std::vector<float> gates;  // [T, E]  router logits / scores
+  std::vector<int32_t> sel;  // [T, k]  selected experts
+  std::vector<float> selw;   // [T, k]  their weights
+  std::vector<float> xe;     // [T, D]  tokens gathered for one expert
+  std::vector<float> ye;     // [T, D]  that expert's output
+  std::vector<int64_t> rows; // [T]     which tokens the expert serves
+  std::vector<float> rows_w; // [T]     with which weight
+};
+
+Model::Model(const std::string& path, int threads) {
+  ck_ = std::make_unique<Checkpoint>(path);
+  if (!ck_->has_config()) fail("{}: config.json is missing", path);
+  cfg_ = parse_model_config(ck_->config(), path + "/config.json");
+  w_ = load_weights(*ck_, cfg_);
+  pool_ = std::make_unique<ThreadPool>(threads);
+  ws_ = std::make_unique<Workspace>();
+}
+
+Model::~Model() = default;
+
+std::unique_ptr<KVCache> Model::new_cache(const std::string& kv_mode) const { return make_kv_cache(kv_mode, cfg_); }
+
+void Model::ensure_workspace(int64_t T) {
+  if (T <= ws_->T) return;
+  const int64_t D = cfg_.hidden, H = cfg_.n_heads, KV = cfg_.n_kv_heads, hd = cfg_.head_dim;
+  const int64_t I = std::max(cfg_.intermediate, cfg_.moe_intermediate);
+  const int64_t E = std::max<int64_t>(1, cfg_.n_experts), k = std::max<int64_t>(1, cfg_.top_k);
+  Workspace& w = *ws_;
+  w.T = T;
+  w.x.resize(size_t(T * D));
+  w.xn.resize(size_t(T * D));
+  w.q.resize(size_t(T * H * hd));
+  w.k.resize(size_t(T * KV * hd));
+  w.v.resize(size_t(T * KV * hd));
+  w.att.resize(size_t(T * H * hd));
+  w.y.resize(size_t(T * D));
+  w.g.resize(size_t(T * I));
+  w.u.resize(size_t(T * I));
+  w.gates.resize(size_t(T * E));
+  w.sel.resize(size_t(T * k));
+  w.selw.resize(size_t(T * k));
+  w.xe.resize(size_t(T * D));
+  w.ye.resize(size_t(T * D));
+  w.rows.resize(size_t(T));
+  w.rows_w.resize(size_t(T));
+}
+
+void Model::forward(const int32_t* tokens, int64_t T, KVCache& cache, float* logits, bool all_logits) {
+  if (T <= 0) return;
+  const int64_t D = cfg_.hidden, pos = cache.length();
+  ensure_workspace(T);
+  Workspace& w = *ws_;
+  // embed: x[t] = embed_tokens[token t]
+  for (int64_t t = 0; t < T; ++t) {
+    if (tokens[t] < 0 || tokens[t] >= cfg_.vocab) fail("token id {} is outside the vocabulary [0, {})", tokens[t], cfg_.vocab);
+    linear_row_f32(w_->embed, tokens[t], &w.x[size_t(t * D)]);
+  }
+  for (int64_t l = 0; l < cfg_.n_layers; ++l) {
+    const LayerWeights& lw = w_->layers[size_t(l)];
+    for (int64_t t = 0; t < T; ++t) rmsnorm_f32(&w.x[size_t(t * D)], lw.attn_norm.data(), D, cfg_.rms_eps, &w.xn[size_t(t * D)]);
+    attention(l, T, pos, cache);  // y = attention(xn)
+    for (int64_t i = 0; i < T * D; ++i) w.x[size_t(i)] += w.y[size_t(i)];
+    for (int64_t t = 0; t < T; ++t) rmsnorm_f32(&w.x[size_t(t * D)], lw.mlp_norm.data(), D, cfg_.rms_eps, &w.xn[size_t(t * D)]);
+    if (cfg_.layer_is_moe[size_t(l)]) moe(l, T);
+    else mlp(l, T);  // y = mlp(xn)
+    for (int64_t i = 0; i < T * D; ++i) w.x[size_t(i)] += w.y[size_t(i)];
+  }
+  cache.set_length(pos + T);
+  const int64_t first = all_logits ? 0 : T - 1, n = T - first;
+  for (int64_t t = first; t < T; ++t)
+    rmsnorm_f32(&w.x[size_t(t * D)], w_->final_norm.data(), D, cfg_.rms_eps, &w.xn[size_t((t - first) * D)]);
+  linear_f32(w_->lm_head, w.xn.data(), n, logits, *pool_);
+}
+
+void Model::attention(int64_t l, int64_t T, int64_t pos, KVCache& cache) {
+  const LayerWeights& lw = w_->layers[size_t(l)];
+  Workspace& w = *ws_;
+  const int64_t H = cfg_.n_heads, KV = cfg_.n_kv_heads, hd = cfg_.head_dim;
+  linear_f32(lw.q, w.xn.data(), T, w.q.data(), *pool_);  // [T, H*hd]
+  linear_f32(lw.k, w.xn.data(), T, w.k.data(), *pool_);  // [T, KV*hd]
+  linear_f32(lw.v, w.xn.data(), T, w.v.data(), *pool_);  // [T, KV*hd]
+  for (int64_t t = 0; t < T; ++t) {
+    float* qt = &w.q[size_t(t * H * hd)];
+    float* kt = &w.k[size_t(t * KV * hd)];
+    if (cfg_.qk_norm == QkNorm::full) {  // minimax: over the whole projection, before the head split
+      rmsnorm_f32(qt, lw.q_norm.data(), H * hd, cfg_.rms_eps, qt);
+      rmsnorm_f32(kt, lw.k_norm.data(), KV * hd, cfg_.rms_eps, kt);
+    } else if (cfg_.qk_norm == QkNorm::per_head) {  // qwen3: per head
+      for (int64_t h = 0; h < H; ++h) rmsnorm_f32(qt + h * hd, lw.q_norm.data(), hd, cfg_.rms_eps, qt + h * hd);
+      for (int64_t h = 0; h < KV; ++h) rmsnorm_f32(kt + h * hd, lw.k_norm.data(), hd, cfg_.rms_eps, kt + h * hd);
+    }
+    for (int64_t h = 0; h < H; ++h) rope_f32(qt + h * hd, cfg_.rotary_dim, cfg_.rope_inv_freq, pos + t, cfg_.rope_traditional);
+    for (int64_t h = 0; h < KV; ++h) rope_f32(kt + h * hd, cfg_.rotary_dim, cfg_.rope_inv_freq, pos + t, cfg_.rope_traditional);
+  }
+  cache.write(l, pos, T, w.k.data(), w.v.data());
+  cache.attend(l, pos, T, w.q.data(), w.att.data(), *pool_);  // [T, H*hd]
+  linear_f32(lw.o, w.att.data(), T, w.y.data(), *pool_);      // [T, D]
+}
+
+void Model::mlp(int64_t l, int64_t T) {
+  const LayerWeights& lw = w_->layers[size_t(l)];
+  Workspace& w = *ws_;
+  const int64_t I = lw.gate.out;
+  linear_f32(lw.gate, w.xn.data(), T, w.g.data(), *pool_);  // [T, I]
+  linear_f32(lw.up, w.xn.data(), T, w.u.data(), *pool_);    // [T, I]
+  silu_mul_f32(w.g.data(), w.u.data(), T * I);
+  linear_f32(lw.down, w.g.data(), T, w.y.data(), *pool_);   // [T, D]
+}
+
+void Model::moe(int64_t l, int64_t T) {
+  const LayerWeights& lw = w_->layers[size_t(l)];
+  Workspace& w = *ws_;
+  const int64_t D = cfg_.hidden, E = cfg_.n_experts, k = cfg_.top_k, Ie = cfg_.moe_intermediate;
+  // Routing: one pass for all tokens.
+  linear_f32(lw.router, w.xn.data(), T, w.gates.data(), *pool_);  // [T, E] logits (f32)
+  std::vector<int32_t> order(static_cast<size_t>(E));
+  std::vector<float> key(static_cast<size_t>(E));  // what top-k is taken on
+  for (int64_t t = 0; t < T; ++t) {
+    float* gt = &w.gates[size_t(t * E)];
+    int32_t* st = &w.sel[size_t(t * k)];
+    float* wt = &w.selw[size_t(t * k)];
+    key.assign(gt, gt + E);
+    if (cfg_.router == Router::softmax_topk) {
+      softmax_f32(gt, E);
+      key.assign(gt, gt + E);
+    } else if (cfg_.router == Router::sigmoid_bias) {
+      for (int64_t e = 0; e < E; ++e) {
+        gt[e] = 1.0f / (1.0f + std::exp(-gt[e]));
+        key[size_t(e)] = gt[e] + lw.router_bias[size_t(e)];
+      }
+    }
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                      [&](int32_t a, int32_t b) { return key[size_t(a)] > key[size_t(b)] || (key[size_t(a)] == key[size_t(b)] && a < b); });
+    for (int64_t j = 0; j < k; ++j) st[j] = order[size_t(j)], wt[j] = gt[order[size_t(j)]];
+    if (cfg_.router == Router::topk_softmax) {
+      softmax_f32(wt, k);
+    } else if (cfg_.router == Router::sigmoid_bias || cfg_.norm_topk) {
+      float s = 0.0f;
+      for (int64_t j = 0; j < k; ++j) s += wt[j];
+      const float denom = cfg_.router == Router::sigmoid_bias ? s + 1e-20f : s;
+      for (int64_t j = 0; j < k; ++j) wt[j] /= denom;
+    }
+  }
+  // Experts: gather each expert's tokens, run gate/up/SiLU/down once for all of them, scatter-add.
+  std::fill(w.y.begin(), w.y.begin() + T * D, 0.0f);
+  for (int64_t e = 0; e < E; ++e) {
+    int64_t n = 0;
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t j = 0; j < k; ++j)
+        if (w.sel[size_t(t * k + j)] == e) {
+          w.rows[size_t(n)] = t;
+          w.rows_w[size_t(n)] = w.selw[size_t(t * k + j)];
+          std::copy_n(&w.xn[size_t(t * D)], D, &w.xe[size_t(n * D)]);
+          ++n;
+        }
+    if (n == 0) continue;
+    linear_f32(lw.exp_gate.expert(e), w.xe.data(), n, w.g.data(), *pool_);  // [n, Ie]
+    linear_f32(lw.exp_up.expert(e), w.xe.data(), n, w.u.data(), *pool_);    // [n, Ie]
+    silu_mul_f32(w.g.data(), w.u.data(), n * Ie);
+    linear_f32(lw.exp_down.expert(e), w.g.data(), n, w.ye.data(), *pool_);  // [n, D]
+    for (int64_t r = 0; r < n; ++r) {
+      float* yt = &w.y[size_t(w.rows[size_t(r)] * D)];
+      const float* ye = &w.ye[size_t(r * D)];
+      const float wr = w.rows_w[size_t(r)];
+      for (int64_t i = 0; i < D; ++i) yt[i] += wr * ye[i];
+    }
+  }
+}
+
+uint64_t Model::active_weight_bytes() const {
+  uint64_t b = w_->lm_head.bytes();
+  for (int64_t l = 0; l < cfg_.n_layers; ++l) {
+    const LayerWeights& lw = w_->layers[size_t(l)];
+    b += lw.q.bytes() + lw.k.bytes() + lw.v.bytes() + lw.o.bytes();
+    if (cfg_.layer_is_moe[size_t(l)])
+      b += lw.router.bytes() + uint64_t(cfg_.top_k) * (lw.exp_gate.bytes() + lw.exp_up.bytes() + lw.exp_down.bytes());
+    else
+      b += lw.gate.bytes() + lw.up.bytes() + lw.down.bytes();
+  }
+  return b;
+}
+
+}  // namespace tqlm

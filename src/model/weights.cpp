@@ -1,0 +1,148 @@
+#include "model/weights.h"
+
+#include <cstring>
+
+#include "core/error.h"
+
+namespace tqlm {
+
+Linear Linear::expert(int64_t e) const {
+  Linear l = *this;
+  l.n_experts = 1;
+  if (quantized()) {
+    const int64_t groups = out * (in / group_size);
+    l.wq = wq + e * out * (in * bits / 32);
+    l.scales = static_cast<const uint8_t*>(scales) + size_t(e * groups) * dtype_size(sdtype);
+    l.biases = static_cast<const uint8_t*>(biases) + size_t(e * groups) * dtype_size(sdtype);
+  } else {
+    l.w = static_cast<const uint8_t*>(w) + size_t(e * out * in) * dtype_size(wdtype);
+  }
+  if (bias) l.bias = static_cast<const uint8_t*>(bias) + size_t(e * out) * dtype_size(bias_dtype);
+  return l;
+}
+
+uint64_t Linear::bytes() const {
+  if (quantized()) return uint64_t(out) * (in * bits / 8 + 2 * (in / group_size) * dtype_size(sdtype));
+  return uint64_t(out * in) * dtype_size(wdtype);
+}
+
+namespace {
+
+class Loader {
+ public:
+  Loader(const Checkpoint& ck, ModelWeights& mw) : ck_(ck), mw_(mw) {}
+
+  // Pointer to a tensor's data, copied to an aligned buffer if the file placed it unaligned.
+  const void* data(const TensorView& t) {
+    const size_t align = dtype_size(t.dtype);
+    if (reinterpret_cast<uintptr_t>(t.data) % align == 0) return t.data;
+    mw_.owned.emplace_back(t.data, t.data + t.nbytes);
+    return mw_.owned.back().data();
+  }
+
+  const TensorView& need(const std::string& name) {
+    const TensorView* t = ck_.tensors().find(name);
+    if (!t) fail("{}: tensor '{}' is missing", ck_.path(), name);
+    return *t;
+  }
+
+  // A Linear module with logical shape [E?, out, in]; n_experts = 0 means a plain 2-D weight.
+  Linear linear(const std::string& mod, int64_t out, int64_t in, int64_t n_experts = 0, bool optional_bias = true) {
+    Linear l;
+    l.name = mod;
+    Shape want = n_experts ? Shape{n_experts, out, in} : Shape{out, in};
+    if (ck_.is_quantized(mod)) {
+      QuantizedWeight q = ck_.quantized(mod);
+      if (q.logical_shape != want)
+        fail("{}: '{}' has shape {} (dequantized), expected {}", ck_.path(), mod, shape_str(q.logical_shape),
+             shape_str(want));
+      l.bits = q.bits;
+      l.group_size = q.group_size;
+      l.wq = static_cast<const uint32_t*>(data(*q.weight));
+      l.scales = data(*q.scales);
+      l.biases = data(*q.biases);
+      l.sdtype = q.scales->dtype;
+    } else {
+      const TensorView* t = ck_.tensors().find(mod + ".weight");
+      if (!t && n_experts)
+        fail("{}: '{}.weight' is missing; per-expert HF tensors must be stacked first (tqlm convert)", ck_.path(), mod);
+      if (!t) fail("{}: tensor '{}.weight' is missing", ck_.path(), mod);
+      if (t->shape != want)
+        fail("{}: '{}' has shape {}, expected {}", ck_.path(), t->name, shape_str(t->shape), shape_str(want));
+      if (t->dtype != DType::F32 && t->dtype != DType::F16 && t->dtype != DType::BF16)
+        fail("{}: '{}' has dtype {}; expected F32, F16 or BF16 (FP8 sources: tqlm convert first)", ck_.path(),
+             t->name, dtype_name(t->dtype));
+      l.w = data(*t);
+      l.wdtype = t->dtype;
+    }
+    l.out = out;
+    l.in = in;
+    l.n_experts = n_experts ? n_experts : 1;
+    if (const TensorView* b = ck_.tensors().find(mod + ".bias")) {
+      if (!optional_bias) fail("{}: unexpected bias '{}'", ck_.path(), b->name);
+      Shape bw = n_experts ? Shape{n_experts, out} : Shape{out};
+      if (b->shape != bw) fail("{}: '{}' has shape {}, expected {}", ck_.path(), b->name, shape_str(b->shape), shape_str(bw));
+      l.bias = data(*b);
+      l.bias_dtype = b->dtype;
+    }
+    return l;
+  }
+
+  std::vector<float> vec(const std::string& name, int64_t n) {
+    const TensorView& t = need(name);
+    if (t.shape != Shape{n}) fail("{}: '{}' has shape {}, expected [{}]", ck_.path(), name, shape_str(t.shape), n);
+    if (!dtype_is_float(t.dtype)) fail("{}: '{}' must be a float tensor", ck_.path(), name);
+    std::vector<float> v(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) v[size_t(i)] = load_as_f32(t.data, t.dtype, size_t(i));
+    return v;
+  }
+
+ private:
+  const Checkpoint& ck_;
+  ModelWeights& mw_;
+};
+
+}  // namespace
+
+std::unique_ptr<ModelWeights> load_weights(const Checkpoint& ck, const ModelConfig& c) {
+  auto mw = std::make_unique<ModelWeights>();
+  Loader L(ck, *mw);
+  const int64_t D = c.hidden, H = c.n_heads, KV = c.n_kv_heads, hd = c.head_dim;
+  mw->embed = L.linear("model.embed_tokens", c.vocab, D);
+  mw->final_norm = L.vec("model.norm.weight", D);
+  if (c.tie_embeddings && !ck.tensors().has("lm_head.weight")) mw->lm_head = mw->embed;
+  else mw->lm_head = L.linear("lm_head", c.vocab, D);
+  mw->layers.resize(size_t(c.n_layers));
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    LayerWeights& w = mw->layers[size_t(l)];
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    w.attn_norm = L.vec(p + "input_layernorm.weight", D);
+    w.mlp_norm = L.vec(p + "post_attention_layernorm.weight", D);
+    w.q = L.linear(p + "self_attn.q_proj", H * hd, D);
+    w.k = L.linear(p + "self_attn.k_proj", KV * hd, D);
+    w.v = L.linear(p + "self_attn.v_proj", KV * hd, D);
+    w.o = L.linear(p + "self_attn.o_proj", D, H * hd);
+    if (c.qk_norm == QkNorm::per_head) {
+      w.q_norm = L.vec(p + "self_attn.q_norm.weight", hd);
+      w.k_norm = L.vec(p + "self_attn.k_norm.weight", hd);
+    } else if (c.qk_norm == QkNorm::full) {
+      w.q_norm = L.vec(p + "self_attn.q_norm.weight", H * hd);
+      w.k_norm = L.vec(p + "self_attn.k_norm.weight", KV * hd);
+    }
+    if (c.layer_is_moe[size_t(l)]) {
+      const std::string m = p + c.moe_prefix + ".";
+      w.router = L.linear(m + "gate", c.n_experts, D);
+      if (c.router == Router::sigmoid_bias) w.router_bias = L.vec(m + "e_score_correction_bias", c.n_experts);
+      w.exp_gate = L.linear(m + "switch_mlp.gate_proj", c.moe_intermediate, D, c.n_experts);
+      w.exp_up = L.linear(m + "switch_mlp.up_proj", c.moe_intermediate, D, c.n_experts);
+      w.exp_down = L.linear(m + "switch_mlp.down_proj", D, c.moe_intermediate, c.n_experts);
+    } else {
+      w.gate = L.linear(p + "mlp.gate_proj", c.intermediate, D);
+      w.up = L.linear(p + "mlp.up_proj", c.intermediate, D);
+      w.down = L.linear(p + "mlp.down_proj", D, c.intermediate);
+    }
+  }
+  return mw;
+}
+
+}  // namespace tqlm
