@@ -8,5 +8,6 @@ namespace tqlm::cli {
 
 void add_inspect(CLI::App& app);
 void add_tokenize(CLI::App& app);
+void add_chat_template(CLI::App& app);
 
 }  // namespace tqlm::cli

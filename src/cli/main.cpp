@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   tqlm::cli::add_inspect(app);
   tqlm::cli::add_tokenize(app);
+  tqlm::cli::add_chat_template(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
