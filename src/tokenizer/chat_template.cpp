@@ -127,8 +127,9 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const n
   d.set("tools", tools.is_null() ? Value::none() : jinja::from_json(tools));
   d.set("documents", Value::none());
   d.set("add_generation_prompt", Value::boolean(add_generation_prompt));
-  d.set("bos_token", Value::string(bos_token));
-  d.set("eos_token", Value::string(eos_token));
+  // transformers passes only the special tokens the tokenizer defines; an absent token stays undefined.
+  if (!bos_token.empty()) d.set("bos_token", Value::string(bos_token));
+  if (!eos_token.empty()) d.set("eos_token", Value::string(eos_token));
   if (extra_kwargs.is_object()) {
     for (auto it = extra_kwargs.begin(); it != extra_kwargs.end(); ++it) {
       const std::string& k = it.key();
