@@ -92,6 +92,7 @@ Value do_round(const Value& v, int64_t precision, const std::string& method) {
   if (method == "ceil") return Value::number(std::ceil(x * scale) / scale);
   if (method == "floor") return Value::number(std::floor(x * scale) / scale);
   if (method != "common") fail("method must be common, ceil or floor");
+  if (v.kind != Kind::Float) return v;  // round(int, n) stays an int
   if (!std::isfinite(x)) return Value::number(x);
   char buf[512];
   std::snprintf(buf, sizeof buf, "%.*f", static_cast<int>(std::max<int64_t>(precision, 0)), x);  // half-even, exact
@@ -308,7 +309,14 @@ Value call_filter(Interp& in, const std::string& name, const Value& input, CallA
   if (name == "reject") return select_filter(in, v, args, false, false);
   if (name == "selectattr") return select_filter(in, v, args, true, true);
   if (name == "rejectattr") return select_filter(in, v, args, true, false);
-  if (name == "attr") return get_attr(v, to_str(args.get(0, "name")));
+  if (name == "attr") {  // getattr only: dict keys are items, not attributes
+    std::string attr = to_str(args.get(0, "name"));
+    if (v.kind == Kind::Dict) {
+      Value m = bound_method(v, attr);
+      return m.is_undefined() && m.s.empty() ? Value::undefined("'dict object' has no attribute '" + attr + "'") : m;
+    }
+    return get_attr(v, attr);
+  }
   if (name == "int") return py_int(v, args.get(0, "default", Value::integer(0)), args.get(1, "base", Value::integer(10)).as_int());
   if (name == "float") return py_float(v, args.get(0, "default", Value::number(0.0)));
   if (name == "abs") {

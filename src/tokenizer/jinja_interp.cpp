@@ -173,7 +173,7 @@ Value Interp::make_macro(const Stmt& s, const ScopeP& defining, const std::strin
     }
     ValueList extra;
     for (size_t k = np; k < args.pos.size(); ++k) extra.push_back(args.pos[k]);
-    sc->set("varargs", Value::make_list(std::move(extra)));
+    sc->set("varargs", Value::make_tuple(std::move(extra)));
     Value kwargs = Value::make_dict();
     for (const auto& kv : args.kw) {
       bool is_param = false;

@@ -80,9 +80,22 @@ bool py_islinebreak(char32_t c) {
 bool py_isdigit(char32_t c) { return c >= '0' && c <= '9'; }
 
 // Simple (one-to-one) case mapping for Latin-1, Latin Extended-A, Greek and Cyrillic; enough for chat text.
+// Latin digraphs come in (upper, title, lower) triples: U+01C4-U+01CC and U+01F1-U+01F3.
+static int digraph_slot(char32_t c) {
+  if (c >= 0x1C4 && c <= 0x1CC) return static_cast<int>((c - 0x1C4) % 3);
+  if (c >= 0x1F1 && c <= 0x1F3) return static_cast<int>(c - 0x1F1);
+  return -1;
+}
+
+char32_t py_title(char32_t c) {
+  int slot = digraph_slot(c);
+  return slot >= 0 ? c - static_cast<char32_t>(slot) + 1 : py_upper(c);
+}
+
 char32_t py_upper(char32_t c) {
   if (c >= 'a' && c <= 'z') return c - 32;
   if (c < 0x80) return c;
+  if (int slot = digraph_slot(c); slot >= 0) return c - static_cast<char32_t>(slot);
   if (c == 0xB5) return 0x39C;
   if (c >= 0xE0 && c <= 0xFE && c != 0xF7) return c - 32;
   if (c == 0xFF) return 0x178;
@@ -105,6 +118,7 @@ char32_t py_upper(char32_t c) {
 char32_t py_lower(char32_t c) {
   if (c >= 'A' && c <= 'Z') return c + 32;
   if (c < 0x80) return c;
+  if (int slot = digraph_slot(c); slot >= 0) return c - static_cast<char32_t>(slot) + 2;
   if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 32;
   if (c == 0x178) return 0xFF;
   if (c >= 0x100 && c <= 0x17F) {
@@ -122,9 +136,9 @@ char32_t py_lower(char32_t c) {
   return c;
 }
 
-bool py_isupper(char32_t c) { return py_lower(c) != c; }
-bool py_islower(char32_t c) { return py_upper(c) != c || c == 0xDF; }
-bool py_iscased(char32_t c) { return py_isupper(c) || py_islower(c); }
+bool py_isupper(char32_t c) { return digraph_slot(c) == 0 || (digraph_slot(c) < 0 && py_lower(c) != c); }
+bool py_islower(char32_t c) { return digraph_slot(c) == 2 || (digraph_slot(c) < 0 && (py_upper(c) != c || c == 0xDF)); }
+bool py_iscased(char32_t c) { return digraph_slot(c) >= 0 || py_isupper(c) || py_islower(c); }
 bool py_isalpha(char32_t c) {
   if (c < 0x80) return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
   if (py_iscased(c)) return true;
@@ -158,14 +172,21 @@ std::string str_upper(std::string_view s) {
 }
 std::string str_lower(std::string_view s) { return map_cp(s, py_lower); }
 std::string str_swapcase(std::string_view s) {
-  return map_cp(s, [](char32_t c) { return py_isupper(c) ? py_lower(c) : py_upper(c); });
+  std::string out;
+  for (char32_t c : utf8_decode(s)) {
+    if (py_isupper(c)) utf8_append(out, py_lower(c));
+    else if (c == 0xDF) out += "SS";
+    else if (py_islower(c)) utf8_append(out, py_upper(c));
+    else utf8_append(out, c);
+  }
+  return out;
 }
 
 std::string str_title(std::string_view s) {
   std::string out;
   bool prev_cased = false;
   for (char32_t c : utf8_decode(s)) {
-    char32_t m = prev_cased ? py_lower(c) : py_upper(c);
+    char32_t m = prev_cased ? py_lower(c) : py_title(c);
     prev_cased = py_iscased(m);
     utf8_append(out, m);
   }
@@ -176,7 +197,7 @@ std::string str_capitalize(std::string_view s) {
   std::string out;
   bool first = true;
   for (char32_t c : utf8_decode(s)) {
-    utf8_append(out, first ? py_upper(c) : py_lower(c));
+    utf8_append(out, first ? py_title(c) : py_lower(c));
     first = false;
   }
   return out;

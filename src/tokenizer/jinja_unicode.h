@@ -24,6 +24,7 @@ bool py_isupper(char32_t c);
 bool py_islower(char32_t c);
 char32_t py_upper(char32_t c);
 char32_t py_lower(char32_t c);
+char32_t py_title(char32_t c);  // titlecase mapping (digraphs have their own)
 
 std::string str_upper(std::string_view s);
 std::string str_lower(std::string_view s);

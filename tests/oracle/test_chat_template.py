@@ -7,6 +7,7 @@ printed by `tqlm chat-template` must be byte-identical to jinja2's. Where jinja2
 too (and surface the template's own raise_exception message).
 """
 import copy
+import warnings
 import difflib
 import json
 import pathlib
@@ -60,7 +61,9 @@ def make_env():
 
 
 def oracle_render(source, messages, tools, add_generation_prompt, kwargs, special):
-    template = make_env().from_string(source)
+    with warnings.catch_warnings():  # e.g. '\q' in a string literal: kept verbatim, as tqlm does
+        warnings.simplefilter("ignore", DeprecationWarning)
+        template = make_env().from_string(source)
     return template.render(
         messages=messages,
         tools=tools,
@@ -346,3 +349,194 @@ def test_syntax_error_names_line(tqlm_bin, tmp_path):
                        capture_output=True)
     assert r.returncode != 0
     assert b"line 3" in r.stderr, r.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Feature snippets: small templates over one context, each byte-identical to jinja2 (or failing in both).
+CTX = {
+    "s": "  Hello, World!  ",
+    "u": "héllo wörld ÅSTRÖM ǅ straße",
+    "n": 7, "neg": -7, "f": 2.5, "big": 12345678901234, "tiny": 1.5e-7, "huge": 1e22, "z": 0,
+    "t": True, "no": False, "nil": None,
+    "l": [3, 1, 2], "words": ["banana", "Apple", "cherry", "apple"], "empty": [],
+    "d": {"b": 2, "a": 1, "c": {"x": [1, {"y": "deep"}]}},
+    "people": [{"name": "Ann", "age": 31, "role": "user"}, {"name": "bob", "age": 25, "role": "assistant"},
+               {"name": "Cy", "age": 31, "role": "user", "admin": True}],
+    "text": "line one\nline two\n\nline four",
+    "q": "it's \"quoted\" \\ <b>&",
+}
+SNIPPETS = [
+    # whitespace control, trim_blocks / lstrip_blocks, comments, raw
+    "a\n  {% if t %}\n  yes\n  {% endif %}\nb",
+    "a  {%- if t -%}  yes  {%- endif -%}  b",
+    "  {%+ if t %}x{% endif %}\n",
+    "{% if t +%}\nkeep newline{% endif %}",
+    "x {# comment #}\n  {#- stripped -#}  y\n  {# lstripped #}\nz",
+    "{{ 'a' -}}\n\n   {{- 'b' }}  {{ 'c' }}\n",
+    "{% raw %}{{ not rendered }}{% endraw %}\n  {%- raw -%}  {% x %}  {%- endraw %}",
+    "line\n    {% for i in l %}\n    - {{ i }}\n    {% endfor %}\nend\n",
+    "{% for i in l %}{{ i }}{% if not loop.last %}, {% endif %}{% endfor %}\n\n",
+    "\t{% set x = 1 %}\n\t{{ x }}\n",
+    # literals and printing
+    "{{ 'a\\tb\\n\\x41\\u00e9\\U0001F600\\\\ \\q' }}|{{ \"it's\" }}|{{ 'con' 'cat' }}",
+    "{{ 1_000 }} {{ 0x1F }} {{ 0o17 }} {{ 0b101 }} {{ 1.5e3 }} {{ 2.0 if false else 3 }} {{ 1e3 }}",
+    "{{ [1, 'two', none, true, 2.0, [3], {'k': 'v'}] }} {{ (1,) }} {{ (1, 2) }} {{ () }} {{ {} }}",
+    "{{ none }} {{ True }} {{ false }} {{ nil }} {{ f }} {{ tiny }} {{ huge }} {{ big }} {{ 1/3 }} {{ 10/2 }}",
+    "{{ q }} {{ [q] }} {{ ['\\n', \"a'b\", 'a\"b', 'é😀\\u200b'] }}",
+    "{{ d }} {{ people[0] }} {{ d.items() | list }}",
+    # arithmetic and operators
+    "{{ 7 // 2 }} {{ -7 // 2 }} {{ 7 % 3 }} {{ -7 % 3 }} {{ 7.5 % 2 }} {{ 2 ** 10 }} {{ 2 ** -1 }} {{ 7 / 2 }}",
+    "{{ 1 + 2 * 3 - 4 }} {{ (1 + 2) * 3 }} {{ -n }} {{ +n }} {{ - 2 ** 2 }} {{ 'ab' * 3 }} {{ [1] * 2 }} {{ l + [9] }}",
+    "{{ 'a' ~ 1 ~ none ~ undefined_var ~ [1] }} {{ n ~ f }}",
+    "{{ 1 < 2 < 3 }} {{ 3 > 2 > 5 }} {{ 1 == 1.0 }} {{ true == 1 }} {{ 'a' < 'b' }} {{ [1, 2] < [1, 3] }} {{ 1 != 2 }}",
+    "{{ 2 in l }} {{ 5 not in l }} {{ 'ell' in s }} {{ 'a' in d }} {{ not 'z' in d }} {{ 'x' in undefined_var }}",
+    "{{ t and 'yes' }} {{ no or 'fallback' }} {{ nil or empty or 'last' }} {{ 0 and 1 }} {{ not nil }}",
+    "{{ 'y' if t else 'n' }} {{ 'y' if no }}|{{ 'a' if no else 'b' if t else 'c' }}",
+    # tests
+    "{{ n is odd }} {{ n is even }} {{ 9 is divisibleby 3 }} {{ n is number }} {{ t is number }} {{ t is integer }}"
+    " {{ n is integer }} {{ f is float }} {{ t is boolean }} {{ nil is none }} {{ s is string }} {{ d is mapping }}",
+    "{{ l is iterable }} {{ s is iterable }} {{ d is iterable }} {{ n is iterable }} {{ undefined_var is iterable }}"
+    " {{ l is sequence }} {{ d is sequence }} {{ n is sequence }} {{ range is callable }} {{ s is callable }}",
+    "{{ x is defined }} {{ x is undefined }} {{ d.zz is defined }} {{ n is not none }} {{ no is false }} {{ t is true }}"
+    " {{ 0 is false }} {{ 'abc' is lower }} {{ 'ABC' is upper }} {{ 3 is eq 3 }} {{ 3 is equalto 4 }} {{ 2 is in l }}"
+    " {{ 3 is gt 2 }} {{ 3 is le 2 }} {{ 'trim' is filter }} {{ 'odd' is test }}",
+    # attribute / item access, slicing
+    "{{ d.a }} {{ d['b'] }} {{ d.c.x[1].y }} {{ d['c']['x'][0] }} {{ l[0] }} {{ l[-1] }} {{ l[5] }}| {{ d.nope }}|"
+    " {{ people.0.name }} {{ s.nope }}| {{ nil.attr }}|",
+    "{{ l[::-1] }} {{ l[1:] }} {{ l[:-1] }} {{ l[::2] }} {{ l[5:] }} {{ l[-2:] }} {{ u[::-1] }} {{ u[1:4] }} {{ u[-3:] }}"
+    " {{ 'abcdef'[1:5:2] }} {{ 'abcdef'[::-2] }} {{ l[1:2:] }}",
+    "{{ d.keys() | list }} {{ d.values() | list | length }} {{ d.get('a') }} {{ d.get('zz') }} {{ d.get('zz', 5) }}"
+    " {% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}",
+    # string methods
+    "[{{ s.strip() }}][{{ s.lstrip() }}][{{ s.rstrip() }}][{{ 'xxhixx'.strip('x') }}][{{ '\\n\\nab\\n'.strip('\\n') }}]",
+    "{{ s.upper() }} {{ s.lower() }} {{ u.upper() }} {{ u.lower() }} {{ u.title() }} {{ \"they're bob's\".title() }}"
+    " {{ 'hELLO wORLD'.capitalize() }} {{ u.swapcase() }}",
+    "{{ 'a,b,,c'.split(',') }} {{ '  a  b c '.split() }} {{ 'a b c d'.split(' ', 2) }} {{ 'a b c d'.rsplit(' ', 1) }}"
+    " {{ '  x  y  '.split(none, 1) }} {{ '  x  y  '.rsplit(none, 1) }} {{ 'a\\nb\\r\\nc'.splitlines() }}",
+    "{{ s.startswith('  He') }} {{ s.endswith('!  ') }} {{ s.startswith(('x', '  ')) }} {{ 'hello'.find('l') }}"
+    " {{ 'hello'.rfind('l') }} {{ 'héllo'.find('l') }} {{ 'hello'.find('z') }} {{ 'banana'.count('an') }}",
+    "{{ 'a-b-c'.replace('-', '+') }} {{ 'a-b-c'.replace('-', '', 1) }} {{ ', '.join(['x', 'y']) }}"
+    " {{ '{} and {}'.format('A', 'B') }} {{ '{0}{1}{0}'.format('x', 'y') }} {{ '{name}!'.format(name='N') }}",
+    "{{ '42'.isdigit() }} {{ 'ab'.isalpha() }} {{ 'a1'.isalnum() }} {{ '  '.isspace() }} {{ 'Ab'.isupper() }}"
+    " {{ '5'.zfill(3) }} {{ 'ab'.center(6, '*') }} {{ 'ab'.ljust(4) }}| {{ 'a=b=c'.partition('=') }}"
+    " {{ 'prefix_x'.removeprefix('prefix_') }}",
+    # filters
+    "{{ s | trim }}|{{ s | length }} {{ u | length }} {{ l | count }} {{ d | length }} {{ undefined_var | length }}",
+    "{{ undefined_var | default('dflt') }} {{ '' | default('dflt') }} {{ '' | default('dflt', true) }}"
+    " {{ nil | d('x', boolean=true) }} {{ 0 | default(5) }}",
+    "{{ l | first }} {{ l | last }} {{ 'abc' | first }} {{ empty | first }}| {{ l | join('-') }} {{ l | join }}"
+    " {{ people | join(', ', attribute='name') }} {{ [1, none, 'x'] | join('|') }}",
+    "{{ 'hello world-foo(bar' | title }} {{ 'hELLO' | capitalize }} {{ 'ab' | upper }} {{ 'AB' | lower }}"
+    " {{ q | replace('\"', \"'\") }} {{ 'aaa' | replace('a', 'b', 2) }}",
+    "{{ d | tojson }} {{ people | tojson }} {{ u | tojson }} {{ q | tojson }} {{ [f, tiny, huge, 1.0, -0.0, big] | tojson }}",
+    "{{ d | tojson(indent=2) }}\n{{ people[0] | tojson(indent='\\t', sort_keys=true) }}\n{{ l | tojson(indent=0) }}"
+    "\n{{ {} | tojson(indent=2) }} {{ [] | tojson(indent=2) }} {{ [[]] | tojson(indent=1) }}",
+    "{{ u | tojson(ensure_ascii=true) }} {{ '😀' | tojson(ensure_ascii=True) }} {{ d | tojson(separators=(',', ':')) }}"
+    " {{ nil | tojson }} {{ t | tojson }} {{ 'a\\x01\\x7f\\u2028' | tojson }}",
+    "{{ 42 | string }} {{ [1, 'a'] | string }} {{ '42' | int + 1 }} {{ '3.9' | int }} {{ 'x' | int }} {{ 'x' | int(7) }}"
+    " {{ 3.99 | int }} {{ '0x1A' | int(0, 16) }} {{ '2.5' | float }} {{ 'y' | float }} {{ 3 | float }} {{ t | int }}",
+    "{{ 'abc' | list }} {{ d | list }} {{ undefined_var | list }} {{ d | items | list }} {{ undefined_var | items | list }}",
+    "{{ people | map(attribute='name') | list }} {{ people | map(attribute='admin', default=false) | list }}"
+    " {{ words | map('upper') | list }} {{ ['  a ', 'b '] | map('trim') | join(',') }}",
+    "{{ people | selectattr('age', 'equalto', 31) | map(attribute='name') | list }}"
+    " {{ people | rejectattr('role', '==', 'user') | map(attribute='name') | list }}"
+    " {{ people | selectattr('admin') | list | length }} {{ l | select('odd') | list }} {{ l | reject('odd') | list }}"
+    " {{ [0, 1, '', 'x', none] | select | list }} {{ l | select('greaterthan', 1) if false else l | select('gt', 1) | list }}",
+    "{{ words | sort }} {{ words | sort(case_sensitive=true) }} {{ words | sort(reverse=true) }}"
+    " {{ people | sort(attribute='age') | map(attribute='name') | join }} {{ l | sort }} {{ words | unique | list }}"
+    " {{ words | unique(case_sensitive=true) | list }}",
+    "{{ d | dictsort }} {{ {'b': 1, 'A': 2, 'a': 3} | dictsort }} {{ {'x': 2, 'y': 1} | dictsort(by='value') }}",
+    "{{ text | indent }}|{{ text | indent(2, true) }}|{{ text | indent('> ', blank=true) }}|{{ 'one' | indent(first=true) }}",
+    "{{ q | escape }} {{ q | e }} {{ q | safe }} {{ -3 | abs }} {{ -2.5 | abs }} {{ 2.5 | round }} {{ 3.5 | round }}"
+    " {{ 2.675 | round(2) }} {{ 2.1 | round(0, 'ceil') }} {{ 2.9 | round(method='floor') }} {{ 7 | round }}",
+    "{{ 'a b  c\\nd' | wordcount }} {{ l | sum }} {{ people | sum(attribute='age') }} {{ l | max }} {{ l | min }}"
+    " {{ words | max }} {{ l | reverse | list }} {{ 'abc' | reverse }} {{ '%s-%d' | format('a', 3) }} {{ d | attr('a') }}",
+    # loops
+    "{% for p in people %}{{ loop.index }}/{{ loop.index0 }}/{{ loop.revindex }}/{{ loop.revindex0 }}/{{ loop.length }}"
+    "/{{ loop.first }}/{{ loop.last }}/{{ loop.previtem.name if loop.previtem is defined else '-' }}"
+    "/{{ loop.nextitem.name if loop.nextitem is defined else '-' }}/{{ loop.cycle('a', 'b') }};{% endfor %}",
+    "{% for p in people if p.role == 'user' %}{{ p.name }}{{ loop.index }}{{ loop.length }}{% else %}none{% endfor %}"
+    "|{% for x in empty %}x{% else %}empty{% endfor %}|{% for x in undefined_var %}x{% else %}undef{% endfor %}",
+    "{% for x in range(10) %}{% if x == 2 %}{% continue %}{% endif %}{% if x > 5 %}{% break %}{% endif %}{{ x }}"
+    "{% endfor %}|{% for a, b in [(1, 2), [3, 4]] %}{{ a + b }}{% endfor %}|{% for c in 'hé' %}[{{ c }}]{% endfor %}",
+    "{% for i in range(3) %}{% for j in range(i) %}{{ i }}{{ j }}{{ loop.index }} {% endfor %}{{ loop.index }};"
+    "{% endfor %}{{ range(2, 10, 3) | list }} {{ range(5, 0, -2) | list }}",
+    "{% for k in d %}{{ k }}{% endfor %} {% for x in people[::-1] %}{{ x.name }}{% endfor %}",
+    # scoping, set, namespace
+    "{% set x = 1 %}{% for i in l %}{% set x = i %}{{ x }}{% endfor %}{{ x }}",
+    "{% set ns = namespace(total=0, names=[]) %}{% for p in people %}{% set ns.total = ns.total + p.age %}"
+    "{% set ns.names = ns.names + [p.name] %}{% endfor %}{{ ns.total }} {{ ns.names }}",
+    "{% set a, b = 1, 2 %}{{ a }}{{ b }} {% set t1 = 1, 2 %}{{ t1 }} {% set ns2 = namespace({'k': 3}, j=4) %}{{ ns2.k }}{{ ns2.j }}",
+    "{% set block %}\n  inner {{ n }}\n{% endset %}[{{ block }}] {% set up | upper %}shout{% endset %}{{ up }}",
+    "{% if t %}{% set inner = 'set in if' %}{% endif %}{{ inner }}",
+    "{{ dict(a=1, b='x') }} {{ dict({'z': 1}, y=2) }}",
+    # macros / call / filter blocks
+    "{% macro greet(name, greeting='Hello', punct='!') %}{{ greeting }}, {{ name }}{{ punct }}{% endmacro %}"
+    "{{ greet('Ann') }} {{ greet('Bob', 'Hi') }} {{ greet('Cy', punct='?') }} {{ greet() }}",
+    "{% macro outer_var() %}{{ n }}-{{ later }}{% endmacro %}{% set later = 'L' %}{{ outer_var() }}",
+    "{% macro wrap(tag) %}<{{ tag }}>{{ caller() }}</{{ tag }}>{% endmacro %}{% call wrap('b') %}bold {{ n }}{% endcall %}"
+    "{% macro each(items) %}{% for i in items %}{{ caller(i) }}{% endfor %}{% endmacro %}"
+    "{% call(x) each(l) %}({{ x * 2 }}){% endcall %}",
+    "{% macro m() %}{{ varargs }}{{ kwargs }}{% endmacro %}{{ m(1, 2, k=3) }}",
+    "{% filter upper %}filtered {{ s | trim }}{% endfilter %} {% filter trim | replace(' ', '_') %}  a b  {% endfilter %}",
+    "{% macro v(content) %}{% if content is string %}{{ content }}{% else %}{% for c in content %}{{ c.text }}"
+    "{% endfor %}{% endif %}{% endmacro %}{% set r = v([{'text': 'a'}, {'text': 'b'}]) %}{{ r ~ '|' ~ r.upper() }}",
+    # misc from real templates
+    "{{ strftime_now('%Y') | length }} {{ raise_exception is defined }} {{ namespace is callable }}",
+    "{%- set x = [1,2,3] -%}\n{{- x | length -}}\n",
+    "{{ 'x' }}\n",
+    "{{ ({'a': 1}|items|list)[0] }} {{ (l|sort)[0] }} {{ 'a' 'b' | upper }}",
+]
+SNIPPET_ERRORS = [
+    "{{ l.append(4) }}",
+    "{{ d.update({'z': 1}) }}",
+    "{{ undefined_var.attr }}",
+    "{{ undefined_var['k'] }}",
+    "{{ undefined_var + 1 }}",
+    "{{ 'a' + 1 }}",
+    "{{ 1 / 0 }}",
+    "{{ nil | tojson if false else undefined_var | tojson }}",
+    "{{ raise_exception('custom failure from template') }}",
+    "{% set x = 1 %}{% set x.attr = 2 %}",
+    "{{ n | nosuchfilter }}",
+    "{{ n is nosuchtest }}",
+    "{% for %}",
+    "{% if t %}unclosed",
+    "{{ 'unterminated }}",
+    "{{ (1, 2 }}",
+    "{% endfor %}",
+    "{% include 'x' %}",
+    "{{ undefined_fn() }}",
+    "{{ n() }}",
+    "{{ 'abc'.nosuchmethod() }}",
+]
+
+
+def _render_snippet(tqlm_bin, tmp_path, source):
+    tpl = tmp_path / "snippet.jinja"
+    tpl.write_text(source, encoding="utf-8")
+    msgs = tmp_path / "m.json"
+    msgs.write_text("[]", encoding="utf-8")
+    cmd = [tqlm_bin, "chat-template", str(tmp_path), "--messages", str(msgs), "--chat-template", str(tpl),
+           "--kwargs", json.dumps(CTX, ensure_ascii=False)]
+    return subprocess.run(cmd, capture_output=True, timeout=60)
+
+
+@pytest.mark.parametrize("idx", range(len(SNIPPETS)))
+def test_snippet_byte_identical(tqlm_bin, tmp_path, idx):
+    source = SNIPPETS[idx]
+    want = oracle_render(source, [], None, False, copy.deepcopy(CTX), {}).encode("utf-8")
+    res = _render_snippet(tqlm_bin, tmp_path, source)
+    assert res.returncode == 0, f"tqlm failed on {source!r}:\n{res.stderr.decode()}\nwant={want!r}"
+    assert res.stdout == want, f"snippet {source!r}\nwant={want!r}\ngot ={res.stdout!r}"
+
+
+@pytest.mark.parametrize("idx", range(len(SNIPPET_ERRORS)))
+def test_snippet_errors_in_both(tqlm_bin, tmp_path, idx):
+    source = SNIPPET_ERRORS[idx]
+    with pytest.raises(Exception) as exc:
+        oracle_render(source, [], None, False, copy.deepcopy(CTX), {})
+    res = _render_snippet(tqlm_bin, tmp_path, source)
+    assert res.returncode != 0, f"jinja2 raised {exc.value!r} but tqlm rendered {res.stdout!r}"
+    if type(exc.value) is TemplateError:
+        assert str(exc.value).encode() in res.stderr
