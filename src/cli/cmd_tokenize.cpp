@@ -50,7 +50,7 @@ std::vector<int32_t> parse_ids(const std::string& s, const std::string& where) {
 void add_tokenize(CLI::App& app) {
   struct Opts {
     std::string model, text, file;
-    bool add_special = false, json = false, decode = false, skip_special = false;
+    bool add_special = false, json = false, decode = false, skip_special = false, pieces = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("tokenize", "Encode text to token ids (or decode ids with --decode) using a "
@@ -62,8 +62,10 @@ void add_tokenize(CLI::App& app) {
   text->excludes(file);
   cmd->add_flag("--add-special-tokens", o->add_special, "Add the post-processor's special tokens (e.g. BOS)");
   cmd->add_flag("--json", o->json, "Print a JSON array of ids (with --decode: a JSON string)");
-  cmd->add_flag("--decode", o->decode, "Read ids (JSON array or whitespace/comma separated) and print the text");
+  cmd->add_flag("--decode", o->decode,
+                "Read ids (JSON array or whitespace/comma separated) and print the text");
   cmd->add_flag("--skip-special-tokens", o->skip_special, "With --decode: leave special tokens out");
+  cmd->add_flag("--pieces", o->pieces, "Print the pre-tokenized pieces as a JSON array instead of ids");
   cmd->callback([o, text, file] {
     if (!*text && !*file) fail("tokenize: give --text TEXT or --file FILE");
     const Tokenizer tok = Tokenizer::from_file(o->model);
@@ -73,6 +75,10 @@ void add_tokenize(CLI::App& app) {
       const std::string s = tok.decode(parse_ids(input, where), o->skip_special);
       if (o->json) std::printf("%s\n", nlohmann::json(s).dump().c_str());
       else std::fwrite(s.data(), 1, s.size(), stdout);
+      return;
+    }
+    if (o->pieces) {
+      std::printf("%s\n", nlohmann::json(tok.pieces(input)).dump().c_str());
       return;
     }
     const std::vector<int32_t> ids = tok.encode(input, o->add_special);

@@ -24,12 +24,13 @@ Tokenizer Tokenizer::from_json(const nlohmann::json& j, const std::string& label
   const auto& model = tokjson::req(j, "model", label);
   const std::string mtype = tokjson::opt_string(model, "type", "BPE");
   if (mtype != "BPE") fail("{}: model.type '{}' is not supported (only BPE)", label, mtype);
-  t.normalizer_ = make_normalizer(j.value("normalizer", nlohmann::json()), label + ": normalizer");
-  t.pre_tokenizer_ = make_pre_tokenizer(j.value("pre_tokenizer", nlohmann::json()), label + ": pre_tokenizer");
+  const nlohmann::json null;
+  t.normalizer_ = make_normalizer(j.value("normalizer", null), label + ": normalizer");
+  t.pre_tokenizer_ = make_pre_tokenizer(j.value("pre_tokenizer", null), label + ": pre_tokenizer");
   t.model_ = std::make_unique<BpeModel>(model, label + ": model");
-  t.decoder_ = std::make_unique<Decoder>(j.value("decoder", nlohmann::json()), label + ": decoder");
-  t.added_ = AddedVocab(j.value("added_tokens", nlohmann::json()), t.normalizer_.get(), label + ": added_tokens");
-  t.post_ = make_post_processor(j.value("post_processor", nlohmann::json()), label + ": post_processor");
+  t.decoder_ = std::make_unique<Decoder>(j.value("decoder", null), label + ": decoder");
+  t.added_ = AddedVocab(j.value("added_tokens", null), t.normalizer_.get(), label + ": added_tokens");
+  t.post_ = make_post_processor(j.value("post_processor", null), label + ": post_processor");
   t.vocab_size_ = t.model_->vocab_size();
   for (const auto& a : t.added_.tokens()) t.vocab_size_ = std::max(t.vocab_size_, size_t(a.id) + 1);
   return t;
@@ -41,21 +42,39 @@ void Tokenizer::encode_text(const std::string& text, bool at_start, std::vector<
   for (const Piece& p : pieces) model_->tokenize(p.text, out);
 }
 
-std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+std::vector<Segment> Tokenizer::segments(std::string_view text) const {
   utf8::validate(text, "tokenize: input text");
-  std::vector<int32_t> out;
-  if (add_special_tokens) out = post_.prefix;
   std::vector<Segment> raw, segs;
   added_.split({std::string(text), -1, true}, false, raw);
   for (Segment& s : raw) {
     if (s.id < 0 && normalizer_) s.text = normalizer_->normalize(std::move(s.text));
     added_.split(s, true, segs);
   }
-  for (const Segment& s : segs) {
+  return segs;
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+  std::vector<int32_t> out;
+  if (add_special_tokens) out = post_.prefix;
+  for (const Segment& s : segments(text)) {
     if (s.id >= 0) out.push_back(s.id);
     else if (!s.text.empty()) encode_text(s.text, s.at_start, out);
   }
   if (add_special_tokens) out.insert(out.end(), post_.suffix.begin(), post_.suffix.end());
+  return out;
+}
+
+std::vector<std::string> Tokenizer::pieces(std::string_view text) const {
+  std::vector<std::string> out;
+  for (const Segment& s : segments(text)) {
+    if (s.id >= 0 || s.text.empty()) {
+      if (!s.text.empty()) out.push_back(s.text);
+      continue;
+    }
+    std::vector<Piece> ps{{s.text, s.at_start}};
+    if (pre_tokenizer_) pre_tokenizer_->pre_tokenize(ps);
+    for (Piece& p : ps) out.push_back(std::move(p.text));
+  }
   return out;
 }
 

@@ -31,6 +31,10 @@ class Tokenizer {
   // Throws tqlm::Error when `text` is not valid UTF-8.
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = false) const;
 
+  // The pieces the model sees (normalized, pre-tokenized; added tokens as their content), as HF's
+  // pre_tokenizer.pre_tokenize_str shows them. For tests and debugging.
+  std::vector<std::string> pieces(std::string_view text) const;
+
   // Text exactly as HF's decode(ids, skip_special_tokens). Ids outside the vocab are skipped, as HF does.
   std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens = false) const;
   // Raw bytes of the ids (no U+FFFD substitution); what the streaming decoder emits, concatenated.
@@ -48,6 +52,8 @@ class Tokenizer {
  private:
   Tokenizer() = default;
   void encode_text(const std::string& text, bool at_start, std::vector<int32_t>& out) const;
+  // Added-token split and normalization (steps 1-2 of encoding).
+  std::vector<Segment> segments(std::string_view text) const;
 
   std::string label_;
   std::unique_ptr<Normalizer> normalizer_;

@@ -152,7 +152,9 @@ void AddedVocab::split(const Segment& in, bool normalized_pass, std::vector<Segm
         e = tmp;
       }
     }
-    if (offset < b) out.push_back({std::string(s.substr(offset, b - offset)), -1, in.at_start && offset == 0});
+    if (offset < b) {
+      out.push_back({std::string(s.substr(offset, b - offset)), -1, in.at_start && offset == 0});
+    }
     out.push_back({std::string(s.substr(b, e - b)), t.id, in.at_start && b == 0});
     offset = e;
   }

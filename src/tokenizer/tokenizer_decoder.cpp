@@ -49,7 +49,12 @@ std::string regex_replace(const Regex& re, const std::string& s, const std::stri
 // "<0xNN>" -> byte value, or -1.
 int byte_token(const std::string& t) {
   if (t.size() != 6 || t.compare(0, 3, "<0x") != 0 || t[5] != '>') return -1;
-  auto hex = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
+  auto hex = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
   const int hi = hex(t[3]), lo = hex(t[4]);
   return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
@@ -58,7 +63,9 @@ int byte_token(const std::string& t) {
 std::string strip_chars(const std::string& t, const std::string& c, size_t start, size_t stop) {
   size_t b = 0, e = t.size();
   for (size_t k = 0; k < start && b < e && t.compare(b, c.size(), c) == 0; ++k) b += c.size();
-  for (size_t k = 0; k < stop && e >= b + c.size() && t.compare(e - c.size(), c.size(), c) == 0; ++k) e -= c.size();
+  for (size_t k = 0; k < stop && e >= b + c.size() && t.compare(e - c.size(), c.size(), c) == 0; ++k) {
+    e -= c.size();
+  }
   return t.substr(b, e - b);
 }
 
@@ -95,9 +102,13 @@ void Decoder::add(const json& j, const std::string& where) {
   } else if (type == "Replace") {
     s->kind = Step::kReplace;
     const json& pat = tokjson::req(j, "pattern", where);
-    if (pat.contains("String")) s->from = pat["String"].get<std::string>();
-    else if (pat.contains("Regex")) s->regex = std::make_unique<Regex>(pat["Regex"].get<std::string>(), where);
-    else fail("{}.pattern: expected String or Regex", where);
+    if (pat.contains("String")) {
+      s->from = pat["String"].get<std::string>();
+    } else if (pat.contains("Regex")) {
+      s->regex = std::make_unique<Regex>(pat["Regex"].get<std::string>(), where);
+    } else {
+      fail("{}.pattern: expected String or Regex", where);
+    }
     s->to = tokjson::req_string(j, "content", where);
   } else if (type == "ByteFallback") {
     s->kind = Step::kByteFallback;
@@ -224,8 +235,9 @@ std::string Decoder::piece(const std::string& token, StreamState& state) const {
             state.strip_left = st->start;
             state.strip_init = true;
           }
-          while (state.strip_left > 0 && !t.empty() && t.compare(0, st->strip_char.size(), st->strip_char) == 0) {
-            t.erase(0, st->strip_char.size());
+          const std::string& c = st->strip_char;
+          while (state.strip_left > 0 && !t.empty() && t.compare(0, c.size(), c) == 0) {
+            t.erase(0, c.size());
             --state.strip_left;
           }
           if (!t.empty()) state.strip_left = 0;

@@ -104,9 +104,13 @@ std::unique_ptr<Normalizer> make_normalizer(const json& j, const std::string& wh
   if (type == "Replace") {
     auto n = std::make_unique<Replace>();
     const json& pat = tokjson::req(j, "pattern", where);
-    if (pat.contains("String")) n->literal = pat["String"].get<std::string>();
-    else if (pat.contains("Regex")) n->regex = std::make_unique<Regex>(pat["Regex"].get<std::string>(), where);
-    else fail("{}.pattern: expected String or Regex", where);
+    if (pat.contains("String")) {
+      n->literal = pat["String"].get<std::string>();
+    } else if (pat.contains("Regex")) {
+      n->regex = std::make_unique<Regex>(pat["Regex"].get<std::string>(), where);
+    } else {
+      fail("{}.pattern: expected String or Regex", where);
+    }
     n->content = tokjson::req_string(j, "content", where);
     return n;
   }

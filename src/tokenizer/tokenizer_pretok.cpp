@@ -151,8 +151,7 @@ struct Sequence : PreTokenizer {
 
 }  // namespace
 
-std::vector<std::pair<size_t, size_t>> split_ranges(size_t len, const Ranges& matches, SplitBehavior behavior,
-                                                    bool invert) {
+ByteRanges split_ranges(size_t len, const ByteRanges& matches, SplitBehavior behavior, bool invert) {
   // Cover the whole string with (range, is_match) like HF's find_matches.
   struct Part {
     size_t b, e;

@@ -20,8 +20,8 @@ enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWith
 
 // Turns match ranges over a string of length `len` into the pieces HF keeps for `behavior`
 // (empty pieces dropped). `invert` swaps matches and gaps.
-std::vector<std::pair<size_t, size_t>> split_ranges(size_t len, const std::vector<std::pair<size_t, size_t>>& matches,
-                                                    SplitBehavior behavior, bool invert);
+using ByteRanges = std::vector<std::pair<size_t, size_t>>;
+ByteRanges split_ranges(size_t len, const ByteRanges& matches, SplitBehavior behavior, bool invert);
 
 class PreTokenizer {
  public:

@@ -31,6 +31,10 @@ ThreadScratch& scratch() {
   return s;
 }
 
+// Unicode White_Space, which Oniguruma's \\s matches. PCRE2's \\s also takes U+180E (no longer a space).
+constexpr const char* kWhiteSpace =
+    "\\t-\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}";
+
 size_t utf8_char_len(unsigned char b) { return b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4; }
 
 }  // namespace
@@ -43,8 +47,8 @@ std::string onig_to_pcre2(std::string_view p) {
     const char c = p[i];
     if (c == '\\' && i + 1 < p.size()) {
       const char e = p[i + 1];
-      if (e == 's') out += class_depth ? "\\s\\x{85}" : "[\\s\\x{85}]";
-      else if (e == 'S' && !class_depth) out += "[^\\s\\x{85}]";
+      if (e == 's') out += class_depth ? kWhiteSpace : "[" + std::string(kWhiteSpace) + "]";
+      else if (e == 'S' && !class_depth) out += "[^" + std::string(kWhiteSpace) + "]";
       else out.append(p.substr(i, 2));
       ++i;
       continue;

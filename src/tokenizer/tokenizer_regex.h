@@ -1,5 +1,6 @@
 // PCRE2 regular expressions for the tokenizer (UTF + UCP, JIT when available). Patterns come from
-// tokenizer.json, written for Oniguruma; `\s` is widened to Unicode White_Space (adds U+0085) to match it.
+// tokenizer.json, written for Oniguruma; `\s` is rewritten as Unicode White_Space to match it
+// (PCRE2's own \s also takes U+180E).
 #pragma once
 
 #include <cstddef>

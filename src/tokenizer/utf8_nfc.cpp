@@ -77,7 +77,8 @@ std::vector<char32_t> decompose(std::string_view s) {
     size_t j = i;
     while (j < cps.size() && ccc(cps[j]) != 0) ++j;
     if (j - i > 1) {
-      std::stable_sort(cps.begin() + i, cps.begin() + j, [](char32_t a, char32_t b) { return ccc(a) < ccc(b); });
+      auto by_class = [](char32_t a, char32_t b) { return ccc(a) < ccc(b); };
+      std::stable_sort(cps.begin() + i, cps.begin() + j, by_class);
     }
     i = j;
   }
@@ -88,7 +89,8 @@ char32_t compose_pair(const Tables& t, char32_t a, char32_t b) {
   if (a >= kLBase && a < kLBase + kLCount && b >= kVBase && b < kVBase + kVCount) {
     return kSBase + ((a - kLBase) * kVCount + (b - kVBase)) * kTCount;
   }
-  if (a >= kSBase && a < kSBase + kSCount && (a - kSBase) % kTCount == 0 && b > kTBase && b < kTBase + kTCount) {
+  const bool lv = a >= kSBase && a < kSBase + kSCount && (a - kSBase) % kTCount == 0;
+  if (lv && b > kTBase && b < kTBase + kTCount) {
     return a + (b - kTBase);
   }
   auto it = t.compose.find((uint64_t(a) << 32) | b);

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import pathlib
+import shutil
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
@@ -49,12 +50,18 @@ TORTURE = (
     "Greek: Ελληνικά ΣΊΣΥΦΟΣ σς; Cyrillic: Привет, мир! ЁЖИК; Thai: ภาษาไทย; Devanagari: हिन्दी नमस्ते\n"
     "Symbols: ©®™ ±×÷ ≤≥≠ ∑∏∫ → ← ↔ ∀∃ ∞ € £ ¥ ₹ § ¶ † ‡ • … — – ‘quotes’ “double” «guillemets»\n"
     "Odd spaces: a\u00a0b c\u2003d e\u3000f g\u200bh i\u2028j k\u0085l m\ufeffn o\u202fp\n"
+    "NEL: x\u0085\u0085 y x \u0085y end\u0085\n!\u0085\u0085 a\u0085 \u0085 b \u2028\u2028z \u00a0\u00a0w a\u180e\u180e b \u180e\u180e\n"
     "Controls: \x01\x02\x1f\x7f end; long run: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!!!!!!!!!!!!!!!!????\n"
     "URLs: https://example.com/path?q=1&r=two#frag user@example.org C:\\Users\\x\\file.txt\n"
     "Mixed: abc123def 123abc ABC's x'y 'quoted' ''double'' '' ' \"\" ...---... ___init___ camelCaseWord\n"
     "Ligatures: ﬁ ﬂ ﬀ Ⅻ ㎏ ℌ K Å Ω\n"
     "Surrogate-plane: 𝕳𝖊𝖑𝖑𝖔 𝟙𝟚𝟛 𐍈 🜁 \U0010fffd end\n"
 )
+
+# Only for training: frequent odd-whitespace runs so that merges exist across the places where a wrong
+# notion of whitespace (e.g. U+0085 NEL, which Oniguruma's \s includes) would split differently.
+TRAIN_EXTRA = ("a \u0085\u0085 b \u0085 \u0085\n x\u0085 \u2028 y \u3000\u3000z\t\u0085\n a \u180e\u180e b \u180e \u180e\n"
+               "DON'T don't I'M I'm WE'LL we'll THEY'RE 'S 'LL\n") * 40
 
 SPECIAL_TEXTS = [
     "<|im_start|>user\nhi<|im_end|>\n",
@@ -84,7 +91,7 @@ def _read_wiki():
 
 def _training_text():
     wiki = _read_wiki()
-    return [wiki[:400_000], TORTURE * 3]
+    return [wiki[:400_000], TORTURE * 3, TRAIN_EXTRA]
 
 
 def _iter_lines(parts):
@@ -195,6 +202,8 @@ def tokenizer_path(kind):
     d = CACHE / f"{kind}-{_builder_hash()}"
     path = d / "tokenizer.json"
     if not path.exists():
+        for old in CACHE.glob(f"{kind}-*"):  # stale builds of an older version of this file
+            shutil.rmtree(old, ignore_errors=True)
         j = _byte_level(kind) if kind in ("llama3", "qwen2", "smollm2") else _sentencepiece(kind)
         d.mkdir(parents=True, exist_ok=True)
         tmp = d / "tokenizer.json.tmp"
