@@ -33,16 +33,20 @@ void add_chat_template(CLI::App& app) {
   auto* cmd = app.add_subcommand("chat-template",
                                  "Render a conversation with the model's chat template and print the prompt "
                                  "exactly (no trailing newline added)");
-  cmd->add_option("model", opts->model, "Model directory (tokenizer_config.json / chat_template.jinja)")->required();
+  cmd->add_option("model", opts->model, "Model directory (tokenizer_config.json / chat_template.jinja)")
+      ->required();
   cmd->add_option("--messages", opts->messages, "JSON file: array of messages")->required();
   cmd->add_option("--tools", opts->tools, "JSON file: array of tool definitions");
   cmd->add_flag("--add-generation-prompt", opts->add_generation_prompt, "Append the assistant turn opener");
-  cmd->add_option("--kwargs", opts->kwargs, "JSON object of extra template variables, e.g. '{\"enable_thinking\": false}'");
-  cmd->add_option("--chat-template", opts->chat_template, "Jinja template file overriding the model's template");
+  cmd->add_option("--kwargs", opts->kwargs,
+                  "JSON object of extra template variables, e.g. '{\"enable_thinking\": false}'");
+  cmd->add_option("--chat-template", opts->chat_template,
+                  "Jinja template file overriding the model's template");
   cmd->callback([opts] {
     ChatTemplate ct = ChatTemplate::load(opts->model, opts->chat_template);
     auto messages = read_json_file(opts->messages, "messages");
-    nlohmann::ordered_json tools = opts->tools.empty() ? nlohmann::ordered_json() : read_json_file(opts->tools, "tools");
+    nlohmann::ordered_json tools =
+        opts->tools.empty() ? nlohmann::ordered_json() : read_json_file(opts->tools, "tools");
     nlohmann::ordered_json kwargs = nlohmann::ordered_json::object();
     if (!opts->kwargs.empty()) {
       try {

@@ -36,7 +36,8 @@ std::string token_text(const nlohmann::ordered_json& cfg, const char* key) {
   if (!cfg.contains(key)) return "";
   const auto& t = cfg[key];
   if (t.is_string()) return t.get<std::string>();
-  if (t.is_object() && t.contains("content") && t["content"].is_string()) return t["content"].get<std::string>();
+  if (t.is_object() && t.contains("content") && t["content"].is_string())
+    return t["content"].get<std::string>();
   return "";
 }
 
@@ -57,8 +58,10 @@ bool template_from_field(const nlohmann::ordered_json& v, const std::string& whe
       return true;
     }
   }
-  fail("{}: chat_template is a list of named templates ({}) without a \"default\" entry; pass --chat-template FILE",
-       where, names);
+  fail(
+      "{}: chat_template is a list of named templates ({}) without a \"default\" entry; pass --chat-template "
+      "FILE",
+      where, names);
 }
 
 }  // namespace
@@ -91,17 +94,21 @@ ChatTemplate ChatTemplate::load(const std::string& model_dir, const std::string&
   } else if (fs::exists(dir / "chat_template.jinja")) {
     origin = (dir / "chat_template.jinja").string();
     source = read_text(origin);
-  } else if (cfg.contains("chat_template") && template_from_field(cfg["chat_template"], cfg_path.string(), source)) {
+  } else if (cfg.contains("chat_template") &&
+             template_from_field(cfg["chat_template"], cfg_path.string(), source)) {
     origin = cfg_path.string() + " (chat_template)";
   } else if (fs::exists(dir / "chat_template.json")) {
     auto j = read_json(dir / "chat_template.json");
-    if (!j.contains("chat_template") || !template_from_field(j["chat_template"], (dir / "chat_template.json").string(), source))
+    if (!j.contains("chat_template") ||
+        !template_from_field(j["chat_template"], (dir / "chat_template.json").string(), source))
       fail("{}: no \"chat_template\" string", (dir / "chat_template.json").string());
     origin = (dir / "chat_template.json").string();
   } else {
-    fail("{}: model has no chat template (no chat_template.jinja, and tokenizer_config.json has no \"chat_template\"); "
-         "pass one with --chat-template FILE",
-         model_dir);
+    fail(
+        "{}: model has no chat template (no chat_template.jinja, and tokenizer_config.json has no "
+        "\"chat_template\"); "
+        "pass one with --chat-template FILE",
+        model_dir);
   }
   ChatTemplate ct = from_string(source, origin);
   ct.bos_ = token_text(cfg, "bos_token");
@@ -110,7 +117,8 @@ ChatTemplate ChatTemplate::load(const std::string& model_dir, const std::string&
 }
 
 std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
-                                 bool add_generation_prompt, const nlohmann::ordered_json& extra_kwargs) const {
+                                 bool add_generation_prompt,
+                                 const nlohmann::ordered_json& extra_kwargs) const {
   return render(messages, tools, add_generation_prompt, extra_kwargs, bos_, eos_);
 }
 
@@ -120,7 +128,8 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const n
   using jinja::Value;
   if (!messages.is_array()) fail("{}: messages must be a JSON array of message objects", origin_);
   if (!tools.is_null() && !tools.is_array()) fail("{}: tools must be a JSON array (or null)", origin_);
-  if (!extra_kwargs.is_null() && !extra_kwargs.is_object()) fail("{}: template kwargs must be a JSON object", origin_);
+  if (!extra_kwargs.is_null() && !extra_kwargs.is_object())
+    fail("{}: template kwargs must be a JSON object", origin_);
   Value ctx = Value::make_dict();
   auto& d = *ctx.dict;
   d.set("messages", jinja::from_json(messages));

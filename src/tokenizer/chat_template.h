@@ -28,7 +28,8 @@ class ChatTemplate {
   ~ChatTemplate();
 
   // messages: array of message objects; tools: array or null (rendered as `tools=None`); extra_kwargs: object
-  // of additional template variables (e.g. {"enable_thinking": false}), which may override bos_token/eos_token.
+  // of additional template variables (e.g. {"enable_thinking": false}), which may override
+  // bos_token/eos_token.
   std::string render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
                      bool add_generation_prompt, const nlohmann::ordered_json& extra_kwargs,
                      const std::string& bos_token, const std::string& eos_token) const;

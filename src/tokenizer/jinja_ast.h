@@ -51,15 +51,28 @@ struct Expr {
   std::vector<std::string> ops;
 };
 
-enum class SK { Output, Print, If, For, Set, SetBlock, Macro, CallBlock, FilterBlock, Break, Continue, Scope };
+enum class SK {
+  Output,
+  Print,
+  If,
+  For,
+  Set,
+  SetBlock,
+  Macro,
+  CallBlock,
+  FilterBlock,
+  Break,
+  Continue,
+  Scope
+};
 
 struct Stmt {
   SK kind;
   int line = 0;
-  std::string text;          // Output: literal data; Macro: name
-  ExprP expr;                // Print / If test / For iterable / Set value / CallBlock call / FilterBlock filter
-  ExprP target;              // For / Set / SetBlock target
-  ExprP cond;                // For: inline `if` filter; SetBlock: optional filter (a Filter node)
+  std::string text;  // Output: literal data; Macro: name
+  ExprP expr;        // Print / If test / For iterable / Set value / CallBlock call / FilterBlock filter
+  ExprP target;      // For / Set / SetBlock target
+  ExprP cond;        // For: inline `if` filter; SetBlock: optional filter (a Filter node)
   bool recursive = false;
   std::vector<std::string> params;  // Macro / CallBlock parameters
   std::vector<ExprP> defaults;      // defaults for the last params

@@ -14,12 +14,13 @@ namespace tqlm::jinja {
 
 namespace {
 
-const char* kFilters[] = {"abs",    "attr",   "capitalize", "center", "count",      "d",        "default",
-                          "dictsort", "e",    "escape",     "first",  "float",      "forceescape", "format",
-                          "indent", "int",    "items",      "join",   "last",       "length",   "list",
-                          "lower",  "map",    "max",        "min",    "reject",     "rejectattr", "replace",
-                          "reverse", "round", "safe",       "select", "selectattr", "sort",     "string",
-                          "sum",    "title",  "tojson",     "trim",   "unique",     "upper",    "wordcount"};
+const char* kFilters[] = {"abs",         "attr",     "capitalize", "center",  "count",   "d",
+                          "default",     "dictsort", "e",          "escape",  "first",   "float",
+                          "forceescape", "format",   "indent",     "int",     "items",   "join",
+                          "last",        "length",   "list",       "lower",   "map",     "max",
+                          "min",         "reject",   "rejectattr", "replace", "reverse", "round",
+                          "safe",        "select",   "selectattr", "sort",    "string",  "sum",
+                          "title",       "tojson",   "trim",       "unique",  "upper",   "wordcount"};
 
 // environment.getitem chain for "a.b.0" attribute paths (make_attrgetter).
 Value attr_path(const Value& item, const Value& attribute) {
@@ -30,25 +31,39 @@ Value attr_path(const Value& item, const Value& attribute) {
   for (;;) {
     size_t dot = path.find('.', start);
     std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    bool digits = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+    bool digits =
+        !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
     cur = get_item(cur, digits ? Value::integer(std::stoll(part)) : Value::string(part));
     if (dot == std::string::npos) return cur;
     start = dot + 1;
   }
 }
 
-Value ignore_case(const Value& v) { return v.kind == Kind::String ? Value::string(str_lower(v.s)) : v; }
+Value ignore_case(const Value& v) {
+  return v.kind == Kind::String ? Value::string(str_lower(v.s)) : v;
+}
 
 std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -95,14 +110,16 @@ Value do_round(const Value& v, int64_t precision, const std::string& method) {
   if (v.kind != Kind::Float) return v;  // round(int, n) stays an int
   if (!std::isfinite(x)) return Value::number(x);
   char buf[512];
-  std::snprintf(buf, sizeof buf, "%.*f", static_cast<int>(std::max<int64_t>(precision, 0)), x);  // half-even, exact
+  std::snprintf(buf, sizeof buf, "%.*f", static_cast<int>(std::max<int64_t>(precision, 0)),
+                x);  // half-even, exact
   double r = std::strtod(buf, nullptr);
   if (precision < 0) r = std::nearbyint(x * scale) / scale;
   return Value::number(r);
 }
 
 std::string do_indent(std::string s, const Value& width, bool first, bool blank) {
-  std::string ind = width.kind == Kind::String ? width.s : std::string(static_cast<size_t>(width.as_int()), ' ');
+  std::string ind =
+      width.kind == Kind::String ? width.s : std::string(static_cast<size_t>(width.as_int()), ' ');
   s += "\n";
   CallArgs none;
   Value lines_v = bound_method(Value::string(s), "splitlines");
@@ -187,7 +204,9 @@ Value call_filter(Interp& in, const std::string& name, const Value& input, CallA
     Value indent = args.get(1, "indent", Value::none());
     if (!indent.is_none()) {
       o.has_indent = true;
-      o.indent = indent.kind == Kind::String ? indent.s : std::string(static_cast<size_t>(std::max<int64_t>(0, indent.as_int())), ' ');
+      o.indent = indent.kind == Kind::String
+                     ? indent.s
+                     : std::string(static_cast<size_t>(std::max<int64_t>(0, indent.as_int())), ' ');
       o.item_sep = ",";
     }
     Value seps = args.get(2, "separators", Value::none());
@@ -225,7 +244,8 @@ Value call_filter(Interp& in, const std::string& name, const Value& input, CallA
   }
   if (name == "string") return Value::string(str_input());
   if (name == "safe") return v.kind == Kind::String ? v : Value::string(str_input());
-  if (name == "escape" || name == "e" || name == "forceescape") return Value::string(html_escape(str_input()));
+  if (name == "escape" || name == "e" || name == "forceescape")
+    return Value::string(html_escape(str_input()));
   if (name == "replace") {
     CallArgs m;
     m.pos = {args.get(0, "old"), args.get(1, "new")};
@@ -287,15 +307,17 @@ Value call_filter(Interp& in, const std::string& name, const Value& input, CallA
     return Value::make_list(std::move(out));
   }
   if (name == "min" || name == "max") {
-    ValueList items = sorted_by(iterate(v), false, truthy(args.get(0, "case_sensitive", Value::boolean(false))),
-                                args.get(1, "attribute", Value::none()));
+    ValueList items =
+        sorted_by(iterate(v), false, truthy(args.get(0, "case_sensitive", Value::boolean(false))),
+                  args.get(1, "attribute", Value::none()));
     if (items.empty()) return Value::undefined("No aggregated item, sequence was empty.");
     return name == "min" ? items.front() : items.back();
   }
   if (name == "sum") {
     Value attribute = args.get(0, "attribute", Value::none());
     Value total = args.get(1, "start", Value::integer(0));
-    for (const auto& item : iterate(v)) total = binary_op("+", total, attribute.is_none() ? item : attr_path(item, attribute));
+    for (const auto& item : iterate(v))
+      total = binary_op("+", total, attribute.is_none() ? item : attr_path(item, attribute));
     return total;
   }
   if (name == "reverse") {
@@ -313,11 +335,15 @@ Value call_filter(Interp& in, const std::string& name, const Value& input, CallA
     std::string attr = to_str(args.get(0, "name"));
     if (v.kind == Kind::Dict) {
       Value m = bound_method(v, attr);
-      return m.is_undefined() && m.s.empty() ? Value::undefined("'dict object' has no attribute '" + attr + "'") : m;
+      return m.is_undefined() && m.s.empty()
+                 ? Value::undefined("'dict object' has no attribute '" + attr + "'")
+                 : m;
     }
     return get_attr(v, attr);
   }
-  if (name == "int") return py_int(v, args.get(0, "default", Value::integer(0)), args.get(1, "base", Value::integer(10)).as_int());
+  if (name == "int")
+    return py_int(v, args.get(0, "default", Value::integer(0)),
+                  args.get(1, "base", Value::integer(10)).as_int());
   if (name == "float") return py_float(v, args.get(0, "default", Value::number(0.0)));
   if (name == "abs") {
     if (!v.is_number()) fail("bad operand type for abs(): '{}'", type_name(v));

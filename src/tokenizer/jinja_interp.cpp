@@ -54,11 +54,19 @@ Flow Interp::exec(const Body& body, const ScopeP& scope, std::string& out) {
 
 Flow Interp::exec_stmt(const Stmt& s, const ScopeP& scope, std::string& out) {
   switch (s.kind) {
-    case SK::Output: out += s.text; return Flow::Normal;
-    case SK::Print: out += to_str(eval(*s.expr, scope)); return Flow::Normal;
-    case SK::If: return exec(truthy(eval(*s.expr, scope)) ? s.body : s.else_body, scope, out);
-    case SK::For: return exec_for(s, scope, out);
-    case SK::Set: assign(*s.target, eval(*s.expr, scope), scope); return Flow::Normal;
+    case SK::Output:
+      out += s.text;
+      return Flow::Normal;
+    case SK::Print:
+      out += to_str(eval(*s.expr, scope));
+      return Flow::Normal;
+    case SK::If:
+      return exec(truthy(eval(*s.expr, scope)) ? s.body : s.else_body, scope, out);
+    case SK::For:
+      return exec_for(s, scope, out);
+    case SK::Set:
+      assign(*s.target, eval(*s.expr, scope), scope);
+      return Flow::Normal;
     case SK::SetBlock: {
       std::string buf;
       exec(s.body, child(scope), buf);
@@ -67,7 +75,9 @@ Flow Interp::exec_stmt(const Stmt& s, const ScopeP& scope, std::string& out) {
       assign(*s.target, v, scope);
       return Flow::Normal;
     }
-    case SK::Macro: scope->set(s.text, make_macro(s, scope, s.text)); return Flow::Normal;
+    case SK::Macro:
+      scope->set(s.text, make_macro(s, scope, s.text));
+      return Flow::Normal;
     case SK::CallBlock: {
       const Expr& call = *s.expr;
       Value fn = eval(*call.a, scope);
@@ -84,9 +94,12 @@ Flow Interp::exec_stmt(const Stmt& s, const ScopeP& scope, std::string& out) {
       out += to_str(eval_filter(*s.expr, scope, &v));
       return Flow::Normal;
     }
-    case SK::Break: return Flow::Break;
-    case SK::Continue: return Flow::Continue;
-    case SK::Scope: return exec(s.body, scope, out);
+    case SK::Break:
+      return Flow::Break;
+    case SK::Continue:
+      return Flow::Continue;
+    case SK::Scope:
+      return exec(s.body, scope, out);
   }
   return Flow::Normal;
 }
@@ -122,8 +135,10 @@ Flow Interp::exec_for(const Stmt& s, const ScopeP& scope, std::string& out) {
     d.set("length", Value::integer(n));
     d.set("depth", Value::integer(1));
     d.set("depth0", Value::integer(0));
-    d.set("previtem", k > 0 ? items[static_cast<size_t>(k - 1)] : Value::undefined("there is no previous item"));
-    d.set("nextitem", k + 1 < n ? items[static_cast<size_t>(k + 1)] : Value::undefined("there is no next item"));
+    d.set("previtem",
+          k > 0 ? items[static_cast<size_t>(k - 1)] : Value::undefined("there is no previous item"));
+    d.set("nextitem",
+          k + 1 < n ? items[static_cast<size_t>(k + 1)] : Value::undefined("there is no next item"));
     d.set("cycle", Value::callable("cycle", [k](CallArgs& a) -> Value {
             if (a.pos.empty()) fail("no items for cycling given");
             return a.pos[static_cast<size_t>(k) % a.pos.size()];
@@ -140,13 +155,14 @@ void Interp::assign(const Expr& target, const Value& v, const ScopeP& scope) {
     scope->set(target.name, v);
   } else if (target.kind == EK::NSRef) {
     const Value* ns = scope->find(target.name);
-    if (!ns || ns->kind != Kind::Namespace) fail("cannot assign attribute on non-namespace object '{}'", target.name);
+    if (!ns || ns->kind != Kind::Namespace)
+      fail("cannot assign attribute on non-namespace object '{}'", target.name);
     ns->dict->set(target.ops[0], v);
   } else if (target.kind == EK::Tuple) {
     ValueList items = iterate(v);
     if (items.size() != target.args.size())
-      fail("{} values to unpack (expected {}, got {})", items.size() > target.args.size() ? "too many" : "not enough",
-           target.args.size(), items.size());
+      fail("{} values to unpack (expected {}, got {})",
+           items.size() > target.args.size() ? "too many" : "not enough", target.args.size(), items.size());
     for (size_t k = 0; k < items.size(); ++k) assign(*target.args[k], items[k], scope);
   } else {
     fail("cannot assign to this expression");
@@ -178,8 +194,10 @@ Value Interp::make_macro(const Stmt& s, const ScopeP& defining, const std::strin
     for (const auto& kv : args.kw) {
       bool is_param = false;
       for (const auto& p : sp->params) is_param = is_param || p == kv.first;
-      if (kv.first == "caller") sc->set("caller", kv.second);
-      else if (!is_param) kwargs.dict->set(kv.first, kv.second);
+      if (kv.first == "caller")
+        sc->set("caller", kv.second);
+      else if (!is_param)
+        kwargs.dict->set(kv.first, kv.second);
     }
     sc->set("kwargs", kwargs);
     std::string out;
@@ -208,9 +226,12 @@ void Interp::eval_args(const Expr& e, const ScopeP& scope, CallArgs& args) {
 
 Value Interp::eval_filter(const Expr& e, const ScopeP& scope, const Value* block_input) {
   Value input;
-  if (!e.a) input = *block_input;
-  else if (e.a->kind == EK::Filter) input = eval_filter(*e.a, scope, block_input);
-  else input = eval(*e.a, scope);
+  if (!e.a)
+    input = *block_input;
+  else if (e.a->kind == EK::Filter)
+    input = eval_filter(*e.a, scope, block_input);
+  else
+    input = eval(*e.a, scope);
   CallArgs args;
   eval_args(e, scope, args);
   return call_filter(*this, e.name, input, args);
@@ -218,12 +239,14 @@ Value Interp::eval_filter(const Expr& e, const ScopeP& scope, const Value* block
 
 Value Interp::eval(const Expr& e, const ScopeP& scope) {
   switch (e.kind) {
-    case EK::Const: return e.value;
+    case EK::Const:
+      return e.value;
     case EK::Name: {
       const Value* v = scope->find(e.name);
       return v ? *v : Value::undefined("'" + e.name + "' is undefined");
     }
-    case EK::NSRef: fail("namespace reference used outside an assignment");
+    case EK::NSRef:
+      fail("namespace reference used outside an assignment");
     case EK::List:
     case EK::Tuple: {
       ValueList items;
@@ -232,10 +255,12 @@ Value Interp::eval(const Expr& e, const ScopeP& scope) {
     }
     case EK::Dict: {
       Value d = Value::make_dict();
-      for (size_t k = 0; k + 1 < e.args.size(); k += 2) d.dict->set(eval(*e.args[k], scope), eval(*e.args[k + 1], scope));
+      for (size_t k = 0; k + 1 < e.args.size(); k += 2)
+        d.dict->set(eval(*e.args[k], scope), eval(*e.args[k + 1], scope));
       return d;
     }
-    case EK::Getattr: return get_attr(eval(*e.a, scope), e.name);
+    case EK::Getattr:
+      return get_attr(eval(*e.a, scope), e.name);
     case EK::Getitem: {
       Value obj = eval(*e.a, scope);
       if (e.b->kind == EK::Slice) {
@@ -244,24 +269,30 @@ Value Interp::eval(const Expr& e, const ScopeP& scope) {
       }
       return get_item(obj, eval(*e.b, scope));
     }
-    case EK::Slice: fail("slice used outside a subscript");
+    case EK::Slice:
+      fail("slice used outside a subscript");
     case EK::Call: {
       Value fn = eval(*e.a, scope);
       CallArgs args;
       eval_args(e, scope, args);
       return call(fn, args);
     }
-    case EK::Filter: return eval_filter(e, scope, nullptr);
+    case EK::Filter:
+      return eval_filter(e, scope, nullptr);
     case EK::Test: {
       Value v = eval(*e.a, scope);
       CallArgs args;
       eval_args(e, scope, args);
       return Value::boolean(call_test(*this, e.name, v, args));
     }
-    case EK::Neg: return negate(eval(*e.a, scope), true);
-    case EK::Pos: return negate(eval(*e.a, scope), false);
-    case EK::Not: return Value::boolean(!truthy(eval(*e.a, scope)));
-    case EK::Binary: return binary_op(e.name, eval(*e.a, scope), eval(*e.b, scope));
+    case EK::Neg:
+      return negate(eval(*e.a, scope), true);
+    case EK::Pos:
+      return negate(eval(*e.a, scope), false);
+    case EK::Not:
+      return Value::boolean(!truthy(eval(*e.a, scope)));
+    case EK::Binary:
+      return binary_op(e.name, eval(*e.a, scope), eval(*e.b, scope));
     case EK::Concat: {
       std::string out;
       for (const auto& a : e.args) out += to_str(eval(*a, scope));
@@ -286,7 +317,9 @@ Value Interp::eval(const Expr& e, const ScopeP& scope) {
     }
     case EK::CondExpr:
       if (truthy(eval(*e.b, scope))) return eval(*e.a, scope);
-      return e.c ? eval(*e.c, scope) : Value::undefined("the inline if-expression evaluated to false and no else section was defined");
+      return e.c ? eval(*e.c, scope)
+                 : Value::undefined(
+                       "the inline if-expression evaluated to false and no else section was defined");
   }
   return Value::undefined();
 }

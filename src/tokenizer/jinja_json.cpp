@@ -19,13 +19,27 @@ static void dump_string(std::string& out, std::string_view s, bool ensure_ascii)
   };
   for (char32_t c : utf8_decode(s)) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           hex4(c);
@@ -53,12 +67,18 @@ static std::string float_json(double d) {
 
 static std::string key_string(const Value& k) {
   switch (k.kind) {
-    case Kind::String: return k.s;
-    case Kind::Bool: return k.b ? "true" : "false";
-    case Kind::None: return "null";
-    case Kind::Int: return std::to_string(k.i);
-    case Kind::Float: return float_json(k.f);
-    default: fail("keys must be str, int, float, bool or None, not {}", type_name(k));
+    case Kind::String:
+      return k.s;
+    case Kind::Bool:
+      return k.b ? "true" : "false";
+    case Kind::None:
+      return "null";
+    case Kind::Int:
+      return std::to_string(k.i);
+    case Kind::Float:
+      return float_json(k.f);
+    default:
+      fail("keys must be str, int, float, bool or None, not {}", type_name(k));
   }
 }
 
@@ -68,11 +88,21 @@ static void dump(std::string& out, const Value& v, const JsonOptions& opt, int l
     for (int k = 0; k < lvl; ++k) out += opt.indent;
   };
   switch (v.kind) {
-    case Kind::None: out += "null"; return;
-    case Kind::Bool: out += v.b ? "true" : "false"; return;
-    case Kind::Int: out += std::to_string(v.i); return;
-    case Kind::Float: out += float_json(v.f); return;
-    case Kind::String: dump_string(out, v.s, opt.ensure_ascii); return;
+    case Kind::None:
+      out += "null";
+      return;
+    case Kind::Bool:
+      out += v.b ? "true" : "false";
+      return;
+    case Kind::Int:
+      out += std::to_string(v.i);
+      return;
+    case Kind::Float:
+      out += float_json(v.f);
+      return;
+    case Kind::String:
+      dump_string(out, v.s, opt.ensure_ascii);
+      return;
     case Kind::List:
     case Kind::Tuple: {
       if (v.list->empty()) {
@@ -99,7 +129,8 @@ static void dump(std::string& out, const Value& v, const JsonOptions& opt, int l
       std::vector<std::pair<std::string, const Value*>> items;
       for (const auto& kv : v.dict->items) items.emplace_back(key_string(kv.first), &kv.second);
       if (opt.sort_keys)
-        std::stable_sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+        std::stable_sort(items.begin(), items.end(),
+                         [](const auto& a, const auto& b) { return a.first < b.first; });
       out.push_back('{');
       bool first = true;
       for (const auto& kv : items) {
@@ -114,7 +145,8 @@ static void dump(std::string& out, const Value& v, const JsonOptions& opt, int l
       out.push_back('}');
       return;
     }
-    default: fail("Object of type {} is not JSON serializable", type_name(v));
+    default:
+      fail("Object of type {} is not JSON serializable", type_name(v));
   }
 }
 

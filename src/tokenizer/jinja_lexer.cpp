@@ -141,7 +141,8 @@ struct Lexer {
       size_t p = skip_space(j + 2 + (sign ? 1 : 0));
       if (src.compare(p, 6, "endraw") == 0) {
         p = skip_space(p + 6);
-        bool ok = src.compare(p, 3, "+%}") == 0 || src.compare(p, 3, "-%}") == 0 || src.compare(p, 2, "%}") == 0;
+        bool ok =
+            src.compare(p, 3, "+%}") == 0 || src.compare(p, 3, "-%}") == 0 || src.compare(p, 2, "%}") == 0;
         if (ok) {
           std::string text = strip_before(src.substr(pos, j - pos), sign, false);
           if (!text.empty()) emit(Tok::Data, std::move(text), pos);
@@ -222,7 +223,8 @@ struct Lexer {
       base = 10;
       if (src[p] == '0') {
         end = p + 1;
-        while (end < src.size() && (src[end] == '0' || (src[end] == '_' && end + 1 < src.size() && src[end + 1] == '0')))
+        while (end < src.size() &&
+               (src[end] == '0' || (src[end] == '_' && end + 1 < src.size() && src[end + 1] == '0')))
           end += src[end] == '_' ? 2 : 1;
       } else {
         end = scan_digits(p, dec);
@@ -271,10 +273,12 @@ struct Lexer {
         continue;
       }
       if (dec(c) && lex_number(pos)) continue;
-      if (c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || static_cast<unsigned char>(c) >= 0x80) {
+      if (c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          static_cast<unsigned char>(c) >= 0x80) {
         size_t e = pos;
-        while (e < src.size() && (src[e] == '_' || dec(src[e]) || (src[e] >= 'a' && src[e] <= 'z') ||
-                                  (src[e] >= 'A' && src[e] <= 'Z') || static_cast<unsigned char>(src[e]) >= 0x80))
+        while (e < src.size() &&
+               (src[e] == '_' || dec(src[e]) || (src[e] >= 'a' && src[e] <= 'z') ||
+                (src[e] >= 'A' && src[e] <= 'Z') || static_cast<unsigned char>(src[e]) >= 0x80))
           ++e;
         emit(Tok::Name, src.substr(pos, e - pos), pos);
         pos = e;
@@ -297,7 +301,8 @@ struct Lexer {
       std::string op;
       for (const char* o : ops2)
         if (src.compare(pos, 2, o) == 0) op = o;
-      if (op.empty() && std::string("+-/*%~[](){}.:|,;=<>").find(c) != std::string::npos) op = std::string(1, c);
+      if (op.empty() && std::string("+-/*%~[](){}.:|,;=<>").find(c) != std::string::npos)
+        op = std::string(1, c);
       if (op.empty()) error(pos, std::string("unexpected char '") + c + "'");
       if (op == "(" || op == "[" || op == "{") {
         balance.push_back(op == "(" ? ')' : op == "[" ? ']' : '}');
@@ -329,9 +334,12 @@ std::string unescape_literal(std::string_view body, int line) {
       ascii.push_back(static_cast<char>(c));
     } else {
       char buf[16];
-      if (c < 0x100) std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(c));
-      else if (c < 0x10000) std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-      else std::snprintf(buf, sizeof buf, "\\U%08x", static_cast<unsigned>(c));
+      if (c < 0x100)
+        std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(c));
+      else if (c < 0x10000)
+        std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+      else
+        std::snprintf(buf, sizeof buf, "\\U%08x", static_cast<unsigned>(c));
       ascii += buf;
     }
   }
@@ -355,20 +363,47 @@ std::string unescape_literal(std::string_view body, int line) {
       return v;
     };
     switch (e) {
-      case '\n': break;
-      case '\\': out.push_back('\\'); break;
-      case '\'': out.push_back('\''); break;
-      case '"': out.push_back('"'); break;
-      case 'a': out.push_back('\a'); break;
-      case 'b': out.push_back('\b'); break;
-      case 'f': out.push_back('\f'); break;
-      case 'n': out.push_back('\n'); break;
-      case 'r': out.push_back('\r'); break;
-      case 't': out.push_back('\t'); break;
-      case 'v': out.push_back('\v'); break;
-      case 'x': utf8_append(out, hexn(2)); break;
-      case 'u': utf8_append(out, hexn(4)); break;
-      case 'U': utf8_append(out, hexn(8)); break;
+      case '\n':
+        break;
+      case '\\':
+        out.push_back('\\');
+        break;
+      case '\'':
+        out.push_back('\'');
+        break;
+      case '"':
+        out.push_back('"');
+        break;
+      case 'a':
+        out.push_back('\a');
+        break;
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
+      case 'v':
+        out.push_back('\v');
+        break;
+      case 'x':
+        utf8_append(out, hexn(2));
+        break;
+      case 'u':
+        utf8_append(out, hexn(4));
+        break;
+      case 'U':
+        utf8_append(out, hexn(8));
+        break;
       default:
         if (e >= '0' && e <= '7') {
           char32_t v = static_cast<char32_t>(e - '0');

@@ -37,7 +37,8 @@ Value affix_test(const std::string& s, const Value& arg, bool prefix) {
   ValueList cands = arg.kind == Kind::Tuple ? *arg.list : ValueList{arg};
   for (const auto& c : cands) {
     if (c.kind != Kind::String)
-      fail("{} first arg must be str or a tuple of str, not {}", prefix ? "startswith" : "endswith", type_name(c));
+      fail("{} first arg must be str or a tuple of str, not {}", prefix ? "startswith" : "endswith",
+           type_name(c));
     if (c.s.size() > s.size()) continue;
     if (prefix ? s.compare(0, c.s.size(), c.s) == 0 : s.compare(s.size() - c.s.size(), c.s.size(), c.s) == 0)
       return Value::boolean(true);
@@ -67,10 +68,12 @@ std::string py_format(const std::string& fmt_str, const CallArgs& a) {
     size_t close = fmt_str.find('}', k);
     if (close == std::string::npos) fail("Single '{{' encountered in format string");
     std::string field = fmt_str.substr(k + 1, close - k - 1);
-    if (field.find_first_of(":!") != std::string::npos) fail("format specs are not supported in str.format()");
+    if (field.find_first_of(":!") != std::string::npos)
+      fail("format specs are not supported in str.format()");
     Value v;
     if (field.empty()) {
-      if (auto_idx >= a.pos.size()) fail("Replacement index {} out of range for positional args tuple", auto_idx);
+      if (auto_idx >= a.pos.size())
+        fail("Replacement index {} out of range for positional args tuple", auto_idx);
       v = a.pos[auto_idx++];
     } else if (std::all_of(field.begin(), field.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
       size_t idx = std::stoul(field);
@@ -114,8 +117,8 @@ Value str_method(const std::string& s, const std::string& name, CallArgs& a) {
   if (name == "split" || name == "rsplit") {
     a.check(name, 2, {"sep", "maxsplit"});
     Value sep = a.get(0, "sep", Value::none());
-    return Value::make_list(str_split(s, opt_str(sep, name.c_str()), a.get(1, "maxsplit", Value::integer(-1)).as_int(),
-                                      name == "rsplit"));
+    return Value::make_list(str_split(s, opt_str(sep, name.c_str()),
+                                      a.get(1, "maxsplit", Value::integer(-1)).as_int(), name == "rsplit"));
   }
   if (name == "splitlines") {
     bool keep = truthy(a.get(0, "keepends", Value::boolean(false)));
@@ -126,7 +129,8 @@ Value str_method(const std::string& s, const std::string& name, CallArgs& a) {
       if (!py_islinebreak(cps[k])) continue;
       size_t end = k;
       if (cps[k] == '\r' && k + 1 < cps.size() && cps[k + 1] == '\n') ++k;
-      out.push_back(Value::string(utf8_encode(std::u32string_view(cps).substr(start, (keep ? k + 1 : end) - start))));
+      out.push_back(
+          Value::string(utf8_encode(std::u32string_view(cps).substr(start, (keep ? k + 1 : end) - start))));
       start = k + 1;
     }
     if (start < cps.size()) out.push_back(Value::string(utf8_encode(std::u32string_view(cps).substr(start))));
@@ -197,7 +201,8 @@ Value str_method(const std::string& s, const std::string& name, CallArgs& a) {
     return Value::string(out);
   }
   if (name == "format") return Value::string(py_format(s, a));
-  if (name == "isdigit" || name == "isnumeric" || name == "isdecimal") return Value::boolean(all_cp(s, py_isdigit));
+  if (name == "isdigit" || name == "isnumeric" || name == "isdecimal")
+    return Value::boolean(all_cp(s, py_isdigit));
   if (name == "isalpha") return Value::boolean(all_cp(s, py_isalpha));
   if (name == "isalnum")
     return Value::boolean(all_cp(s, [](char32_t c) { return py_isalpha(c) || py_isdigit(c); }));
@@ -216,7 +221,8 @@ Value str_method(const std::string& s, const std::string& name, CallArgs& a) {
     int64_t n = static_cast<int64_t>(codepoint_count(s));
     if (width <= n) return Value::string(s);
     size_t sign = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
-    return Value::string(s.substr(0, sign) + std::string(static_cast<size_t>(width - n), '0') + s.substr(sign));
+    return Value::string(s.substr(0, sign) + std::string(static_cast<size_t>(width - n), '0') +
+                         s.substr(sign));
   }
   if (name == "center") return pad(s, a, 'c');
   if (name == "ljust") return pad(s, a, 'l');
@@ -244,13 +250,13 @@ Value str_method(const std::string& s, const std::string& name, CallArgs& a) {
 }
 
 bool is_str_method(const std::string& n) {
-  static const char* names[] = {"strip",   "lstrip",  "rstrip",    "startswith", "endswith",     "split",
-                                "rsplit",  "splitlines", "replace", "upper",      "lower",        "casefold",
-                                "title",   "capitalize", "swapcase", "find",      "rfind",        "index",
-                                "rindex",  "count",   "join",      "format",     "isdigit",      "isnumeric",
-                                "isdecimal", "isalpha", "isalnum", "isspace",    "isupper",      "islower",
-                                "zfill",   "center",  "ljust",     "rjust",      "partition",    "rpartition",
-                                "removeprefix", "removesuffix"};
+  static const char* names[] = {
+      "strip",      "lstrip",       "rstrip",      "startswith", "endswith", "split",   "rsplit",
+      "splitlines", "replace",      "upper",       "lower",      "casefold", "title",   "capitalize",
+      "swapcase",   "find",         "rfind",       "index",      "rindex",   "count",   "join",
+      "format",     "isdigit",      "isnumeric",   "isdecimal",  "isalpha",  "isalnum", "isspace",
+      "isupper",    "islower",      "zfill",       "center",     "ljust",    "rjust",   "partition",
+      "rpartition", "removeprefix", "removesuffix"};
   for (const char* x : names)
     if (n == x) return true;
   return false;
@@ -260,9 +266,12 @@ Value dict_method(const Value& d, const std::string& name, CallArgs& a) {
   if (name == "keys" || name == "values" || name == "items") {
     ValueList out;
     for (const auto& kv : d.dict->items) {
-      if (name == "keys") out.push_back(kv.first);
-      else if (name == "values") out.push_back(kv.second);
-      else out.push_back(Value::make_tuple({kv.first, kv.second}));
+      if (name == "keys")
+        out.push_back(kv.first);
+      else if (name == "values")
+        out.push_back(kv.second);
+      else
+        out.push_back(Value::make_tuple({kv.first, kv.second}));
     }
     return Value::make_list(std::move(out));
   }
@@ -366,7 +375,8 @@ ValueList str_split(const std::string& s, const std::string* sep, int64_t maxspl
 
 Value bound_method(const Value& obj, const std::string& name) {
   auto unsafe = [&]() {
-    return Value::undefined("access to attribute '" + name + "' of '" + type_name(obj) + "' object is unsafe");
+    return Value::undefined("access to attribute '" + name + "' of '" + type_name(obj) +
+                            "' object is unsafe");
   };
   if (obj.kind == Kind::String && is_str_method(name)) {
     std::string s = obj.s;
@@ -381,8 +391,9 @@ Value bound_method(const Value& obj, const std::string& name) {
   if (obj.is_sequence()) {
     if (name == "count" || name == "index" || (name == "copy" && obj.kind == Kind::List))
       return Value::callable(name, [obj, name](CallArgs& a) { return list_method(obj, name, a); });
-    if (obj.kind == Kind::List && (name == "append" || name == "extend" || name == "insert" || name == "pop" ||
-                                   name == "remove" || name == "reverse" || name == "sort" || name == "clear"))
+    if (obj.kind == Kind::List &&
+        (name == "append" || name == "extend" || name == "insert" || name == "pop" || name == "remove" ||
+         name == "reverse" || name == "sort" || name == "clear"))
       return unsafe();
   }
   return Value::undefined();

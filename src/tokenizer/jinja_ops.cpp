@@ -9,7 +9,9 @@
 
 namespace tqlm::jinja {
 
-void undefined_error(const Value& v) { fail("{}", v.s.empty() ? std::string("undefined value") : v.s); }
+void undefined_error(const Value& v) {
+  fail("{}", v.s.empty() ? std::string("undefined value") : v.s);
+}
 
 static std::string obj_desc(const Value& v) {
   if (v.kind == Kind::None) return "None";
@@ -83,10 +85,14 @@ Value binary_op(std::string_view op, const Value& a, const Value& b) {
         }
         if (ai >= args.size()) fail("not enough arguments for format string");
         const Value& x = args[ai++];
-        if (c == 's') out += to_str(x);
-        else if (c == 'r') out += repr(x);
-        else if (c == 'd' || c == 'i') out += std::to_string(x.as_int());
-        else fail("unsupported format character '{}'", c);
+        if (c == 's')
+          out += to_str(x);
+        else if (c == 'r')
+          out += repr(x);
+        else if (c == 'd' || c == 'i')
+          out += std::to_string(x.as_int());
+        else
+          fail("unsupported format character '{}'", c);
       }
       return Value::string(std::move(out));
     }
@@ -123,16 +129,20 @@ Value binary_op(std::string_view op, const Value& a, const Value& b) {
 bool contains(const Value& container, const Value& item) {
   switch (container.kind) {
     case Kind::String:
-      if (item.kind != Kind::String) fail("'in <string>' requires string as left operand, not {}", type_name(item));
+      if (item.kind != Kind::String)
+        fail("'in <string>' requires string as left operand, not {}", type_name(item));
       return container.s.find(item.s) != std::string::npos;
     case Kind::List:
     case Kind::Tuple:
       for (const auto& x : *container.list)
         if (equals(x, item)) return true;
       return false;
-    case Kind::Dict: return container.dict->find(item) != nullptr;
-    case Kind::Undefined: return false;
-    default: fail("argument of type '{}' is not iterable", type_name(container));
+    case Kind::Dict:
+      return container.dict->find(item) != nullptr;
+    case Kind::Undefined:
+      return false;
+    default:
+      fail("argument of type '{}' is not iterable", type_name(container));
   }
 }
 
@@ -174,33 +184,43 @@ ValueList str_chars(const std::string& s) {
 ValueList iterate(const Value& v) {
   switch (v.kind) {
     case Kind::List:
-    case Kind::Tuple: return *v.list;
+    case Kind::Tuple:
+      return *v.list;
     case Kind::Dict: {
       ValueList keys;
       for (const auto& kv : v.dict->items) keys.push_back(kv.first);
       return keys;
     }
-    case Kind::String: return str_chars(v.s);
-    case Kind::Undefined: return {};
-    default: fail("'{}' object is not iterable", type_name(v));
+    case Kind::String:
+      return str_chars(v.s);
+    case Kind::Undefined:
+      return {};
+    default:
+      fail("'{}' object is not iterable", type_name(v));
   }
 }
 
 int64_t py_len(const Value& v) {
   switch (v.kind) {
-    case Kind::String: return static_cast<int64_t>(codepoint_count(v.s));
+    case Kind::String:
+      return static_cast<int64_t>(codepoint_count(v.s));
     case Kind::List:
-    case Kind::Tuple: return static_cast<int64_t>(v.list->size());
-    case Kind::Dict: return static_cast<int64_t>(v.dict->items.size());
-    case Kind::Undefined: return 0;
-    default: fail("object of type '{}' has no len()", type_name(v));
+    case Kind::Tuple:
+      return static_cast<int64_t>(v.list->size());
+    case Kind::Dict:
+      return static_cast<int64_t>(v.dict->items.size());
+    case Kind::Undefined:
+      return 0;
+    default:
+      fail("object of type '{}' has no len()", type_name(v));
   }
 }
 
 Value get_attr(const Value& obj, const std::string& name) {
   if (obj.is_undefined()) undefined_error(obj);
   if (!name.empty() && name[0] == '_')
-    return Value::undefined("access to attribute '" + name + "' of '" + type_name(obj) + "' object is unsafe");
+    return Value::undefined("access to attribute '" + name + "' of '" + type_name(obj) +
+                            "' object is unsafe");
   if (obj.kind == Kind::Namespace) {
     if (const Value* v = obj.dict->find(std::string_view(name))) return *v;
     return Value::undefined("'Namespace object' has no attribute '" + name + "'");

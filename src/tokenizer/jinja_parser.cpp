@@ -22,16 +22,26 @@ struct Parser {
 
   static std::string describe(const Token& t) {
     switch (t.type) {
-      case Tok::Eof: return "end of template";
-      case Tok::BlockEnd: return "end of statement block";
-      case Tok::VarEnd: return "end of print statement";
-      case Tok::BlockBegin: return "begin of statement block";
-      case Tok::VarBegin: return "begin of print statement";
-      case Tok::Data: return "template data / text";
-      case Tok::String: return "string";
-      case Tok::Int: return "integer";
-      case Tok::Float: return "float";
-      default: return t.text;
+      case Tok::Eof:
+        return "end of template";
+      case Tok::BlockEnd:
+        return "end of statement block";
+      case Tok::VarEnd:
+        return "end of print statement";
+      case Tok::BlockBegin:
+        return "begin of statement block";
+      case Tok::VarBegin:
+        return "begin of print statement";
+      case Tok::Data:
+        return "template data / text";
+      case Tok::String:
+        return "string";
+      case Tok::Int:
+        return "integer";
+      case Tok::Float:
+        return "float";
+      default:
+        return t.text;
     }
   }
   [[noreturn]] void error(int line, const std::string& msg) const {
@@ -55,10 +65,12 @@ struct Parser {
     return true;
   }
   void expect_op(const char* o) {
-    if (!skip_op(o)) error(cur().line, "expected token '" + std::string(o) + "', got '" + describe(cur()) + "'");
+    if (!skip_op(o))
+      error(cur().line, "expected token '" + std::string(o) + "', got '" + describe(cur()) + "'");
   }
   void expect(Tok t, const char* what) {
-    if (cur().type != t) error(cur().line, std::string("expected token '") + what + "', got '" + describe(cur()) + "'");
+    if (cur().type != t)
+      error(cur().line, std::string("expected token '") + what + "', got '" + describe(cur()) + "'");
     next();
   }
   std::string expect_name() {
@@ -115,8 +127,8 @@ struct Parser {
     if (cur().type == Tok::Eof) {
       std::string want;
       for (const char* r : end_tokens) want += (want.empty() ? "'" : " or '") + std::string(r) + "'";
-      error(open_line, "unexpected end of template: '" + std::string(opener) + "' block opened here is not closed (" +
-                           "looking for " + want + ")");
+      error(open_line, "unexpected end of template: '" + std::string(opener) +
+                           "' block opened here is not closed (" + "looking for " + want + ")");
     }
     if (drop_needle) next();
     return body;
@@ -267,7 +279,8 @@ struct Parser {
     return test_any(extra_end);
   }
 
-  ExprP parse_tuple(bool simplified, bool with_condexpr, Rules extra_end, bool explicit_parens, bool with_ns) {
+  ExprP parse_tuple(bool simplified, bool with_condexpr, Rules extra_end, bool explicit_parens,
+                    bool with_ns) {
     int line = cur().line;
     std::vector<ExprP> args;
     bool is_tuple = false;
@@ -341,8 +354,8 @@ struct Parser {
     ExprP expr = parse_math1();
     auto e = make(EK::Compare, line);
     for (;;) {
-      if (cur().type == Tok::Op && (is_op("==") || is_op("!=") || is_op("<") || is_op("<=") || is_op(">") ||
-                                    is_op(">="))) {
+      if (cur().type == Tok::Op &&
+          (is_op("==") || is_op("!=") || is_op("<") || is_op("<=") || is_op(">") || is_op(">="))) {
         e->ops.push_back(next().text);
       } else if (skip_name("in")) {
         e->ops.push_back("in");
@@ -625,7 +638,8 @@ struct Parser {
     Tok t = cur().type;
     if (is_op("(")) {
       parse_call_args(*e);
-    } else if ((t == Tok::Name || t == Tok::String || t == Tok::Int || t == Tok::Float || is_op("[") || is_op("{")) &&
+    } else if ((t == Tok::Name || t == Tok::String || t == Tok::Int || t == Tok::Float || is_op("[") ||
+                is_op("{")) &&
                !test_any({"else", "or", "and"})) {
       if (is_name("is")) error(cur().line, "You cannot chain multiple tests with is");
       e->args.push_back(parse_postfix(parse_primary(false)));

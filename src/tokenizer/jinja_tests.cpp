@@ -6,12 +6,12 @@
 
 namespace tqlm::jinja {
 
-static const char* kTests[] = {"defined", "undefined", "none",   "boolean", "false",   "true",  "integer",
-                               "float",   "number",    "string", "mapping", "iterable", "sequence", "callable",
-                               "sameas",  "escaped",   "lower",  "upper",   "odd",     "even",  "divisibleby",
-                               "equalto", "eq",        "==",     "ne",      "!=",      "lt",    "<",
-                               "le",      "<=",        "gt",     ">",       "ge",      ">=",    "in",
-                               "filter",  "test"};
+static const char* kTests[] = {
+    "defined", "undefined", "none",    "boolean",  "false",       "true",     "integer", "float",
+    "number",  "string",    "mapping", "iterable", "sequence",    "callable", "sameas",  "escaped",
+    "lower",   "upper",     "odd",     "even",     "divisibleby", "equalto",  "eq",      "==",
+    "ne",      "!=",        "lt",      "<",        "le",          "<=",       "gt",      ">",
+    "ge",      ">=",        "in",      "filter",   "test"};
 
 bool test_exists(std::string_view name) {
   for (const char* t : kTests)

@@ -77,7 +77,9 @@ bool py_islinebreak(char32_t c) {
          c == 0x2028 || c == 0x2029;
 }
 
-bool py_isdigit(char32_t c) { return c >= '0' && c <= '9'; }
+bool py_isdigit(char32_t c) {
+  return c >= '0' && c <= '9';
+}
 
 // Simple (one-to-one) case mapping for Latin-1, Latin Extended-A, Greek and Cyrillic; enough for chat text.
 // Latin digraphs come in (upper, title, lower) triples: U+01C4-U+01CC and U+01F1-U+01F3.
@@ -136,9 +138,15 @@ char32_t py_lower(char32_t c) {
   return c;
 }
 
-bool py_isupper(char32_t c) { return digraph_slot(c) == 0 || (digraph_slot(c) < 0 && py_lower(c) != c); }
-bool py_islower(char32_t c) { return digraph_slot(c) == 2 || (digraph_slot(c) < 0 && (py_upper(c) != c || c == 0xDF)); }
-bool py_iscased(char32_t c) { return digraph_slot(c) >= 0 || py_isupper(c) || py_islower(c); }
+bool py_isupper(char32_t c) {
+  return digraph_slot(c) == 0 || (digraph_slot(c) < 0 && py_lower(c) != c);
+}
+bool py_islower(char32_t c) {
+  return digraph_slot(c) == 2 || (digraph_slot(c) < 0 && (py_upper(c) != c || c == 0xDF));
+}
+bool py_iscased(char32_t c) {
+  return digraph_slot(c) >= 0 || py_isupper(c) || py_islower(c);
+}
 bool py_isalpha(char32_t c) {
   if (c < 0x80) return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
   if (py_iscased(c)) return true;
@@ -170,14 +178,20 @@ std::string str_upper(std::string_view s) {
   }
   return out;
 }
-std::string str_lower(std::string_view s) { return map_cp(s, py_lower); }
+std::string str_lower(std::string_view s) {
+  return map_cp(s, py_lower);
+}
 std::string str_swapcase(std::string_view s) {
   std::string out;
   for (char32_t c : utf8_decode(s)) {
-    if (py_isupper(c)) utf8_append(out, py_lower(c));
-    else if (c == 0xDF) out += "SS";
-    else if (py_islower(c)) utf8_append(out, py_upper(c));
-    else utf8_append(out, c);
+    if (py_isupper(c))
+      utf8_append(out, py_lower(c));
+    else if (c == 0xDF)
+      out += "SS";
+    else if (py_islower(c))
+      utf8_append(out, py_upper(c));
+    else
+      utf8_append(out, c);
   }
   return out;
 }

@@ -74,8 +74,12 @@ Value Value::callable(std::string name, std::function<Value(CallArgs&)> fn) {
   return v;
 }
 
-double Value::as_double() const { return kind == Kind::Float ? f : static_cast<double>(i); }
-int64_t Value::as_int() const { return kind == Kind::Float ? static_cast<int64_t>(f) : i; }
+double Value::as_double() const {
+  return kind == Kind::Float ? f : static_cast<double>(i);
+}
+int64_t Value::as_int() const {
+  return kind == Kind::Float ? static_cast<int64_t>(f) : i;
+}
 
 const Value* Dict::find(const Value& key) const {
   for (const auto& kv : items)
@@ -106,8 +110,10 @@ Value CallArgs::get(size_t idx, std::string_view name, Value dflt) const {
   if (const Value* v = kwarg(name)) return *v;
   return dflt;
 }
-void CallArgs::check(std::string_view fn, size_t max_pos, std::initializer_list<std::string_view> names) const {
-  if (pos.size() > max_pos) fail("{}() takes at most {} positional arguments ({} given)", fn, max_pos, pos.size());
+void CallArgs::check(std::string_view fn, size_t max_pos,
+                     std::initializer_list<std::string_view> names) const {
+  if (pos.size() > max_pos)
+    fail("{}() takes at most {} positional arguments ({} given)", fn, max_pos, pos.size());
   for (const auto& kv : kw) {
     bool known = false;
     for (auto n : names) known = known || n == kv.first;
@@ -118,16 +124,24 @@ void CallArgs::check(std::string_view fn, size_t max_pos, std::initializer_list<
 bool truthy(const Value& v) {
   switch (v.kind) {
     case Kind::Undefined:
-    case Kind::None: return false;
-    case Kind::Bool: return v.b;
-    case Kind::Int: return v.i != 0;
-    case Kind::Float: return v.f != 0.0;
-    case Kind::String: return !v.s.empty();
+    case Kind::None:
+      return false;
+    case Kind::Bool:
+      return v.b;
+    case Kind::Int:
+      return v.i != 0;
+    case Kind::Float:
+      return v.f != 0.0;
+    case Kind::String:
+      return !v.s.empty();
     case Kind::List:
-    case Kind::Tuple: return !v.list->empty();
-    case Kind::Dict: return !v.dict->items.empty();
+    case Kind::Tuple:
+      return !v.list->empty();
+    case Kind::Dict:
+      return !v.dict->items.empty();
     case Kind::Callable:
-    case Kind::Namespace: return true;
+    case Kind::Namespace:
+      return true;
   }
   return false;
 }
@@ -140,8 +154,10 @@ bool equals(const Value& a, const Value& b) {
   if (a.kind != b.kind) return false;
   switch (a.kind) {
     case Kind::Undefined:
-    case Kind::None: return true;
-    case Kind::String: return a.s == b.s;
+    case Kind::None:
+      return true;
+    case Kind::String:
+      return a.s == b.s;
     case Kind::List:
     case Kind::Tuple: {
       if (a.list->size() != b.list->size()) return false;
@@ -157,9 +173,12 @@ bool equals(const Value& a, const Value& b) {
       }
       return true;
     }
-    case Kind::Callable: return a.fn == b.fn;
-    case Kind::Namespace: return a.dict == b.dict;
-    default: return false;
+    case Kind::Callable:
+      return a.fn == b.fn;
+    case Kind::Namespace:
+      return a.dict == b.dict;
+    default:
+      return false;
   }
 }
 
@@ -185,17 +204,28 @@ int compare(const Value& a, const Value& b) {
 
 std::string type_name(const Value& v) {
   switch (v.kind) {
-    case Kind::Undefined: return "Undefined";
-    case Kind::None: return "NoneType";
-    case Kind::Bool: return "bool";
-    case Kind::Int: return "int";
-    case Kind::Float: return "float";
-    case Kind::String: return "str";
-    case Kind::List: return "list";
-    case Kind::Tuple: return "tuple";
-    case Kind::Dict: return "dict";
-    case Kind::Callable: return "function";
-    case Kind::Namespace: return "Namespace";
+    case Kind::Undefined:
+      return "Undefined";
+    case Kind::None:
+      return "NoneType";
+    case Kind::Bool:
+      return "bool";
+    case Kind::Int:
+      return "int";
+    case Kind::Float:
+      return "float";
+    case Kind::String:
+      return "str";
+    case Kind::List:
+      return "list";
+    case Kind::Tuple:
+      return "tuple";
+    case Kind::Dict:
+      return "dict";
+    case Kind::Callable:
+      return "function";
+    case Kind::Namespace:
+      return "Namespace";
   }
   return "object";
 }
@@ -237,9 +267,11 @@ std::string py_float_repr(double d) {
 
 static bool py_isprintable(char32_t c) {
   if (c < 0x20 || (c >= 0x7F && c <= 0xA0) || c == 0xAD) return false;
-  if ((c >= 0x2000 && c <= 0x200F) || (c >= 0x2028 && c <= 0x202F) || (c >= 0x205F && c <= 0x206F)) return false;
+  if ((c >= 0x2000 && c <= 0x200F) || (c >= 0x2028 && c <= 0x202F) || (c >= 0x205F && c <= 0x206F))
+    return false;
   if (c == 0x3000 || c == 0xFEFF || c == 0x1680 || (c >= 0xD800 && c <= 0xDFFF)) return false;
-  if ((c >= 0xE000 && c <= 0xF8FF) || (c >= 0xFFF0 && c <= 0xFFFB) || c == 0xFFFE || c == 0xFFFF) return false;
+  if ((c >= 0xE000 && c <= 0xF8FF) || (c >= 0xFFF0 && c <= 0xFFFB) || c == 0xFFFE || c == 0xFFFF)
+    return false;
   return true;
 }
 
@@ -262,9 +294,12 @@ std::string py_str_repr(std::string_view s) {
       utf8_append(out, c);
     } else {
       char buf[16];
-      if (c < 0x100) std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(c));
-      else if (c < 0x10000) std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-      else std::snprintf(buf, sizeof buf, "\\U%08x", static_cast<unsigned>(c));
+      if (c < 0x100)
+        std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(c));
+      else if (c < 0x10000)
+        std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+      else
+        std::snprintf(buf, sizeof buf, "\\U%08x", static_cast<unsigned>(c));
       out += buf;
     }
   }
@@ -301,20 +336,31 @@ static void dict_into(std::string& out, const Dict& d) {
 
 static void repr_into(std::string& out, const Value& v) {
   switch (v.kind) {
-    case Kind::String: out += py_str_repr(v.s); break;
-    case Kind::Undefined: out += "Undefined"; break;
-    default: out += to_str(v);
+    case Kind::String:
+      out += py_str_repr(v.s);
+      break;
+    case Kind::Undefined:
+      out += "Undefined";
+      break;
+    default:
+      out += to_str(v);
   }
 }
 
 std::string to_str(const Value& v) {
   switch (v.kind) {
-    case Kind::Undefined: return "";
-    case Kind::None: return "None";
-    case Kind::Bool: return v.b ? "True" : "False";
-    case Kind::Int: return std::to_string(v.i);
-    case Kind::Float: return py_float_repr(v.f);
-    case Kind::String: return v.s;
+    case Kind::Undefined:
+      return "";
+    case Kind::None:
+      return "None";
+    case Kind::Bool:
+      return v.b ? "True" : "False";
+    case Kind::Int:
+      return std::to_string(v.i);
+    case Kind::Float:
+      return py_float_repr(v.f);
+    case Kind::String:
+      return v.s;
     case Kind::List:
     case Kind::Tuple: {
       std::string out;
@@ -326,7 +372,8 @@ std::string to_str(const Value& v) {
       dict_into(out, *v.dict);
       return out;
     }
-    case Kind::Callable: return "<function " + v.fn->name + ">";
+    case Kind::Callable:
+      return "<function " + v.fn->name + ">";
     case Kind::Namespace: {
       std::string out = "<Namespace ";
       dict_into(out, *v.dict);
@@ -344,16 +391,21 @@ std::string repr(const Value& v) {
 
 Value from_json(const nlohmann::ordered_json& j) {
   switch (j.type()) {
-    case nlohmann::ordered_json::value_t::null: return Value::none();
-    case nlohmann::ordered_json::value_t::boolean: return Value::boolean(j.get<bool>());
-    case nlohmann::ordered_json::value_t::number_integer: return Value::integer(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::null:
+      return Value::none();
+    case nlohmann::ordered_json::value_t::boolean:
+      return Value::boolean(j.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer:
+      return Value::integer(j.get<int64_t>());
     case nlohmann::ordered_json::value_t::number_unsigned: {
       auto u = j.get<uint64_t>();
       if (u > static_cast<uint64_t>(INT64_MAX)) return Value::number(static_cast<double>(u));
       return Value::integer(static_cast<int64_t>(u));
     }
-    case nlohmann::ordered_json::value_t::number_float: return Value::number(j.get<double>());
-    case nlohmann::ordered_json::value_t::string: return Value::string(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::number_float:
+      return Value::number(j.get<double>());
+    case nlohmann::ordered_json::value_t::string:
+      return Value::string(j.get<std::string>());
     case nlohmann::ordered_json::value_t::array: {
       ValueList items;
       items.reserve(j.size());
@@ -367,7 +419,8 @@ Value from_json(const nlohmann::ordered_json& j) {
         d.dict->items.emplace_back(Value::string(it.key()), from_json(it.value()));
       return d;
     }
-    default: return Value::none();
+    default:
+      return Value::none();
   }
 }
 

@@ -19,14 +19,26 @@ struct Dict;
 struct Callable;
 using ValueList = std::vector<Value>;
 
-enum class Kind : uint8_t { Undefined, None, Bool, Int, Float, String, List, Tuple, Dict, Callable, Namespace };
+enum class Kind : uint8_t {
+  Undefined,
+  None,
+  Bool,
+  Int,
+  Float,
+  String,
+  List,
+  Tuple,
+  Dict,
+  Callable,
+  Namespace
+};
 
 struct Value {
   Kind kind = Kind::Undefined;
   bool b = false;
   int64_t i = 0;
   double f = 0.0;
-  std::string s;  // String payload; for Undefined: the reason ("'x' is undefined")
+  std::string s;                    // String payload; for Undefined: the reason ("'x' is undefined")
   std::shared_ptr<ValueList> list;  // List / Tuple
   std::shared_ptr<Dict> dict;       // Dict / Namespace
   std::shared_ptr<Callable> fn;     // Callable
@@ -82,10 +94,10 @@ bool truthy(const Value& v);
 bool equals(const Value& a, const Value& b);
 // Python `<`; fails on unorderable types. Returns -1/0/1.
 int compare(const Value& a, const Value& b);
-std::string to_str(const Value& v);   // Python str()
-std::string repr(const Value& v);     // Python repr()
+std::string to_str(const Value& v);     // Python str()
+std::string repr(const Value& v);       // Python repr()
 std::string type_name(const Value& v);  // Python type name for messages ("dict", "str", ...)
-std::string py_float_repr(double d);  // Python repr(float)
+std::string py_float_repr(double d);    // Python repr(float)
 std::string py_str_repr(std::string_view s);
 
 Value from_json(const nlohmann::ordered_json& j);
