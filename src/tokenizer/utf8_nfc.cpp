@@ -122,11 +122,10 @@ std::string nfd(std::string_view s) {
   return encode(decompose(s));
 }
 
-std::string nfc(std::string_view s) {
-  if (!needs_work(s)) return std::string(s);
+namespace {
+std::string nfc_full(std::string_view s) {
   const Tables& t = tables();
   std::vector<char32_t> cps = decompose(s);
-  if (cps.empty()) return {};
   size_t out = 0;
   size_t starter = SIZE_MAX;
   int last_class = 0;
@@ -146,6 +145,36 @@ std::string nfc(std::string_view s) {
   }
   cps.resize(out);
   return encode(cps);
+}
+}  // namespace
+
+std::string nfc(std::string_view s) {
+  if (!needs_work(s)) return std::string(s);
+  // Characters below U+0300 are starters that never compose with what precedes them, so only the runs of
+  // characters >= U+0300 (with the character before each run) need the full algorithm.
+  std::string out;
+  out.reserve(s.size());
+  size_t copied = 0, i = 0;
+  auto high = [&](size_t k) { return static_cast<unsigned char>(s[k]) >= 0xCC; };
+  auto is_cont = [&](size_t k) { return (static_cast<unsigned char>(s[k]) & 0xC0) == 0x80; };
+  while (i < s.size()) {
+    if (!high(i)) {
+      ++i;
+      continue;
+    }
+    size_t b = i;
+    if (b > copied) {
+      --b;
+      while (b > copied && is_cont(b)) --b;
+    }
+    size_t e = i;
+    while (e < s.size() && (high(e) || is_cont(e))) ++e;
+    out.append(s.substr(copied, b - copied));
+    out += nfc_full(s.substr(b, e - b));
+    copied = i = e;
+  }
+  out.append(s.substr(copied));
+  return out;
 }
 
 }  // namespace tqlm::utf8
