@@ -110,6 +110,31 @@ def test_pre_tokenized_pieces_identical(tqlm_bin, tok):
         assert json.loads(r.stdout) == [p for p in want if p], repr(t)
 
 
+def test_nfc_matches_hf(tqlm_bin, tmp_path):
+    # Random strings over every code point that has a canonical decomposition or a combining class, plus
+    # Hangul jamo and ASCII, through an NFC-only tokenizer: tqlm's pieces must equal HF's normalize_str.
+    import unicodedata
+    j = json.loads(fx.tokenizer_path("qwen2").read_text(encoding="utf-8"))
+    j["pre_tokenizer"] = None
+    j["added_tokens"] = []
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(j), encoding="utf-8")
+    hf = Tokenizer.from_file(str(path))
+    pool = [chr(c) for c in range(0x80, 0x30000) if not 0xD800 <= c < 0xE000 and
+            (unicodedata.decomposition(chr(c)) and not unicodedata.decomposition(chr(c)).startswith("<")
+             or unicodedata.combining(chr(c)))]
+    pool += [chr(c) for c in range(0x1100, 0x1200)] + list("abcdeoAEOU ") * 40
+    rng = random.Random(7)
+    for _ in range(4):
+        text = "".join(rng.choice(pool) for _ in range(20000))
+        r = _run(tqlm_bin, [str(path), "--pieces"], text.encode("utf-8"))
+        assert r.returncode == 0, r.stderr.decode()
+        got, want = json.loads(r.stdout)[0], hf.normalizer.normalize_str(text)
+        if got != want:
+            n = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+            pytest.fail(f"NFC differs at {n}: tqlm {got[n - 3:n + 3]!r} vs HF {want[n - 3:n + 3]!r}")
+
+
 @pytest.mark.parametrize("add", [False, True])
 def test_special_token_texts_identical(tqlm_bin, tok, add):
     path, hf = tok
