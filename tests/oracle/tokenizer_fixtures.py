@@ -6,6 +6,7 @@ Kinds (each mirrors the tokenizer.json layout of a real model family):
   qwen2      NFC normalizer, Split(Qwen2 regex) + ByteLevel, extra added tokens with lstrip/rstrip/
              single_word/normalized flags
   smollm2    Digits(individual) + ByteLevel(add_prefix_space=True, GPT-2 regex), array-format merges
+  minimax    o200k-style Split regex (MiniMax M2 family) + ByteLevel, MiniMax's special tokens
   llama2     SentencePiece style: Prepend+Replace normalizer, no pre-tokenizer, byte_fallback with
              <0x00>..<0xFF>, Replace/ByteFallback/Fuse/Strip decoder, "<s> $A"
   mistral    SentencePiece style with a Metaspace pre-tokenizer (prepend_scheme first) and decoder
@@ -24,12 +25,20 @@ if not WIKI.exists():
     WIKI = pathlib.Path("/work/shared/data/wikitext-2/wiki.test.raw")
 CACHE = pathlib.Path(os.environ.get("TQLM_TOK_FIXTURES", pathlib.Path(__file__).resolve().parent / ".fixtures"))
 
-KINDS = ["llama3", "qwen2", "smollm2", "llama2", "mistral"]
+KINDS = ["llama3", "qwen2", "smollm2", "minimax", "llama2", "mistral"]
+BYTE_LEVEL_KINDS = ("llama3", "qwen2", "smollm2", "minimax")
 
 LLAMA3_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|"
     r"\s+(?!\S)|\s+"
 )
+O200K_PATTERN = (
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+    r"\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+MINIMAX_SPECIALS = ["]!p~[", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>", "]~b]", "[e~[", "]!d~[",
+                    "]~!b[", "<think>", "</think>", "<minimax:tool_call>", "</minimax:tool_call>"]
 QWEN2_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|"
     r"\s+(?!\S)|\s+"
@@ -79,6 +88,9 @@ SPECIAL_TEXTS = [
     "<tool> x<tool>y <tool>",
     "Cafe\u0301 and Café and café",
     "<|endoftext|>",
+    "]~!b[]~b]system\nYou are helpful.[e~[\n]~b]user\nhi[e~[\n]~b]ai\n<think>\n",
+    "<think>\nreasoning\n</think>\n\nanswer<minimax:tool_call>\n<invoke name=\"f\"></invoke>\n</minimax:tool_call>[e~[",
+    "a]~b]b [e~[ ]~!b[",
     "",
     " ",
     "\n",
@@ -123,6 +135,11 @@ def _byte_level(kind):
             [pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated", invert=False),
              pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
         specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    elif kind == "minimax":
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Split(Regex(O200K_PATTERN), behavior="isolated", invert=False),
+             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+        specials = MINIMAX_SPECIALS
     else:  # smollm2
         tok.pre_tokenizer = pre_tokenizers.Sequence(
             [pre_tokenizers.Digits(individual_digits=True),
@@ -204,7 +221,7 @@ def tokenizer_path(kind):
     if not path.exists():
         for old in CACHE.glob(f"{kind}-*"):  # stale builds of an older version of this file
             shutil.rmtree(old, ignore_errors=True)
-        j = _byte_level(kind) if kind in ("llama3", "qwen2", "smollm2") else _sentencepiece(kind)
+        j = _byte_level(kind) if kind in BYTE_LEVEL_KINDS else _sentencepiece(kind)
         d.mkdir(parents=True, exist_ok=True)
         tmp = d / "tokenizer.json.tmp"
         tmp.write_text(json.dumps(j, ensure_ascii=False), encoding="utf-8")
