@@ -9,5 +9,8 @@ namespace tqlm::cli {
 void add_inspect(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_chat_template(CLI::App& app);
+void add_perplexity(CLI::App& app);
+void add_generate(CLI::App& app);
+void add_chat(CLI::App& app);
 
 }  // namespace tqlm::cli

@@ -15,6 +15,9 @@ int main(int argc, char** argv) {
   tqlm::cli::add_inspect(app);
   tqlm::cli::add_tokenize(app);
   tqlm::cli::add_chat_template(app);
+  tqlm::cli::add_perplexity(app);
+  tqlm::cli::add_generate(app);
+  tqlm::cli::add_chat(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -23,7 +23,7 @@ GREEDY_STEPS = 64
 
 
 class Tqlm:
-    def __init__(self, lib, path, kv="f32"):
+    def __init__(self, lib, path, kv="f32", threads=2):
         lib.tqlm_model_open.restype = ctypes.c_void_p
         lib.tqlm_model_vocab.restype = ctypes.c_int64
         lib.tqlm_model_vocab.argtypes = [ctypes.c_void_p]
@@ -32,7 +32,7 @@ class Tqlm:
         lib.tqlm_model_reset.argtypes = [ctypes.c_void_p]
         lib.tqlm_model_close.argtypes = [ctypes.c_void_p]
         self.lib = lib
-        self.h = lib.tqlm_model_open(str(path).encode(), kv.encode(), 2)
+        self.h = lib.tqlm_model_open(str(path).encode(), kv.encode(), threads)
         assert self.h, lib.tqlm_last_error().decode()
         self.vocab = lib.tqlm_model_vocab(self.h)
 

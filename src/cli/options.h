@@ -1,0 +1,35 @@
+// Option groups shared by the subcommands that load a model and generate (generate, chat, serve).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/generator.h"
+#include "runtime/sampler.h"
+
+namespace tqlm::cli {
+
+struct ModelOptions {
+  std::string model;
+  int threads = 0;
+  std::string kv = "bf16";
+  int64_t ctx = 0;
+};
+
+struct SamplingOptions {
+  std::optional<float> temp, top_p, min_p, repeat_penalty;
+  std::optional<int> top_k;
+  uint64_t seed = 0;
+  int max_tokens = 256;
+  std::vector<std::string> stop;
+  // Model defaults (generation_config.json) overridden by whatever flags were given.
+  SamplingParams resolve(const nlohmann::json* generation_config) const;
+  GenerateOptions generate_options(int64_t ctx) const;
+};
+
+void add_model_options(CLI::App* cmd, ModelOptions& o, bool with_ctx = true);
+void add_sampling_options(CLI::App* cmd, SamplingOptions& o);
+
+}  // namespace tqlm::cli

@@ -1,0 +1,186 @@
+#include "eval/perplexity.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <numeric>
+
+#include "core/error.h"
+
+namespace tqlm {
+
+namespace {
+
+constexpr int kTop = 64;
+constexpr char kMagic[8] = {'T', 'Q', 'L', 'M', 'K', 'L', '1', '\0'};
+
+// One prediction of the reference: top-K token ids with their log-probs, and the NLL of the target.
+struct RefRecord {
+  int32_t ids[kTop];
+  float logp[kTop];
+  float nll;
+};
+
+struct RefHeader {
+  char magic[8];
+  uint64_t ctx, windows, predictions, token_hash;
+};
+
+uint64_t hash_tokens(const std::vector<int32_t>& t, size_t n) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the scored tokens
+  for (size_t i = 0; i < n; ++i) h = (h ^ uint32_t(t[i])) * 1099511628211ull;
+  return h;
+}
+
+struct Accum {
+  double sum = 0, sum2 = 0, max = 0;
+  int64_t n = 0;
+  void add(double x) {
+    sum += x;
+    sum2 += x * x;
+    max = std::max(max, x);
+    ++n;
+  }
+  double mean() const { return n ? sum / double(n) : 0; }
+  double sd() const { return n > 1 ? std::sqrt(std::max(0.0, (sum2 - sum * sum / double(n)) / double(n - 1))) : 0; }
+};
+
+}  // namespace
+
+PerplexityResult run_perplexity(Model& model, const std::vector<int32_t>& tokens, const PerplexityOptions& opt,
+                                const Progress& progress) {
+  if (opt.ctx < 2) fail("--ctx must be at least 2");
+  const int64_t V = model.config().vocab;
+  const int64_t full = int64_t(tokens.size()) / opt.ctx;
+  if (full == 0) fail("the text has {} tokens, fewer than one window of --ctx {}", tokens.size(), opt.ctx);
+  const int64_t windows = opt.samples > 0 ? std::min(opt.samples, full) : full;
+  const int64_t preds = windows * (opt.ctx - 1);
+  const uint64_t thash = hash_tokens(tokens, size_t(windows * opt.ctx));
+
+  std::FILE* base = nullptr;
+  if (!opt.kl_base.empty()) {
+    base = std::fopen(opt.kl_base.c_str(), "rb");
+    if (!base) fail("{}: cannot open the --kl-base file", opt.kl_base);
+    RefHeader h{};
+    if (std::fread(&h, sizeof h, 1, base) != 1 || std::memcmp(h.magic, kMagic, 8) != 0) {
+      std::fclose(base);
+      fail("{}: not a tqlm --save-logits file", opt.kl_base);
+    }
+    if (h.ctx != uint64_t(opt.ctx) || h.windows != uint64_t(windows) || h.token_hash != thash) {
+      std::fclose(base);
+      fail("{}: reference was made with ctx {}, {} windows over other tokens; rerun with the same --data, --ctx "
+           "and --samples", opt.kl_base, h.ctx, h.windows);
+    }
+  }
+  std::FILE* save = nullptr;
+  std::string save_tmp;
+  if (!opt.save_logits.empty()) {
+    save_tmp = opt.save_logits + ".tmp";
+    save = std::fopen(save_tmp.c_str(), "wb");
+    if (!save) fail("{}: cannot create", save_tmp);
+    RefHeader h{};
+    std::memcpy(h.magic, kMagic, 8);
+    h.ctx = uint64_t(opt.ctx);
+    h.windows = uint64_t(windows);
+    h.predictions = uint64_t(preds);
+    h.token_hash = thash;
+    std::fwrite(&h, sizeof h, 1, save);
+  }
+  struct Closer {  // on an error: close files and remove a half-written reference
+    std::FILE*& f;
+    std::string remove;
+    ~Closer() {
+      if (!f) return;
+      std::fclose(f);
+      if (!remove.empty()) std::remove(remove.c_str());
+    }
+  } c1{base, ""}, c2{save, save_tmp};
+
+  auto cache = model.new_cache(opt.kv);
+  std::vector<float> logits(size_t(opt.chunk * V));
+  std::vector<int32_t> order(static_cast<size_t>(V));
+  Accum nll, kl, base_nll;
+  int64_t agree = 0;
+  double rest = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  for (int64_t w = 0; w < windows; ++w) {
+    cache->clear();
+    const int32_t* win = tokens.data() + w * opt.ctx;
+    for (int64_t c0 = 0; c0 < opt.ctx - 1; c0 += opt.chunk) {
+      const int64_t n = std::min(opt.chunk, opt.ctx - 1 - c0);  // the last token predicts nothing
+      model.forward(win + c0, n, *cache, logits.data(), true);
+      for (int64_t i = 0; i < n; ++i) {
+        float* lg = &logits[size_t(i * V)];
+        const int32_t target = win[c0 + i + 1];
+        float mx = *std::max_element(lg, lg + V);
+        double se = 0;
+        for (int64_t v = 0; v < V; ++v) se += std::exp(double(lg[v] - mx));
+        const double lse = double(mx) + std::log(se);
+        const double x = lse - double(lg[target]);
+        nll.add(x);
+        if (save || base) {
+          // log-probs of the top K of this run (for saving) and of arbitrary ids (for comparing)
+          auto logp = [&](int32_t id) { return double(lg[id]) - lse; };
+          if (save) {
+            RefRecord r{};
+            std::iota(order.begin(), order.end(), 0);
+            std::partial_sort(order.begin(), order.begin() + kTop, order.end(),
+                              [&](int32_t a, int32_t b) { return lg[a] > lg[b] || (lg[a] == lg[b] && a < b); });
+            for (int k = 0; k < kTop; ++k) r.ids[k] = order[size_t(k)], r.logp[k] = float(logp(order[size_t(k)]));
+            r.nll = float(x);
+            if (std::fwrite(&r, sizeof r, 1, save) != 1) fail("{}: write failed", save_tmp);
+          }
+          if (base) {
+            RefRecord r{};
+            if (std::fread(&r, sizeof r, 1, base) != 1) fail("{}: truncated reference file", opt.kl_base);
+            double p_in = 0, q_in = 0, k = 0;
+            for (int j = 0; j < kTop; ++j) {
+              const double p = std::exp(double(r.logp[j]));
+              p_in += p;
+              q_in += std::exp(logp(r.ids[j]));
+              k += p * (double(r.logp[j]) - logp(r.ids[j]));
+            }
+            const double p_rest = std::max(0.0, 1.0 - p_in), q_rest = std::max(1e-30, 1.0 - q_in);
+            if (p_rest > 0) k += p_rest * std::log(p_rest / q_rest);
+            kl.add(std::max(0.0, k));
+            rest += p_rest;
+            base_nll.add(r.nll);
+            const int32_t mine = int32_t(std::max_element(lg, lg + V) - lg);
+            agree += mine == r.ids[0];
+          }
+        }
+      }
+    }
+    if (progress) progress(w + 1, windows, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  PerplexityResult r;
+  r.windows = windows;
+  r.predictions = nll.n;
+  r.mean_nll = nll.mean();
+  r.ppl = std::exp(r.mean_nll);
+  r.ppl_se = r.ppl * nll.sd() / std::sqrt(double(nll.n));
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (base) {
+    r.compared = true;
+    r.kl_mean = kl.mean();
+    r.kl_se = kl.sd() / std::sqrt(double(kl.n));
+    r.kl_max = kl.max;
+    r.top1_agree = double(agree) / double(kl.n);
+    r.base_ppl = std::exp(base_nll.mean());
+    r.ppl_ratio = r.ppl / r.base_ppl;
+    r.rest_mass = rest / double(kl.n);
+  }
+  if (save) {
+    bool ok = std::fflush(save) == 0;
+    ok = std::fclose(save) == 0 && ok;
+    save = nullptr;
+    if (!ok) fail("{}: write failed", save_tmp);
+    std::filesystem::rename(save_tmp, opt.save_logits);
+  }
+  return r;
+}
+
+}  // namespace tqlm

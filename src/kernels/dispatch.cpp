@@ -1,0 +1,34 @@
+#include <cstdlib>
+#include <string>
+
+#include "core/error.h"
+#include "kernels/linear_kernels.h"
+
+namespace tqlm {
+
+const LinearKernels* linear_kernels_for(const std::string& isa) {
+  __builtin_cpu_init();
+  if (isa == "scalar") return &isa_sse2::kernels;
+  if (isa == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? &isa_avx2::kernels : nullptr;
+  if (isa == "avx512")
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")
+               ? &isa_avx512::kernels
+               : nullptr;
+  return nullptr;
+}
+
+const LinearKernels& linear_kernels() {
+  static const LinearKernels* k = [] {
+    if (const char* env = std::getenv("TQLM_ISA")) {
+      const LinearKernels* f = linear_kernels_for(env);
+      if (!f) fail("TQLM_ISA={} is not available on this CPU (scalar, avx2, avx512)", env);
+      return f;
+    }
+    for (const char* isa : {"avx512", "avx2"})
+      if (const LinearKernels* f = linear_kernels_for(isa)) return f;
+    return &isa_sse2::kernels;
+  }();
+  return *k;
+}
+
+}  // namespace tqlm

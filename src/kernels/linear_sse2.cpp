@@ -1,0 +1,5 @@
+// Linear kernels for the scalar family (see linear_impl.h; compile flags set in CMakeLists.txt).
+#define TQLM_VB 16
+#define TQLM_ISA_NS isa_sse2
+#define TQLM_ISA_NAME "scalar"
+#include "kernels/linear_impl.h"
