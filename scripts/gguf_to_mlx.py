@@ -386,7 +386,7 @@ def convert(gguf_path: Path, out_dir: Path, log=print) -> None:
         "pad_token": tokspec(pad_id),
         "clean_up_tokenization_spaces": False,
         "model_max_length": ctx,
-        "tokenizer_class": "GPT2Tokenizer",
+        "tokenizer_class": "PreTrainedTokenizerFast",  # loads tokenizer.json as-is (transformers 5 rebuilds GPT2Tokenizer's pre-tokenizer)
         "vocab_size": len(tokens),
     }
     tmpl = field(reader, "tokenizer.chat_template")

@@ -1,0 +1,382 @@
+"""Verifies the default model produced by scripts/get-default-model.sh (SmolLM2-135M-Instruct, GGUF Q4_1 ->
+MLX affine 4-bit g32) against the GGUF it came from.
+
+  .venv/bin/python -m pytest -q -s tests/oracle/test_default_model.py      (-s prints the measured numbers)
+
+(a) every stored weight, dequantized by mx.dequantize, equals gguf.quants.dequantize of the GGUF tensor exactly
+    (after re-applying llama.cpp's q/k row permutation, written here independently of the converter);
+(b) stock mlx_lm (float32 params/activations) vs llama.cpp (llama-cpp-python, f32 KV cache):
+    - on an exact F32 re-encoding of the GGUF (same dequantized values, so llama.cpp runs plain f32 matmuls):
+      logits agree to ~1e-4 (float summation order only) -> proves weights, un-permutation and config;
+      a control model left in GGUF row order disagrees by whole logits, so the check is sensitive;
+    - on the Q4_1 GGUF itself: llama.cpp quantizes activations to 8 bits (q8_1/q8_0 blocks of 32) inside its
+      quantized dot products. Simulating just that in mlx moves SmolLM2's logits by max ~2, mean ~0.26, so we
+      require max|diff| < 4, mean|diff| < 0.6 and identical argmax at every position;
+    - greedy generation of 32 tokens agrees with llama.cpp on both GGUFs;
+(c) HF tokenizers with the rebuilt tokenizer.json == llama.cpp's tokenizer on all of wiki.test.raw and on a
+    Unicode/emoji/code torture text (with and without special-token parsing);
+(d) perplexity over the first 3 windows of 512 tokens of wiki.test.raw (tokenized once, no BOS, each window
+    scoring its 511 next-token predictions): mlx_lm vs llama.cpp on the Q4_1 GGUF agree within 0.5%.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+mx = pytest.importorskip("mlx.core")
+mx.set_default_device(mx.cpu)
+gguf = pytest.importorskip("gguf")
+llama_cpp = pytest.importorskip("llama_cpp")
+tokenizers = pytest.importorskip("tokenizers")
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL_DIR = Path(os.environ.get("TQLM_DEFAULT_MODEL", ROOT / "models" / "smollm2-135m-instruct"))
+DATA = Path(os.environ.get("TQLM_DATA", ROOT.parent / "shared" / "data"))
+WIKI = DATA / "wikitext-2" / "wiki.test.raw"
+N_THREADS = os.cpu_count() or 2
+PPL_CTX, PPL_WINDOWS = 512, 3
+
+TORTURE = (
+    "Hello world! HELLO WORLD. I'm, you're, it's, we've, they'll, he'd — I'M YOU'RE IT'S.\n"
+    "Numbers: 0 1 12 123 1234 12345 3.14159 1,000,000 -42 +7 1e-5 0x1F 2024-01-31 10:30pm ½ ² ٣ ४ 五\n"
+    "Whitespace:  two  spaces,   three,\ttab,\t\ttabs, trailing   \n\n\nnewlines\r\nCRLF\rCR \u00a0nbsp\u2003em\n"
+    "Unicode: naïve café résumé Ångström ﬁ straße İstanbul ΑΒΓ αβγ Привет мир こんにちは世界 中文测试 한국어 "
+    "עברית العربية हिन्दी ไทย e\u0301 (combining) \u200bzero\u200dwidth\n"
+    "Emoji: 😀 👍🏽 👨‍👩‍👧‍👦 🇫🇷 ❤️ 🤖🚀✨ 1️⃣ 🏳️‍🌈\n"
+    "Code:\n```python\ndef f(x: int) -> int:\n    return x**2 + 1  # comment\n\nclass A(object):\n"
+    "\tpass\n```\nfor (int i = 0; i < n; ++i) { a[i] += b[i] >> 2; }\n"
+    "    indented    code\n<html><body class=\"x\">&amp;&lt;</body></html> $PATH ~/.bashrc C:\\Windows\\\n"
+    "Specials inline: <|im_start|>user\nhi<|im_end|>\n<|endoftext|> <file_sep><jupyter_code> <|im_start|\n"
+    "Punct: ... !!! ??? ;;; --- ___ *** ### @@@ ``` ''' \"\"\" (( )) [[ ]] {{ }} «» „“ ‘’ … · • ¶ § © ® ™\n"
+    "Mixed: abc123def 123abc ABC'S don't DON'T O'Neil rock'n'roll 's 't 're 've 'm 'll 'd\n"
+    "   leading spaces and trailing spaces   "
+)
+
+
+def log(msg: str) -> None:
+    print(f"[default-model] {msg}", flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+
+@pytest.fixture(scope="session")
+def gguf_path() -> Path:
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "get-default-model.sh"), str(MODEL_DIR)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.fail(f"get-default-model.sh failed:\n{r.stdout}\n{r.stderr}")
+    m = re.search(r"^gguf: (.+)$", r.stdout, re.M)
+    assert m, f"get-default-model.sh did not print the GGUF path:\n{r.stdout}"
+    p = Path(m.group(1))
+    assert p.is_file()
+    return p
+
+
+@pytest.fixture(scope="session")
+def reader(gguf_path):
+    return gguf.GGUFReader(str(gguf_path))
+
+
+@pytest.fixture(scope="session")
+def config(gguf_path):
+    return json.loads((MODEL_DIR / "config.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def f32_gguf_path(gguf_path, reader) -> Path:
+    """The same model with every tensor dequantized (exactly, in f32) by the gguf package; cached."""
+    out = gguf_path.with_name(gguf_path.stem + ".dequant-F32.gguf")
+    if out.is_file() and out.stat().st_mtime >= gguf_path.stat().st_mtime:
+        return out
+    part = out.with_name(out.name + ".part")
+    w = gguf.GGUFWriter(str(part), arch=reader.fields["general.architecture"].contents())
+    for f in reader.fields.values():
+        if f.name.startswith("GGUF.") or f.name in ("general.architecture", "general.file_type"):
+            continue
+        vt = f.types[0]
+        w.add_key_value(f.name, f.contents(), vt, sub_type=f.types[-1] if vt == gguf.GGUFValueType.ARRAY else None)
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    for t in reader.tensors:
+        a = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).astype(np.float32)
+        w.add_tensor(t.name, a.reshape([int(x) for x in reversed(t.shape)]))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    os.replace(part, out)
+    return out
+
+
+def make_llama(path: Path):
+    return llama_cpp.Llama(str(path), n_ctx=PPL_CTX, n_batch=PPL_CTX, n_ubatch=PPL_CTX, logits_all=True,
+                           type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32,
+                           n_threads=N_THREADS, n_threads_batch=N_THREADS, seed=0, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def llm_q(gguf_path):
+    return make_llama(gguf_path)
+
+
+@pytest.fixture(scope="session")
+def llm_f32(f32_gguf_path):
+    return make_llama(f32_gguf_path)
+
+
+@pytest.fixture(scope="session")
+def mlx_model(gguf_path):
+    from mlx_lm import load
+    model, tok = load(str(MODEL_DIR))
+    model.set_dtype(mx.float32)  # float params (scales/biases/norms) -> f32; exact, they are f16 values
+    return model, tok
+
+
+@pytest.fixture(scope="session")
+def hf_tok(gguf_path):
+    return tokenizers.Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
+
+
+@pytest.fixture(scope="session")
+def wiki_text():
+    if not WIKI.is_file():
+        pytest.skip(f"{WIKI} not found (set TQLM_DATA)")
+    return WIKI.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def wiki_ids(hf_tok, wiki_text):
+    return hf_tok.encode(wiki_text, add_special_tokens=False).ids
+
+
+@pytest.fixture(scope="session")
+def chat_prompt(mlx_model):
+    _, tok = mlx_model
+    msgs = [{"role": "user", "content": "Write a short poem about the sea, then explain photosynthesis."}]
+    return list(tok.apply_chat_template(msgs, add_generation_prompt=True))
+
+
+def llama_logits(llm, ids) -> np.ndarray:
+    llm.reset()
+    llm.eval(list(ids))
+    return np.array(llm.scores[: len(ids)], dtype=np.float32)
+
+
+def mlx_logits(model, ids) -> np.ndarray:
+    out = model(mx.array([list(ids)]))
+    return np.array(out.astype(mx.float32))[0]
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+GGUF_TO_HF = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head",
+              "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+              "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+              "ffn_down": "mlp.down_proj", "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm"}
+
+
+def module_name(gguf_name: str) -> str:
+    p = gguf_name.split(".")
+    if p[0] == "blk":
+        return f"model.layers.{p[1]}.{GGUF_TO_HF[p[2]]}"
+    return GGUF_TO_HF[p[0]]
+
+
+def llamacpp_permute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """What llama.cpp's convert_hf_to_gguf does to q_proj/k_proj rows (HF order -> GGUF order)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def nll_per_window(logits: np.ndarray, ids) -> float:
+    lg = logits[:-1].astype(np.float64)
+    lg -= lg.max(-1, keepdims=True)
+    lse = np.log(np.exp(lg).sum(-1))
+    tgt = np.asarray(ids[1:])
+    return float((lse - lg[np.arange(len(tgt)), tgt]).sum())
+
+
+# ------------------------------------------------------------------------------------------------ (a)
+
+def test_files_and_config(gguf_path, config):
+    for f in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+              "generation_config.json", "special_tokens_map.json"):
+        assert (MODEL_DIR / f).is_file(), f
+    _, meta = mx.load(str(MODEL_DIR / "model.safetensors"), return_metadata=True)
+    assert meta.get("format") == "mlx"
+    assert config["model_type"] == "llama"
+    assert config["quantization"] == config["quantization_config"]
+    assert {k: config["quantization"][k] for k in ("group_size", "bits", "mode")} == \
+        {"group_size": 32, "bits": 4, "mode": "affine"}
+    assert config["tie_word_embeddings"] is True
+    gen = json.loads((MODEL_DIR / "generation_config.json").read_text())
+    assert gen["eos_token_id"] == config["eos_token_id"] == 2
+    # re-running the script on a complete directory is a no-op
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "get-default-model.sh"), str(MODEL_DIR)],
+                       capture_output=True, text=True, check=True)
+    assert "already present" in r.stdout
+
+
+def test_weights_lossless(reader, config):
+    weights = mx.load(str(MODEL_DIR / "model.safetensors"))
+    n_head, n_kv = config["num_attention_heads"], config["num_key_value_heads"]
+    q = config["quantization"]
+    inventory: dict[str, int] = {}
+    seen = set()
+    for t in reader.tensors:
+        inventory[t.tensor_type.name] = inventory.get(t.tensor_type.name, 0) + 1
+        mod = module_name(t.name)
+        ref = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).astype(np.float32)
+        ref = ref.reshape([int(x) for x in reversed(t.shape)])
+        w = weights[mod + ".weight"]
+        seen.add(mod + ".weight")
+        if mod + ".scales" in weights:
+            s, b = weights[mod + ".scales"], weights[mod + ".biases"]
+            seen |= {mod + ".scales", mod + ".biases"}
+            assert w.dtype == mx.uint32 and s.dtype == mx.float16 and b.dtype == mx.float16
+            params = q.get(mod, q)
+            # dequantize in f32 (d*q + m is exact in f32; the gguf package computes it in f32 as well)
+            ours = np.array(mx.dequantize(w, s.astype(mx.float32), b.astype(mx.float32),
+                                          group_size=params["group_size"], bits=params["bits"]))
+            exp_bits = {"Q4_1": 4, "Q8_0": 8}[t.tensor_type.name]
+            assert params["bits"] == exp_bits and params["group_size"] == 32, mod
+        else:
+            assert w.dtype in (mx.float16, mx.float32)
+            ours = np.array(w.astype(mx.float32))
+        if mod.endswith("q_proj"):
+            ours = llamacpp_permute(ours, n_head)
+        elif mod.endswith("k_proj"):
+            ours = llamacpp_permute(ours, n_kv)
+        assert ours.shape == ref.shape, mod
+        assert np.array_equal(ours, ref), f"{t.name} -> {mod}: max diff {np.abs(ours - ref).max()}"
+    assert seen == set(weights), f"extra tensors: {set(weights) - seen}"
+    log(f"weights: {len(reader.tensors)} GGUF tensors bit-exact after dequantization; types {inventory}")
+
+
+# ------------------------------------------------------------------------------------------------ (b)
+
+def test_logits_exact_against_f32_gguf(mlx_model, llm_f32, chat_prompt):
+    model, _ = mlx_model
+    ours = mlx_logits(model, chat_prompt)
+    ref = llama_logits(llm_f32, chat_prompt)
+    d = np.abs(ours - ref)
+    log(f"logits vs llama.cpp on the dequantized-F32 GGUF: {len(chat_prompt)} positions, "
+        f"max|diff| {d.max():.3g}, mean {d.mean():.3g} (logit std {ref.std():.2f})")
+    assert (ours.argmax(-1) == ref.argmax(-1)).all()
+    assert d.max() < 2e-3
+
+    # control: the same model with q/k rows left in llama.cpp's (RoPE-interleaved) order must NOT match
+    from mlx_lm import load
+    bad, _ = load(str(MODEL_DIR))
+    bad.set_dtype(mx.float32)
+    n_head, n_kv = bad.args.num_attention_heads, bad.args.num_key_value_heads
+    for layer in bad.model.layers:
+        for proj, nh in ((layer.self_attn.q_proj, n_head), (layer.self_attn.k_proj, n_kv)):
+            for k in ("weight", "scales", "biases"):
+                setattr(proj, k, mx.array(llamacpp_permute(np.array(getattr(proj, k)), nh)))
+    dbad = np.abs(mlx_logits(bad, chat_prompt) - ref)
+    log(f"control (q/k not un-permuted): max|diff| {dbad.max():.3g}, mean {dbad.mean():.3g}")
+    assert dbad.mean() > 100 * d.mean() and dbad.max() > 1.0
+
+
+def test_logits_against_q4_gguf(mlx_model, llm_q, chat_prompt):
+    model, _ = mlx_model
+    ours = mlx_logits(model, chat_prompt)
+    ref = llama_logits(llm_q, chat_prompt)
+    d = np.abs(ours - ref)
+    agree = int((ours.argmax(-1) == ref.argmax(-1)).sum())
+    log(f"logits vs llama.cpp on the Q4_1 GGUF: max|diff| {d.max():.3g}, mean {d.mean():.3g}, "
+        f"argmax agrees at {agree}/{len(chat_prompt)} positions")
+    assert agree == len(chat_prompt)
+    assert d.max() < 4.0 and d.mean() < 0.6
+
+
+def _greedy_mlx(model, prompt, n):
+    from mlx_lm.generate import generate_step
+    out = []
+    for tok, _ in generate_step(mx.array(prompt), model, max_tokens=n):
+        out.append(int(tok))
+    return out
+
+
+def _greedy_llama(llm, prompt, n):
+    llm.reset()
+    llm.eval(list(prompt))
+    out = []
+    for _ in range(n):
+        nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        out.append(nxt)
+        llm.eval([nxt])
+    return out
+
+
+def test_greedy_generation(mlx_model, llm_q, llm_f32, chat_prompt):
+    model, tok = mlx_model
+    n = 32
+    ours = _greedy_mlx(model, chat_prompt, n)
+    ref_f32 = _greedy_llama(llm_f32, chat_prompt, n)
+    ref_q = _greedy_llama(llm_q, chat_prompt, n)
+    log(f"greedy {n} tokens (mlx_lm): {tok.decode(ours)!r}")
+    log(f"greedy agreement: vs F32 GGUF {sum(a == b for a, b in zip(ours, ref_f32))}/{n}, "
+        f"vs Q4_1 GGUF {sum(a == b for a, b in zip(ours, ref_q))}/{n}")
+    assert ours == ref_f32
+    assert ours == ref_q
+
+
+# ------------------------------------------------------------------------------------------------ (c)
+
+@pytest.fixture(scope="session")
+def llm_vocab(gguf_path):
+    return llama_cpp.Llama(str(gguf_path), vocab_only=True, verbose=False)
+
+
+def test_tokenizer_wikitext(hf_tok, llm_vocab, wiki_text, wiki_ids):
+    ref = llm_vocab.tokenize(wiki_text.encode("utf-8"), add_bos=False, special=False)
+    same = sum(a == b for a, b in zip(ref, wiki_ids))
+    log(f"tokenizer on wiki.test.raw: {len(wiki_ids)} HF ids vs {len(ref)} llama.cpp ids, {same} equal")
+    if ref != wiki_ids:
+        i = next((i for i, (a, b) in enumerate(zip(ref, wiki_ids)) if a != b), min(len(ref), len(wiki_ids)))
+        pytest.fail(f"first mismatch at {i}: llama.cpp {ref[i-3:i+5]} vs HF {wiki_ids[i-3:i+5]} "
+                    f"({hf_tok.decode(wiki_ids[i-3:i+5])!r})")
+
+
+@pytest.mark.parametrize("special", [True, False])
+def test_tokenizer_torture(hf_tok, llm_vocab, mlx_model, special):
+    text = TORTURE
+    ref = llm_vocab.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+    hf_tok.encode_special_tokens = not special  # HF: True means "do not parse special tokens in the text"
+    try:
+        ours = hf_tok.encode(text, add_special_tokens=False).ids
+    finally:
+        hf_tok.encode_special_tokens = False
+    log(f"tokenizer torture (special={special}): {len(ours)} ids, equal={ours == ref}")
+    assert ours == ref
+    assert hf_tok.decode(ours, skip_special_tokens=False) == text
+    if special:
+        assert 1 in ours and 2 in ours  # <|im_start|>, <|im_end|> parsed as single tokens
+        _, tok = mlx_model  # mlx_lm's tokenizer (transformers, from the same files) adds no BOS
+        assert list(tok.encode(text)) == ours
+
+
+# ------------------------------------------------------------------------------------------------ (d)
+
+def test_perplexity(mlx_model, llm_q, wiki_ids):
+    model, _ = mlx_model
+    assert len(wiki_ids) >= PPL_CTX * PPL_WINDOWS
+    nll_mlx = nll_cpp = 0.0
+    n = 0
+    for w in range(PPL_WINDOWS):
+        ids = wiki_ids[w * PPL_CTX:(w + 1) * PPL_CTX]
+        nll_mlx += nll_per_window(mlx_logits(model, ids), ids)
+        nll_cpp += nll_per_window(llama_logits(llm_q, ids), ids)
+        n += len(ids) - 1
+    ppl_mlx, ppl_cpp = float(np.exp(nll_mlx / n)), float(np.exp(nll_cpp / n))
+    rel = abs(ppl_mlx - ppl_cpp) / ppl_cpp
+    log(f"perplexity, {PPL_WINDOWS} windows x {PPL_CTX} ({n} predictions): mlx_lm {ppl_mlx:.4f}, "
+        f"llama.cpp {ppl_cpp:.4f}, rel diff {100 * rel:.3f}%")
+    assert rel < 0.005
