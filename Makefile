@@ -8,7 +8,10 @@ JOBS ?= $(shell nproc)
 PY := .venv/bin/python
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build asan fuzz unit unit-asan oracle test demo clean format
+MODEL ?= models/smollm2-135m-instruct
+DEMO_PROMPT ?= In two sentences, why is the sky blue?
+
+.PHONY: all deps build asan fuzz unit unit-asan oracle model test demo clean format
 
 all: build
 
@@ -38,7 +41,10 @@ unit: build
 unit-asan: asan
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
 
-oracle: build
+model:
+	bash scripts/get-default-model.sh $(MODEL)
+
+oracle: build model
 	TQLM_BUILD=$(BUILD) $(PY) -m pytest -q tests/oracle
 
 test: deps
@@ -47,10 +53,9 @@ test: deps
 	$(MAKE) fuzz
 	$(MAKE) oracle
 
-demo: deps build
-	@echo "The runtime (generate/chat) is not built yet; showing the checkpoint inspector on a fixture."
-	$(PY) scripts/make-fixtures.py .cache/demo-fixture
-	$(BUILD)/tqlm inspect .cache/demo-fixture/llama-q4
+demo: deps build model
+	$(BUILD)/tqlm inspect $(MODEL)
+	$(BUILD)/tqlm generate $(MODEL) --temp 0 --max-tokens 96 -p "$(DEMO_PROMPT)"
 
 format:
 	clang-format-14 -i $$(git ls-files '*.cpp' '*.h')

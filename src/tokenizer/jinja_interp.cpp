@@ -25,7 +25,13 @@ void Scope::set(const std::string& name, Value v) {
 ScopeP Interp::child(const ScopeP& parent) {
   auto s = std::make_shared<Scope>();
   s->parent = parent;
+  created_.push_back(s);
   return s;
+}
+
+Interp::~Interp() {
+  for (auto& w : created_)
+    if (auto s = w.lock()) s->vars.clear();
 }
 
 std::string Interp::render(const Body& body) {

@@ -35,6 +35,11 @@ enum class Flow { Normal, Break, Continue };
 class Interp {
  public:
   explicit Interp(ScopeP globals) : globals_(std::move(globals)) {}
+  // Macros hold their defining scope, which holds them: a reference cycle. Every scope this interpreter
+  // created is emptied here, after the render, so that nothing leaks.
+  ~Interp();
+  Interp(const Interp&) = delete;
+  Interp& operator=(const Interp&) = delete;
   std::string render(const Body& body);
   Flow exec(const Body& body, const ScopeP& scope, std::string& out);
   Value eval(const Expr& e, const ScopeP& scope);
@@ -47,9 +52,10 @@ class Interp {
   Value eval_filter(const Expr& e, const ScopeP& scope, const Value* block_input);
   void eval_args(const Expr& e, const ScopeP& scope, CallArgs& args);
   Value make_macro(const Stmt& s, const ScopeP& defining, const std::string& name);
-  static ScopeP child(const ScopeP& parent);
+  ScopeP child(const ScopeP& parent);
 
   ScopeP globals_;
+  std::vector<std::weak_ptr<Scope>> created_;
   int depth_ = 0;
 };
 
