@@ -58,7 +58,7 @@ void linear_f32(const Linear& w, const float* x, int64_t T, float* y, ThreadPool
   const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(64, w.out / (4 * pool.size())));
   pool.parallel_for(w.out, grain, [&](int64_t r0, int64_t r1, int) {
     thread_local std::vector<float> scratch;
-    if (scratch.size() < size_t(3 * w.in + 64)) scratch.resize(size_t(3 * w.in + 64));
+    if (scratch.size() < size_t(7 * w.in + 64)) scratch.resize(size_t(7 * w.in + 64));
     linear_kernels().rows(w, x, T, y, r0, r1, scratch.data());
   });
 }

@@ -42,18 +42,19 @@ struct Unpack {
       shift[i] = uint32_t((i % per_word) * BITS);
     }
   }
-  vf operator()(const uint32_t* row, int64_t e0) const {
+  vf operator()(const uint32_t* row, int64_t e0_signed) const {
+    const uint64_t e0 = uint64_t(e0_signed);  // unsigned: / and % by powers of two become shifts and masks
     const uint32_t* wp = row + e0 / per_word;
     vu words;
     if constexpr (W <= per_word) {
       words = vu{} + wp[0];
     } else {
       vu raw = {};
-      std::memcpy(&raw, wp, sizeof(uint32_t) * (W / per_word));
+      for (int k = 0; k < W / per_word; ++k) raw[k] = wp[k];
       words = __builtin_shuffle(raw, word_idx);
     }
     const vu sh = shift + uint32_t((W <= per_word ? e0 % per_word : 0) * BITS);
-    return __builtin_convertvector((words >> sh) & ((1u << BITS) - 1u), vf);
+    return __builtin_convertvector((vi)((words >> sh) & ((1u << BITS) - 1u)), vf);
   }
 };
 
@@ -207,28 +208,39 @@ void rows(const Linear& w, const float* x, int64_t T, float* y, int64_t r0, int6
     }
     return;
   }
-  for (int64_t r = r0; r < r1; ++r) {
+  // Prefill: expand 4 weight rows at a time, then a 4 rows x 4 tokens register tile (16 accumulators).
+  float* rb = scratch + 3 * in;  // [4, in] expanded rows
+  int64_t r = r0;
+  if (in % W == 0) {
+    for (; r + 4 <= r1; r += 4) {
+      for (int i = 0; i < 4; ++i) expand_row(w, r + i, rb + i * in, tmp);
+      float b[4];
+      for (int i = 0; i < 4; ++i) b[i] = w.bias ? load_as_f32(w.bias, w.bias_dtype, size_t(r + i)) : 0.0f;
+      int64_t t = 0;
+      for (; t + 4 <= T; t += 4) {
+        vf a[4][4] = {};
+        const float* xt = x + t * in;
+        for (int64_t j = 0; j < in; j += W) {
+          const vf w0 = load(rb + j), w1 = load(rb + in + j), w2 = load(rb + 2 * in + j), w3 = load(rb + 3 * in + j);
+          for (int k = 0; k < 4; ++k) {
+            const vf xv = load(xt + k * in + j);
+            a[0][k] += w0 * xv;
+            a[1][k] += w1 * xv;
+            a[2][k] += w2 * xv;
+            a[3][k] += w3 * xv;
+          }
+        }
+        for (int i = 0; i < 4; ++i)
+          for (int k = 0; k < 4; ++k) y[(t + k) * out + r + i] = hsum(a[i][k]) + b[i];
+      }
+      for (; t < T; ++t)
+        for (int i = 0; i < 4; ++i) y[t * out + r + i] = dot_f(rb + i * in, x + t * in, in) + b[i];
+    }
+  }
+  for (; r < r1; ++r) {
     expand_row(w, r, rowbuf, tmp);
     const float b = w.bias ? load_as_f32(w.bias, w.bias_dtype, size_t(r)) : 0.0f;
-    int64_t t = 0;
-    if (in % W == 0) {
-      for (; t + 4 <= T; t += 4) {  // 4 token rows share each load of the weight row
-        const float *x0 = x + t * in, *x1 = x0 + in, *x2 = x1 + in, *x3 = x2 + in;
-        vf a0 = {}, a1 = {}, a2 = {}, a3 = {};
-        for (int64_t j = 0; j < in; j += W) {
-          const vf wv = load(rowbuf + j);
-          a0 += wv * load(x0 + j);
-          a1 += wv * load(x1 + j);
-          a2 += wv * load(x2 + j);
-          a3 += wv * load(x3 + j);
-        }
-        y[t * out + r] = hsum(a0) + b;
-        y[(t + 1) * out + r] = hsum(a1) + b;
-        y[(t + 2) * out + r] = hsum(a2) + b;
-        y[(t + 3) * out + r] = hsum(a3) + b;
-      }
-    }
-    for (; t < T; ++t) y[t * out + r] = dot_f(rowbuf, x + t * in, in) + b;
+    for (int64_t t = 0; t < T; ++t) y[t * out + r] = dot_f(rowbuf, x + t * in, in) + b;
   }
 }
 

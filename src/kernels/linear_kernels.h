@@ -13,7 +13,7 @@ namespace tqlm {
 struct LinearKernels {
   const char* isa;
   // y[t, r] for t < T, r in [r0, r1): rows of a single-expert Linear against f32 activations x [T, in].
-  // scratch: at least 4 * in + in / 32 floats.
+  // scratch: at least 7 * in + 64 floats.
   void (*rows)(const Linear& w, const float* x, int64_t T, float* y, int64_t r0, int64_t r1, float* scratch);
 };
 

@@ -90,7 +90,7 @@ TEST(LinearKernels, EveryFamilyMatchesReference) {
             Linear l = make_linear(b, out, in, bits, gs, dt, T == 3, rng);
             std::vector<float> x(size_t(T * in)), ref(size_t(T * out)), got(size_t(T * out), NAN);
             for (auto& v : x) v = nd(rng);
-            std::vector<float> row(static_cast<size_t>(in)), scratch(static_cast<size_t>(3 * in + 64));
+            std::vector<float> row(static_cast<size_t>(in)), scratch(static_cast<size_t>(7 * in + 64));
             linear_rows_f32(l, x.data(), T, ref.data(), 0, out, row.data());
             k->rows(l, x.data(), T, got.data(), 0, out, scratch.data());
             for (size_t i = 0; i < ref.size(); ++i)
