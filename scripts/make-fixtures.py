@@ -6,7 +6,8 @@
 For each architecture: OUT/<arch>-bf16 (float weights as mlx_lm saves them), OUT/<arch>-q4 (mlx_lm's
 uniform 4-bit group-64 quantization) and OUT/<arch>-mixed (per-module 2/3/4/8 bits and group sizes
 32/64/128, recorded as per-module overrides). Deterministic (fixed seeds); re-running skips
-fixtures that already exist.
+fixtures that already exist. MoE architectures also get OUT/<arch>-hf: bf16 weights with the experts
+unstacked under HF's names (experts.E.gate_proj / experts.E.w1 ...), which mlx_lm's loader restacks.
 """
 import argparse
 import json
@@ -40,6 +41,10 @@ CONFIGS = {
                     num_attention_heads=8, num_key_value_heads=2, scoring_func="sigmoid", use_qk_norm=True,
                     tie_word_embeddings=False, rms_norm_eps=1e-6),
 }
+
+MOE_ARCHS = {"qwen3_moe": ("mlp", ["gate_proj", "up_proj", "down_proj"]),
+             "mixtral": ("block_sparse_moe", ["w1", "w3", "w2"]),
+             "minimax": ("block_sparse_moe", ["w1", "w3", "w2"])}
 
 MIXED_BITS = [2, 3, 4, 8]
 MIXED_GROUPS = [32, 64, 128]
@@ -92,6 +97,21 @@ def write(out, arch, variant):
         model, cfg = quantize_model(model, cfg, group_size=64, bits=4, quant_predicate=mixed_predicate())
     tmp = Path(tempfile.mkdtemp(prefix=f".{arch}-{variant}.", dir=out))
     save_model(tmp, model)
+    if variant == "hf":  # unstack the experts into HF's per-expert tensor names
+        block, hf_names = MOE_ARCHS[arch]
+        weights = mx.load(str(tmp / "model.safetensors"))
+        split = {}
+        for k, v in weights.items():
+            if ".switch_mlp." in k:
+                prefix, rest = k.split(".switch_mlp.")
+                proj = ["gate_proj", "up_proj", "down_proj"].index(rest.split(".")[0])
+                for e in range(v.shape[0]):
+                    split[f"{prefix}.experts.{e}.{hf_names[proj]}.weight"] = v[e]
+            else:
+                split[k] = v
+        for f in tmp.glob("model*"):
+            f.unlink()
+        mx.save_safetensors(str(tmp / "model.safetensors"), split)
     save_config(cfg, tmp / "config.json")
     with open(tmp / "generation_config.json", "w") as f:
         json.dump({"eos_token_id": [1, 2], "bos_token_id": 0}, f)
@@ -105,13 +125,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
     ap.add_argument("--arch", action="append", choices=sorted(CONFIGS), help="default: all")
-    ap.add_argument("--variant", action="append", choices=["bf16", "q4", "mixed"], help="default: all")
+    ap.add_argument("--variant", action="append", choices=["bf16", "q4", "mixed", "hf"],
+                    help="default: all (hf: bf16 with HF per-expert tensors, MoE architectures only)")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     for arch in a.arch or sorted(CONFIGS):
-        for variant in a.variant or ["bf16", "q4", "mixed"]:
-            write(out, arch, variant)
+        for variant in a.variant or ["bf16", "q4", "mixed", "hf"]:
+            if variant != "hf" or arch in MOE_ARCHS:
+                write(out, arch, variant)
 
 
 if __name__ == "__main__":

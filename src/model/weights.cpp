@@ -7,6 +7,7 @@
 namespace tqlm {
 
 Linear Linear::expert(int64_t e) const {
+  if (parts) return (*parts)[size_t(e)];
   Linear l = *this;
   l.n_experts = 1;
   if (quantized()) {
@@ -22,6 +23,7 @@ Linear Linear::expert(int64_t e) const {
 }
 
 uint64_t Linear::bytes() const {
+  if (parts) return (*parts)[0].bytes();
   if (quantized()) return uint64_t(out) * (in * bits / 8 + 2 * (in / group_size) * dtype_size(sdtype));
   return uint64_t(out * in) * dtype_size(wdtype);
 }
@@ -133,9 +135,26 @@ std::unique_ptr<ModelWeights> load_weights(const Checkpoint& ck, const ModelConf
       const std::string m = p + c.moe_prefix + ".";
       w.router = L.linear(m + "gate", c.n_experts, D);
       if (c.router == Router::sigmoid_bias) w.router_bias = L.vec(m + "e_score_correction_bias", c.n_experts);
-      w.exp_gate = L.linear(m + "switch_mlp.gate_proj", c.moe_intermediate, D, c.n_experts);
-      w.exp_up = L.linear(m + "switch_mlp.up_proj", c.moe_intermediate, D, c.n_experts);
-      w.exp_down = L.linear(m + "switch_mlp.down_proj", D, c.moe_intermediate, c.n_experts);
+      const bool stacked = ck.tensors().has(m + "switch_mlp.gate_proj.weight");
+      // MLX stacks experts as switch_mlp.*; HF keeps experts.E.{gate,up,down}_proj (qwen3_moe) or
+      // experts.E.{w1,w3,w2} (mixtral, minimax).
+      const bool hf_w = ck.tensors().has(m + "experts.0.w1.weight");
+      const char* names[3][2] = {{"gate_proj", "w1"}, {"up_proj", "w3"}, {"down_proj", "w2"}};
+      Linear* dst[3] = {&w.exp_gate, &w.exp_up, &w.exp_down};
+      for (int i = 0; i < 3; ++i) {
+        const int64_t out = i == 2 ? D : c.moe_intermediate, in = i == 2 ? c.moe_intermediate : D;
+        if (stacked) {
+          *dst[i] = L.linear(m + "switch_mlp." + names[i][0], out, in, c.n_experts);
+          continue;
+        }
+        auto parts = std::make_shared<std::vector<Linear>>();
+        for (int64_t e = 0; e < c.n_experts; ++e)
+          parts->push_back(L.linear(m + "experts." + std::to_string(e) + "." + names[i][hf_w ? 1 : 0], out, in));
+        *dst[i] = (*parts)[0];
+        dst[i]->name = m + "experts.*." + names[i][hf_w ? 1 : 0];
+        dst[i]->n_experts = c.n_experts;
+        dst[i]->parts = parts;
+      }
     } else {
       w.gate = L.linear(p + "mlp.gate_proj", c.intermediate, D);
       w.up = L.linear(p + "mlp.up_proj", c.intermediate, D);

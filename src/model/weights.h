@@ -25,6 +25,8 @@ struct Linear {
   DType wdtype = DType::BF16;
   const void* bias = nullptr;     // optional Linear bias [E, out] of bias_dtype
   DType bias_dtype = DType::BF16;
+  // HF checkpoints keep experts as separate tensors (experts.E.*): then each expert is its own Linear.
+  std::shared_ptr<const std::vector<Linear>> parts;
 
   bool present() const { return out > 0; }
   bool quantized() const { return bits != 0; }

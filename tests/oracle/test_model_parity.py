@@ -15,7 +15,7 @@ from mlx_lm.models.cache import make_prompt_cache
 from mlx_lm.utils import load_model
 
 from conftest import check
-from fixtures import ARCHS, VARIANTS, fixture_dir
+from fixtures import CASES, fixture_dir
 
 P = lambda a: a.ctypes.data_as(ctypes.c_void_p)
 PROMPT_LEN = 24
@@ -59,8 +59,7 @@ def tol(ref):
     return 2e-5 * float(np.abs(ref).max()) + 2e-5
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch,variant", CASES)
 def test_logits_and_greedy_match_mlx_lm(testapi, arch, variant):
     path = fixture_dir(arch, variant)
     model = mlx_model(path)
