@@ -386,7 +386,7 @@ def test_tokenizer_torture(hf_tok, llm_vocab, mlx_model, special):
 
 # ------------------------------------------------------------------------------------------------ (d)
 
-def test_perplexity(mlx_model, llm_q, wiki_ids):
+def test_perplexity(mlx_model, llm_q, llm_f32, wiki_ids):
     model, _ = mlx_model
     assert len(wiki_ids) >= PPL_CTX * PPL_WINDOWS
     windows = [wiki_ids[w * PPL_CTX:(w + 1) * PPL_CTX] for w in range(PPL_WINDOWS)]
@@ -405,6 +405,11 @@ def test_perplexity(mlx_model, llm_q, wiki_ids):
     n = sum(len(ids) - 1 for ids in windows)
     ppl_mlx, ppl_cpp = float(np.exp(nll_mlx / n)), float(np.exp(nll_cpp / n))
     rel = abs(ppl_mlx - ppl_cpp) / ppl_cpp
+    # llama.cpp on the exact F32 re-encoding (no activation quantization): must match mlx_lm to ~1e-5
+    ppl_f32 = float(np.exp(sum(nll_per_window(llama_logits(llm_f32, ids), ids) for ids in windows) / n))
+    rel_f32 = abs(ppl_mlx - ppl_f32) / ppl_f32
     log(f"perplexity, {PPL_WINDOWS} windows x {PPL_CTX} ({n} predictions): mlx_lm {ppl_mlx:.4f}, "
-        f"llama.cpp {ppl_cpp:.4f}, rel diff {100 * rel:.3f}%")
+        f"llama.cpp Q4_1 GGUF {ppl_cpp:.4f} (rel diff {100 * rel:.3f}%), "
+        f"llama.cpp dequantized-F32 GGUF {ppl_f32:.4f} (rel diff {100 * rel_f32:.5f}%)")
     assert rel < 0.005
+    assert rel_f32 < 1e-4
