@@ -12,5 +12,6 @@ void add_chat_template(CLI::App& app);
 void add_perplexity(CLI::App& app);
 void add_generate(CLI::App& app);
 void add_chat(CLI::App& app);
+void add_convert(CLI::App& app);
 
 }  // namespace tqlm::cli

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   tqlm::cli::add_perplexity(app);
   tqlm::cli::add_generate(app);
   tqlm::cli::add_chat(app);
+  tqlm::cli::add_convert(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

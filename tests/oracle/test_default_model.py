@@ -39,7 +39,7 @@ import pytest
 mx = pytest.importorskip("mlx.core")
 mx.set_default_device(mx.cpu)
 gguf = pytest.importorskip("gguf")
-llama_cpp = pytest.importorskip("llama_cpp")
+import llama_cpp  # an oracle: never skipped (installed by scripts/install-deps.sh)
 tokenizers = pytest.importorskip("tokenizers")
 
 ROOT = Path(__file__).resolve().parents[2]

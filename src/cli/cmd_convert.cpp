@@ -1,0 +1,71 @@
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "io/checkpoint.h"
+#include "quant/plan.h"
+
+namespace tqlm::cli {
+
+void add_convert(CLI::App& app) {
+  struct Opts {
+    std::string src, dst, policy = "config-i";
+    int group_size = 0;
+    bool dry_run = false, json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  std::string presets;
+  for (const auto& p : Policy::preset_names()) presets += (presets.empty() ? "" : ", ") + p;
+  auto* cmd = app.add_subcommand(
+      "convert",
+      "Plan the conversion of a checkpoint to MLX affine under a role-aware policy. --dry-run reads config.json "
+      "alone and prints parameters, bits and bytes per role, the total size and bits per weight. (Writing the "
+      "converted weights is not available yet: run with --dry-run.)");
+  cmd->add_option("src", o->src, "Source checkpoint directory (or its config.json)")->required();
+  cmd->add_option("dst", o->dst, "Destination directory");
+  cmd->add_option("--policy,-p", o->policy, "Preset (" + presets + ") or a policy JSON file")->capture_default_str();
+  cmd->add_option("--group-size", o->group_size, "Override every group size (32, 64, 128)");
+  cmd->add_flag("--dry-run", o->dry_run, "Plan from config.json only; read no weights, write nothing");
+  cmd->add_flag("--json", o->json, "Print the plan as JSON");
+  cmd->callback([o] {
+    if (!o->dry_run) fail("writing converted checkpoints is not available in this build yet; use --dry-run");
+    namespace fs = std::filesystem;
+    const std::string cfg_path = fs::is_directory(o->src) ? (fs::path(o->src) / "config.json").string() : o->src;
+    nlohmann::json cfg = read_json_file(cfg_path);
+    ModelConfig mc = parse_model_config(cfg, cfg_path);
+    Policy policy = Policy::load(o->policy, o->group_size);
+    ConversionPlan plan = plan_conversion(mc, policy, config_float_dtype(cfg));
+    plan.report.path = o->src + "  [plan: " + policy.name + "]";
+    const auto& t = plan.report.total;
+    if (o->json) {
+      nlohmann::json j = inspect_to_json(plan.report);
+      j["policy"] = policy.name;
+      j["gib"] = double(t.bytes) / double(1ull << 30);
+      j["gb"] = double(t.bytes) / 1e9;
+      nlohmann::json notes = nlohmann::json::array();
+      for (const auto& pt : plan.tensors)
+        if (!pt.decision.note.empty()) notes.push_back({{"module", pt.module}, {"note", pt.decision.note}});
+      j["fallbacks"] = notes;
+      nlohmann::json ts = nlohmann::json::array();
+      for (const auto& pt : plan.tensors) {
+        nlohmann::json e = {{"module", pt.module}, {"role", std::string(role_name(pt.role))}, {"layer", pt.layer},
+                            {"shape", pt.shape}, {"bytes", pt.bytes}};
+        if (pt.decision.quantize) e.update({{"bits", pt.decision.bits}, {"group_size", pt.decision.group_size}});
+        else e["keep"] = std::string(dtype_name(pt.decision.keep));
+        ts.push_back(e);
+      }
+      j["tensors"] = ts;
+      std::printf("%s\n", j.dump(2).c_str());
+      return;
+    }
+    std::fputs(format_inspect_table(plan.report).c_str(), stdout);
+    for (const auto& pt : plan.tensors)
+      if (!pt.decision.note.empty()) std::printf("fallback: %s: %s\n", pt.module.c_str(), pt.decision.note.c_str());
+    std::printf("%s under %s: %.2fB parameters, %.3f bits per weight, %.2f GiB (%.2f GB)\n", mc.model_type.c_str(),
+                policy.name.c_str(), double(t.params) / 1e9, t.bpw(), double(t.bytes) / double(1ull << 30),
+                double(t.bytes) / 1e9);
+  });
+}
+
+}  // namespace tqlm::cli

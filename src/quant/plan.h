@@ -1,0 +1,35 @@
+// A conversion plan from config.json alone: every weight the architecture has (shapes from the config),
+// the policy's decision for it, and sizes per role. What `tqlm convert --dry-run` prints; the converter
+// follows the same decisions.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "quant/inspect.h"
+#include "quant/policy.h"
+
+namespace tqlm {
+
+struct PlannedTensor {
+  std::string module;     // MLX module path (experts stacked: ...switch_mlp.gate_proj)
+  Role role;
+  int layer;
+  Shape shape;            // logical [E?, out, in] or [n]
+  QuantDecision decision;
+  uint64_t bytes = 0;     // stored bytes (packed weights + scales + biases, or the float tensor)
+  int64_t params() const { return shape_numel(shape); }
+};
+
+struct ConversionPlan {
+  std::string policy;
+  std::vector<PlannedTensor> tensors;
+  InspectReport report;   // per-role totals, as `tqlm inspect` would print for the result
+};
+
+// source_dtype: the checkpoint's float dtype (config torch_dtype; scales and kept tensors use it).
+ConversionPlan plan_conversion(const ModelConfig& cfg, const Policy& policy, DType source_dtype);
+DType config_float_dtype(const nlohmann::json& config);  // torch_dtype / dtype, default bf16
+
+}  // namespace tqlm
