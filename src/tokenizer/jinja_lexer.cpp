@@ -333,14 +333,7 @@ std::string unescape_literal(std::string_view body, int line) {
     if (c < 0x80) {
       ascii.push_back(static_cast<char>(c));
     } else {
-      char buf[16];
-      if (c < 0x100)
-        std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(c));
-      else if (c < 0x10000)
-        std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-      else
-        std::snprintf(buf, sizeof buf, "\\U%08x", static_cast<unsigned>(c));
-      ascii += buf;
+      py_escape_append(ascii, c);
     }
   }
   std::string out;

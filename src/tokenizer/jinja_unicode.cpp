@@ -1,6 +1,8 @@
 // Code-point helpers: UTF-8 coding and CPython-compatible classification / simple case mapping.
 #include "tokenizer/jinja_unicode.h"
 
+#include <cstdio>
+
 namespace tqlm::jinja {
 
 std::u32string utf8_decode(std::string_view s) {
@@ -228,6 +230,17 @@ std::string str_strip(std::string_view s, const std::string* chars, bool left, b
   if (right)
     while (e > b && strip_it(cs[e - 1])) --e;
   return utf8_encode(std::u32string_view(cs).substr(b, e - b));
+}
+
+void py_escape_append(std::string& out, char32_t c) {
+  char buf[16];
+  if (c < 0x100)
+    std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(c));
+  else if (c < 0x10000)
+    std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+  else
+    std::snprintf(buf, sizeof buf, "\\U%08x", static_cast<unsigned>(c));
+  out += buf;
 }
 
 }  // namespace tqlm::jinja

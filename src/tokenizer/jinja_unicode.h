@@ -12,6 +12,8 @@ namespace tqlm::jinja {
 std::u32string utf8_decode(std::string_view s);
 std::string utf8_encode(std::u32string_view s);
 void utf8_append(std::string& out, char32_t c);
+// Python's escape of a code point: \xNN below 0x100, \uNNNN below 0x10000, else \UNNNNNNNN.
+void py_escape_append(std::string& out, char32_t c);
 bool is_ascii(std::string_view s);
 size_t codepoint_count(std::string_view s);
 

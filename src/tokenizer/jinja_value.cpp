@@ -293,14 +293,7 @@ std::string py_str_repr(std::string_view s) {
     } else if (py_isprintable(c) && !(c >= 0xDC80 && c <= 0xDCFF)) {
       utf8_append(out, c);
     } else {
-      char buf[16];
-      if (c < 0x100)
-        std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(c));
-      else if (c < 0x10000)
-        std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-      else
-        std::snprintf(buf, sizeof buf, "\\U%08x", static_cast<unsigned>(c));
-      out += buf;
+      py_escape_append(out, c);
     }
   }
   out.push_back(q);
