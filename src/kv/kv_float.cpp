@@ -4,6 +4,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "kernels/linear.h"
 #include "kernels/ops.h"
 #include "kv/kv_cache.h"
 
@@ -56,35 +57,54 @@ class FloatKVCache final : public KVCache {
     }
   }
 
+  // Per kv head: expand its keys K [n, hd] and values V^T [hd, n] to f32 once, then two matrix products
+  // with the ISA-dispatched linear kernels: S = Q K^T for the T x group query rows, causal mask + softmax,
+  // O = S V.
   void attend(int64_t layer, int64_t pos, int64_t T, const float* q, float* out, ThreadPool& pool) override {
     const auto& kp = k_pages_[size_t(layer)];
     const auto& vp = v_pages_[size_t(layer)];
-    const int64_t group = H_ / KV_, row = KV_ * hd_;
+    const int64_t group = H_ / KV_, n = pos + T, rows = T * group;
     const float scale = 1.0f / std::sqrt(float(hd_));
-    pool.parallel_for(T * H_, 1, [&](int64_t b, int64_t e, int) {
-      thread_local std::vector<float> scores;
-      for (int64_t th = b; th < e; ++th) {
-        const int64_t t = th / H_, h = th % H_, kvh = h / group;
-        const int64_t n = pos + t + 1;  // causal: keys [0, pos + t]
-        if (scores.size() < size_t(n)) scores.resize(size_t(n));
-        const float* qv = q + (t * H_ + h) * hd_;
-        for (int64_t s = 0; s < n; ++s) {
-          const E* kr = at(kp, s) + kvh * hd_;
-          float d = 0.0f;
-          for (int64_t i = 0; i < hd_; ++i) d += qv[i] * Codec<E>::dec(kr[i]);
-          scores[size_t(s)] = d * scale;
-        }
-        softmax_f32(scores.data(), n);
-        float* o = out + (t * H_ + h) * hd_;
-        std::fill(o, o + hd_, 0.0f);
-        for (int64_t s = 0; s < n; ++s) {
-          const E* vr = at(vp, s) + kvh * hd_;
-          const float p = scores[size_t(s)];
-          for (int64_t i = 0; i < hd_; ++i) o[i] += p * Codec<E>::dec(vr[i]);
+    K_.resize(size_t(n * hd_));
+    Vt_.resize(size_t(n * hd_));
+    Q_.resize(size_t(rows * hd_));
+    S_.resize(size_t(rows * n));
+    O_.resize(size_t(rows * hd_));
+    for (int64_t kvh = 0; kvh < KV_; ++kvh) {
+      for (int64_t s = 0; s < n; ++s) {
+        const E* kr = at(kp, s) + kvh * hd_;
+        const E* vr = at(vp, s) + kvh * hd_;
+        for (int64_t i = 0; i < hd_; ++i) {
+          K_[size_t(s * hd_ + i)] = Codec<E>::dec(kr[i]);
+          Vt_[size_t(i * n + s)] = Codec<E>::dec(vr[i]);
         }
       }
-      (void)row;
-    });
+      for (int64_t t = 0; t < T; ++t)  // row t*group + j: token t, query head kvh*group + j
+        std::copy_n(q + (t * H_ + kvh * group) * hd_, group * hd_, &Q_[size_t(t * group * hd_)]);
+      Linear keys;
+      keys.name = "attention keys";
+      keys.out = n;
+      keys.in = hd_;
+      keys.w = K_.data();
+      keys.wdtype = DType::F32;
+      linear_f32(keys, Q_.data(), rows, S_.data(), pool);  // [rows, n]
+      for (int64_t r = 0; r < rows; ++r) {
+        float* sr = &S_[size_t(r * n)];
+        const int64_t valid = pos + r / group + 1;  // causal: keys [0, pos + t]
+        for (int64_t s = 0; s < valid; ++s) sr[s] *= scale;
+        softmax_f32(sr, valid);
+        std::fill(sr + valid, sr + n, 0.0f);
+      }
+      Linear vals;
+      vals.name = "attention values";
+      vals.out = hd_;
+      vals.in = n;
+      vals.w = Vt_.data();
+      vals.wdtype = DType::F32;
+      linear_f32(vals, S_.data(), rows, O_.data(), pool);  // [rows, hd]
+      for (int64_t t = 0; t < T; ++t)
+        std::copy_n(&O_[size_t(t * group * hd_)], group * hd_, out + (t * H_ + kvh * group) * hd_);
+    }
   }
 
   uint64_t bytes() const override {
@@ -110,6 +130,12 @@ class FloatKVCache final : public KVCache {
   int64_t n_layers_, H_, KV_, hd_;
   std::string mode_;
   std::vector<Pages> k_pages_, v_pages_;  // [layer][page] -> [kPageTokens, KV, hd]
+  // attention scratch (one kv head at a time)
+  std::vector<float> K_;   // [n, hd]
+  std::vector<float> Vt_;  // [hd, n]
+  std::vector<float> Q_;   // [T * group, hd]
+  std::vector<float> S_;   // [T * group, n]
+  std::vector<float> O_;   // [T * group, hd]
 };
 
 }  // namespace
