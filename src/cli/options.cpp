@@ -17,7 +17,8 @@ void add_sampling_options(CLI::App* cmd, SamplingOptions& o) {
   cmd->add_option("--min-p", o.min_p, "Drop tokens below min-p x the top probability (default 0 = off)");
   cmd->add_option("--repeat-penalty", o.repeat_penalty, "Repetition penalty over the last 64 tokens (default 1 = off)");
   cmd->add_option("--seed", o.seed, "Random seed (same seed, same output)")->capture_default_str();
-  cmd->add_option("--stop", o.stop, "Stop string (repeatable); not included in the output");
+  cmd->add_option("--stop", o.stop, "Stop string (repeat the flag for several); not included in the output")
+      ->allow_extra_args(false);
 }
 
 SamplingParams SamplingOptions::resolve(const nlohmann::json* gen) const {

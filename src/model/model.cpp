@@ -191,17 +191,4 @@ void Model::moe(int64_t l, int64_t T) {
   }
 }
 
-uint64_t Model::active_weight_bytes() const {
-  uint64_t b = w_->lm_head.bytes();
-  for (int64_t l = 0; l < cfg_.n_layers; ++l) {
-    const LayerWeights& lw = w_->layers[size_t(l)];
-    b += lw.q.bytes() + lw.k.bytes() + lw.v.bytes() + lw.o.bytes();
-    if (cfg_.layer_is_moe[size_t(l)])
-      b += lw.router.bytes() + uint64_t(cfg_.top_k) * (lw.exp_gate.bytes() + lw.exp_up.bytes() + lw.exp_down.bytes());
-    else
-      b += lw.gate.bytes() + lw.up.bytes() + lw.down.bytes();
-  }
-  return b;
-}
-
 }  // namespace tqlm

@@ -31,9 +31,6 @@ class Model {
   // writes logits: [T, vocab] when all_logits, else [1, vocab] for the last token.
   void forward(const int32_t* tokens, int64_t T, KVCache& cache, float* logits, bool all_logits);
 
-  // Bytes of weights read per decoded token (embedding row excluded; MoE: active experts only).
-  uint64_t active_weight_bytes() const;
-
  private:
   struct Workspace;
   void attention(int64_t l, int64_t T, int64_t pos, KVCache& cache);
