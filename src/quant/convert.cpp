@@ -1,0 +1,238 @@
+#include "quant/convert.h"
+
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "io/checkpoint.h"
+#include "io/safetensors_writer.h"
+#include "quant/affine.h"
+#include "quant/fp8.h"
+
+namespace tqlm {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+// Tensor name of a planned entry: 1-D biases and routing biases are named as they are; others get .weight.
+std::string weight_name(const PlannedTensor& t) {
+  const std::string& m = t.module;
+  if (m.size() > 5 && m.compare(m.size() - 5, 5, ".bias") == 0) return m;
+  if (m.find("e_score_correction_bias") != std::string::npos) return m;
+  return m + ".weight";
+}
+
+// Reads the source values of one planned weight (or one expert slice of it) in the source float dtype:
+// float tensors are passed through, FP8 is block-dequantized (rounded to bf16 as mlx_lm does), MLX-quantized
+// modules are dequantized (in their scale dtype).
+class Source {
+ public:
+  explicit Source(const Checkpoint& ck) : ck_(ck) {}
+
+  // Candidate names of expert e's tensor for a stacked MLX module "...switch_mlp.gate_proj".
+  const TensorView* find_expert(const std::string& module, int64_t e, std::string* mod_out) const {
+    const size_t p = module.find(".switch_mlp.");
+    const std::string prefix = module.substr(0, p), proj = module.substr(p + 12);
+    const char* hf = proj == "gate_proj" ? "w1" : proj == "up_proj" ? "w3" : "w2";
+    for (const std::string& leaf : {proj, std::string(hf)}) {
+      std::string m = prefix + ".experts." + std::to_string(e) + "." + leaf;
+      if (const TensorView* t = ck_.tensors().find(m + ".weight")) {
+        *mod_out = m;
+        return t;
+      }
+    }
+    return nullptr;
+  }
+
+  // Values of `module` (2-D), or expert `e` of a stacked module, as `out_dtype` bytes [rows, cols].
+  void read(const std::string& module, int64_t e, int64_t rows, int64_t cols, DType out_dtype, std::vector<uint8_t>& buf) {
+    std::string mod = module;
+    int64_t slice = -1;  // expert index inside a stacked source tensor
+    if (e >= 0) {
+      if (ck_.tensors().has(module + ".weight")) slice = e;  // already stacked (MLX, or HF pre-stacked)
+      else if (!find_expert(module, e, &mod)) fail("{}: no tensor for expert {} of '{}'", ck_.path(), e, module);
+    }
+    const size_t n = size_t(rows * cols);
+    buf.resize(n * dtype_size(out_dtype));
+    if (ck_.is_quantized(mod)) {
+      QuantizedWeight q = ck_.quantized(mod);
+      requantized = true;
+      const int64_t per = rows * cols;
+      const auto* wq = static_cast<const uint32_t*>(static_cast<const void*>(q.weight->data)) +
+                       (slice >= 0 ? slice * per * q.bits / 32 : 0);
+      const size_t sbytes = size_t(per / q.group_size) * dtype_size(q.scales->dtype);
+      const uint8_t* s = q.scales->data + (slice >= 0 ? size_t(slice) * sbytes : 0);
+      const uint8_t* b = q.biases->data + (slice >= 0 ? size_t(slice) * sbytes : 0);
+      std::vector<float> f(n);
+      affine_dequantize_f32(wq, s, b, q.scales->dtype, rows, cols, q.bits, q.group_size, f.data());
+      store(f, out_dtype, buf);
+      return;
+    }
+    const TensorView& t = ck_.tensors().get(mod + ".weight");
+    const size_t off = slice >= 0 ? size_t(slice) * n : 0;
+    if (shape_numel(t.shape) < int64_t(off + n)) fail("{}: '{}' has shape {}, too small", ck_.path(), t.name, shape_str(t.shape));
+    if (t.dtype == DType::F8_E4M3 || t.dtype == DType::F8_E5M2) {
+      const TensorView& si = ck_.tensors().get(mod + ".weight_scale_inv");
+      std::vector<uint16_t> bf(n);
+      fp8_block_dequantize(t, si, DType::BF16, bf.data());  // mlx_lm: product in f32, rounded to bf16
+      std::vector<float> f(n);
+      for (size_t i = 0; i < n; ++i) f[i] = bf16_to_f32(bf[i]);
+      store(f, out_dtype, buf);
+      return;
+    }
+    if (!dtype_is_float(t.dtype)) fail("{}: '{}' has non-float dtype {}", ck_.path(), t.name, dtype_name(t.dtype));
+    if (t.dtype == out_dtype) {
+      std::memcpy(buf.data(), t.data + off * dtype_size(t.dtype), n * dtype_size(t.dtype));
+      return;
+    }
+    std::vector<float> f(n);
+    for (size_t i = 0; i < n; ++i) f[i] = load_as_f32(t.data, t.dtype, off + i);
+    store(f, out_dtype, buf);
+  }
+
+  static void store(const std::vector<float>& f, DType t, std::vector<uint8_t>& buf) {
+    buf.resize(f.size() * dtype_size(t));
+    for (size_t i = 0; i < f.size(); ++i) {
+      if (t == DType::F32) std::memcpy(&buf[i * 4], &f[i], 4);
+      else {
+        const uint16_t h = t == DType::BF16 ? f32_to_bf16(f[i]) : f32_to_f16(f[i]);
+        std::memcpy(&buf[i * 2], &h, 2);
+      }
+    }
+  }
+
+  bool requantized = false;
+
+ private:
+  const Checkpoint& ck_;
+};
+
+void copy_side_files(const fs::path& src, const fs::path& dst) {
+  for (const auto& e : fs::directory_iterator(src)) {
+    const std::string n = e.path().filename().string();
+    const bool weights = n.rfind("model", 0) == 0 && n.find(".safetensors") != std::string::npos;
+    if (!e.is_regular_file() || n == "config.json" || weights) continue;
+    const std::string ext = e.path().extension().string();
+    if (ext == ".json" || ext == ".jinja" || ext == ".txt" || ext == ".model" || ext == ".tiktoken" || ext == ".py")
+      fs::copy_file(e.path(), dst / n);
+  }
+}
+
+}  // namespace
+
+ConvertResult convert_checkpoint(const std::string& src, const std::string& dst, const Policy& policy,
+                                 const ConvertProgress& progress) {
+  std::error_code ec;
+  if (fs::exists(dst, ec)) fail("{}: destination exists; choose a new directory", dst);
+  Checkpoint ck(src);
+  if (!ck.has_config()) fail("{}: config.json is missing", src);
+  const ModelConfig mc = parse_model_config(ck.config(), src + "/config.json");
+  const DType sdt = config_float_dtype(ck.config());
+  ConvertResult res;
+  res.plan = plan_conversion(mc, policy, sdt);
+
+  const fs::path final_dir(dst);
+  std::string tmp_name = ".";
+  tmp_name += final_dir.filename().string();
+  tmp_name += ".partial-";
+  tmp_name += std::to_string(::getpid());
+  const fs::path tmp = final_dir.parent_path() / tmp_name;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp);
+  struct Cleanup {
+    fs::path p;
+    bool keep = false;
+    ~Cleanup() {
+      std::error_code e;
+      if (!keep) fs::remove_all(p, e);
+    }
+  } cleanup{tmp};
+
+  CheckpointWriter w(tmp.string(), {{"format", "mlx"}});
+  // Declarations: quantized modules give weight/scales/biases, kept ones a single float tensor.
+  for (const auto& t : res.plan.tensors) {
+    if (t.decision.quantize) {
+      Shape ws = t.shape, ss = t.shape;
+      ws.back() = t.shape.back() * t.decision.bits / 32;
+      ss.back() = t.shape.back() / t.decision.group_size;
+      w.declare(t.module + ".weight", DType::U32, ws);
+      w.declare(t.module + ".scales", sdt, ss);
+      w.declare(t.module + ".biases", sdt, ss);
+    } else {
+      w.declare(weight_name(t), t.decision.keep, t.shape);
+    }
+  }
+  Source source(ck);
+  uint64_t done = 0;
+  const uint64_t total = res.plan.report.total.bytes;
+  std::vector<uint8_t> buf;
+  for (const auto& t : res.plan.tensors) {
+    if (t.shape.size() == 1) {  // norms, biases: copy in the kept dtype
+      const TensorView& v = ck.tensors().get(weight_name(t));
+      if (v.shape != t.shape) fail("{}: '{}' has shape {}, expected {}", src, v.name, shape_str(v.shape), shape_str(t.shape));
+      std::vector<float> f(size_t(v.numel()));
+      for (size_t i = 0; i < f.size(); ++i) f[i] = load_as_f32(v.data, v.dtype, i);
+      Source::store(f, t.decision.keep, buf);
+      w.write(weight_name(t), buf.data(), buf.size());
+      done += buf.size();
+      continue;
+    }
+    const bool stacked = t.shape.size() == 3;  // [E, out, in]
+    const int64_t E = stacked ? t.shape[0] : 1, rows = t.shape[t.shape.size() - 2], cols = t.shape.back();
+    if (!t.decision.quantize) {
+      for (int64_t e = 0; e < E; ++e) {
+        source.read(t.module, stacked ? e : -1, rows, cols, t.decision.keep, buf);
+        w.write(weight_name(t), buf.data(), buf.size());
+        done += buf.size();
+        if (progress) progress(done, total);
+      }
+      continue;
+    }
+    const int bits = t.decision.bits, gs = t.decision.group_size;
+    const size_t sb = size_t(rows * cols / gs) * dtype_size(sdt);
+    std::vector<uint8_t> scales(size_t(E) * sb), biases(size_t(E) * sb);
+    std::vector<uint32_t> wq(size_t(rows * cols * bits / 32));
+    for (int64_t e = 0; e < E; ++e) {
+      source.read(t.module, stacked ? e : -1, rows, cols, sdt, buf);
+      affine_quantize(buf.data(), sdt, rows, cols, bits, gs, wq.data(), scales.data() + size_t(e) * sb,
+                      biases.data() + size_t(e) * sb);
+      w.write(t.module + ".weight", wq.data(), wq.size() * 4);
+      done += wq.size() * 4;
+      if (progress) progress(done, total);
+    }
+    w.write(t.module + ".scales", scales.data(), scales.size());
+    w.write(t.module + ".biases", biases.data(), biases.size());
+    done += 2 * scales.size();
+    if (progress) progress(done, total);
+  }
+  w.finish(uint64_t(res.plan.report.total.params));
+  res.bytes_written = w.total_bytes();
+  res.shards = w.num_shards();
+  res.requantized = source.requantized;
+
+  // config.json: the source's, with the MLX quantization block (identical quantization_config).
+  json cfg = ck.config();
+  json q = {{"group_size", policy.default_group}, {"bits", policy.default_bits}, {"mode", "affine"}};
+  for (const auto& t : res.plan.tensors)
+    if (t.decision.quantize && (t.decision.bits != policy.default_bits || t.decision.group_size != policy.default_group))
+      q[t.module] = {{"group_size", t.decision.group_size}, {"bits", t.decision.bits}, {"mode", "affine"}};
+  cfg.erase("quantization_config");
+  cfg["quantization"] = q;
+  cfg["quantization_config"] = q;
+  {
+    std::ofstream out(tmp / "config.json");
+    out << cfg.dump(4) << "\n";
+    if (!out) fail("{}: cannot write config.json", tmp.string());
+  }
+  if (fs::is_directory(src)) copy_side_files(src, tmp);
+  fs::rename(tmp, final_dir);
+  cleanup.keep = true;
+  return res;
+}
+
+}  // namespace tqlm

@@ -1,0 +1,88 @@
+"""`tqlm convert` against stock mlx_lm: uniform-4 output bit-identical to mlx_lm's own quantization of the
+same weights; config-i / config-i-dense output loads in mlx_lm.load_model and its logits equal tqlm's;
+a failed conversion leaves no destination behind."""
+import ctypes
+import json
+import shutil
+import subprocess
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from mlx.utils import tree_flatten
+from mlx_lm.utils import load_model, quantize_model
+
+from fixtures import fixture_dir
+from test_model_parity import Tqlm, tol
+
+
+def convert(tqlm_bin, src, dst, policy):
+    r = subprocess.run([tqlm_bin, "convert", str(src), str(dst), "--policy", policy], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return dst
+
+
+def load_weights(d):
+    w = {}
+    for f in sorted(d.glob("*.safetensors")):
+        w.update(mx.load(str(f)))
+    return w
+
+
+def as_bits(a):
+    return np.array(a.view(mx.uint16)) if a.dtype in (mx.bfloat16, mx.float16) else np.array(a)
+
+
+@pytest.mark.parametrize("src", [("llama", "bf16"), ("mixtral", "bf16"), ("mixtral", "hf"), ("qwen3", "bf16")])
+def test_uniform4_bit_identical_to_mlx_lm(tqlm_bin, tmp_path, src):
+    d = fixture_dir(*src)
+    out = convert(tqlm_bin, d, tmp_path / "out", "uniform-4")
+    model, config = load_model(d)
+    model, qcfg = quantize_model(model, config, group_size=64, bits=4)
+    ref = dict(tree_flatten(model.parameters()))
+    mine = load_weights(out)
+    assert set(mine) == set(ref)
+    for k, v in ref.items():
+        assert mine[k].dtype == v.dtype and mine[k].shape == v.shape, k
+        assert np.array_equal(as_bits(mine[k]), as_bits(v)), k
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["quantization"] == cfg["quantization_config"]
+    assert cfg["quantization"]["bits"] == 4 and cfg["quantization"]["group_size"] == 64
+
+
+@pytest.mark.parametrize("src,policy", [(("minimax", "bf16"), "config-i"), (("minimax", "hf"), "config-i"),
+                                        (("qwen3_moe", "hf"), "config-i"), (("llama", "bf16"), "config-i-dense"),
+                                        (("qwen2", "bf16"), "config-i-dense"), (("mixtral", "q4"), "config-i")])
+def test_policy_output_loads_in_mlx_lm_and_agrees(tqlm_bin, testapi, tmp_path, src, policy):
+    out = convert(tqlm_bin, fixture_dir(*src), tmp_path / "out", policy)
+    model, _ = load_model(out)  # stock mlx_lm reads what tqlm wrote
+    model.set_dtype(mx.float32)
+    prompt = np.arange(7, 31, dtype=np.int32)
+    ref = np.array(model(mx.array(prompt[None]))[0])
+    t = Tqlm(testapi, out)
+    try:
+        got = t.forward(prompt)
+    finally:
+        t.close()
+    assert np.abs(got - ref).max() <= tol(ref)
+    if policy == "config-i":
+        cfg = json.loads((out / "config.json").read_text())
+        q = cfg["quantization"]
+        layer = [k for k in q if ".layers.1." in k and "switch_mlp.gate_proj" in k]
+        assert layer and q[layer[0]]["bits"] == 8  # boundary layer (first 2)
+
+
+def test_failed_conversion_leaves_nothing(tqlm_bin, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(fixture_dir("llama", "bf16"), src)
+    w = mx.load(str(src / "model.safetensors"))
+    del w["model.layers.2.mlp.down_proj.weight"]
+    mx.save_safetensors(str(src / "model.safetensors"), w, metadata={"format": "mlx"})
+    (src / "model.safetensors.index.json").unlink()
+    r = subprocess.run([tqlm_bin, "convert", str(src), str(tmp_path / "dst"), "--policy", "uniform-4"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "down_proj" in r.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["src"]
+    r = subprocess.run([tqlm_bin, "convert", str(fixture_dir("llama", "bf16")), str(src), "--policy", "uniform-4"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "exists" in r.stderr
