@@ -86,3 +86,62 @@ def test_failed_conversion_leaves_nothing(tqlm_bin, tmp_path):
     r = subprocess.run([tqlm_bin, "convert", str(fixture_dir("llama", "bf16")), str(src), "--policy", "uniform-4"],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "exists" in r.stderr
+
+
+def write_safetensors(path, tensors):
+    """Minimal safetensors writer for dtypes mlx cannot save (F8_E4M3); tensors: name -> (dtype, ndarray)."""
+    import struct
+    header, blobs, off = {}, [], 0
+    for name, (dt, arr) in tensors.items():
+        b = np.ascontiguousarray(arr).tobytes()
+        header[name] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    path.write_bytes(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def test_fp8_source_matches_mlx_lm(tqlm_bin, tmp_path):
+    """An HF MiniMax checkpoint with FP8 e4m3 weights and 128x128 block scales: tqlm's uniform-4 conversion
+    equals mlx_lm's own path (sanitize dequantizes FP8 to bf16, then quantize_model)."""
+    import ml_dtypes
+    src = tmp_path / "fp8"
+    shutil.copytree(fixture_dir("minimax", "hf"), src)
+    w = load_weights(src)
+    out = {}
+    for k, v in w.items():
+        a = np.array(v.astype(mx.float32))
+        if k.endswith(".weight") and ("_proj" in k or ".experts." in k) and a.ndim == 2:
+            r, c = a.shape
+            br, bc = -(-r // 128), -(-c // 128)
+            scale = np.zeros((br, bc), np.float32)
+            q = np.zeros_like(a)
+            for i in range(br):
+                for j in range(bc):
+                    blk = a[i * 128:(i + 1) * 128, j * 128:(j + 1) * 128]
+                    scale[i, j] = max(np.abs(blk).max(), 1e-12) / 448.0
+                    q[i * 128:(i + 1) * 128, j * 128:(j + 1) * 128] = blk / scale[i, j]
+            out[k] = ("F8_E4M3", q.astype(ml_dtypes.float8_e4m3fn).view(np.uint8))
+            out[k + "_scale_inv"] = ("F32", scale)
+        else:
+            bits = as_bits(v)
+            out[k] = ({mx.bfloat16: "BF16", mx.float32: "F32", mx.float16: "F16"}[v.dtype], bits)
+    for f in src.glob("model*"):
+        f.unlink()
+    write_safetensors(src / "model.safetensors", out)
+    cfg = json.loads((src / "config.json").read_text())
+    cfg["quantization_config"] = {"quant_method": "fp8", "fmt": "float8_e4m3fn", "weight_block_size": [128, 128]}
+    (src / "config.json").write_text(json.dumps(cfg))
+
+    dst = convert(tqlm_bin, src, tmp_path / "out", "uniform-4")
+    model, config = load_model(src)  # mlx_lm: FP8 -> bf16 in sanitize
+    # uniform: every module at 4 bits (MiniMax's own predicate would keep the router at 8)
+    model, _ = quantize_model(model, {k: v for k, v in config.items() if k != "quantization_config"}, 64, 4,
+                              quant_predicate=lambda path, module: True)
+    ref = {k: v for k, v in tree_flatten(model.parameters())}
+    mine = load_weights(dst)
+    for k, v in ref.items():
+        if k.endswith("e_score_correction_bias"):
+            continue
+        assert np.array_equal(as_bits(mine[k]), as_bits(v)), k
