@@ -15,6 +15,7 @@ void add_convert(CLI::App& app) {
   struct Opts {
     std::string src, dst, policy = "config-i";
     int group_size = 0;
+    int64_t block_rows = 0;
     bool dry_run = false, json = false;
   };
   auto o = std::make_shared<Opts>();
@@ -31,6 +32,7 @@ void add_convert(CLI::App& app) {
   cmd->add_option("dst", o->dst, "Destination directory (must not exist; not needed with --dry-run)");
   cmd->add_option("--policy,-p", o->policy, "Preset (" + presets + ") or a policy JSON file")->capture_default_str();
   cmd->add_option("--group-size", o->group_size, "Override every group size (32, 64, 128)");
+  cmd->add_option("--block-rows", o->block_rows, "Rows converted per streaming step (multiple of 128; default: ~32 MiB)");
   cmd->add_flag("--dry-run", o->dry_run, "Plan from config.json only; read no weights, write nothing");
   cmd->add_flag("--json", o->json, "Print the plan as JSON");
   cmd->callback([o] {
@@ -45,7 +47,7 @@ void add_convert(CLI::App& app) {
       ConvertResult r = convert_checkpoint(o->src, o->dst, policy, [&](uint64_t d, uint64_t n) {
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         progress_line("convert MiB", double(d) / 1048576.0, double(n) / 1048576.0, s, "MiB");
-      });
+      }, o->block_rows);
       const auto& t = r.plan.report.total;
       std::printf("wrote %s: %zu shard(s), %.2f GiB, %.2fB parameters, %.3f bits per weight (policy %s)\n",
                   o->dst.c_str(), r.shards, double(r.bytes_written) / double(1ull << 30), double(t.params) / 1e9,

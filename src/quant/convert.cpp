@@ -1,5 +1,6 @@
 #include "quant/convert.h"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -27,6 +28,14 @@ std::string weight_name(const PlannedTensor& t) {
   return m + ".weight";
 }
 
+// Drops the source pages of [p, p + n) from this process's resident set once they have been read (they
+// stay in the page cache): keeps RSS bounded by a few tensors however large the checkpoint is.
+void release(const void* p, size_t n) {
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  uintptr_t a = (uintptr_t(p) + page - 1) & ~(page - 1), b = (uintptr_t(p) + n) & ~(page - 1);
+  if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+}
+
 // Reads the source values of one planned weight (or one expert slice of it) in the source float dtype:
 // float tensors are passed through, FP8 is block-dequantized (rounded to bf16 as mlx_lm does), MLX-quantized
 // modules are dequantized (in their scale dtype).
@@ -49,50 +58,66 @@ class Source {
     return nullptr;
   }
 
-  // Values of `module` (2-D), or expert `e` of a stacked module, as `out_dtype` bytes [rows, cols].
-  void read(const std::string& module, int64_t e, int64_t rows, int64_t cols, DType out_dtype, std::vector<uint8_t>& buf) {
+  // Rows [r0, r0 + nr) of `module` ([rows, cols]), or of expert `e` of a stacked module, as `out_dtype` bytes.
+  void read(const std::string& module, int64_t e, int64_t r0, int64_t nr, int64_t rows, int64_t cols, DType out_dtype,
+            std::vector<uint8_t>& buf) {
     std::string mod = module;
     int64_t slice = -1;  // expert index inside a stacked source tensor
     if (e >= 0) {
       if (ck_.tensors().has(module + ".weight")) slice = e;  // already stacked (MLX, or HF pre-stacked)
       else if (!find_expert(module, e, &mod)) fail("{}: no tensor for expert {} of '{}'", ck_.path(), e, module);
     }
-    const size_t n = size_t(rows * cols);
+    const size_t n = size_t(nr * cols);
     buf.resize(n * dtype_size(out_dtype));
+    const int64_t first_row = (slice >= 0 ? slice * rows : 0) + r0;  // in the source's flattened rows
     if (ck_.is_quantized(mod)) {
       QuantizedWeight q = ck_.quantized(mod);
       requantized = true;
-      const int64_t per = rows * cols;
-      const auto* wq = static_cast<const uint32_t*>(static_cast<const void*>(q.weight->data)) +
-                       (slice >= 0 ? slice * per * q.bits / 32 : 0);
-      const size_t sbytes = size_t(per / q.group_size) * dtype_size(q.scales->dtype);
-      const uint8_t* s = q.scales->data + (slice >= 0 ? size_t(slice) * sbytes : 0);
-      const uint8_t* b = q.biases->data + (slice >= 0 ? size_t(slice) * sbytes : 0);
+      const int64_t words = cols * q.bits / 32, groups = cols / q.group_size;
+      const auto* wq = static_cast<const uint32_t*>(static_cast<const void*>(q.weight->data)) + first_row * words;
+      const size_t ss = dtype_size(q.scales->dtype);
+      const uint8_t* s = q.scales->data + size_t(first_row * groups) * ss;
+      const uint8_t* b = q.biases->data + size_t(first_row * groups) * ss;
       std::vector<float> f(n);
-      affine_dequantize_f32(wq, s, b, q.scales->dtype, rows, cols, q.bits, q.group_size, f.data());
+      affine_dequantize_f32(wq, s, b, q.scales->dtype, nr, cols, q.bits, q.group_size, f.data());
+      release(wq, size_t(nr * words * 4));
       store(f, out_dtype, buf);
       return;
     }
     const TensorView& t = ck_.tensors().get(mod + ".weight");
-    const size_t off = slice >= 0 ? size_t(slice) * n : 0;
+    const size_t off = size_t(first_row * cols);
     if (shape_numel(t.shape) < int64_t(off + n)) fail("{}: '{}' has shape {}, too small", ck_.path(), t.name, shape_str(t.shape));
     if (t.dtype == DType::F8_E4M3 || t.dtype == DType::F8_E5M2) {
+      if (slice >= 0 || r0 % kFp8Block) fail("{}: '{}': stacked FP8 experts are not supported", ck_.path(), t.name);
       const TensorView& si = ck_.tensors().get(mod + ".weight_scale_inv");
+      // the rows' slice of the weight and of its block scales (r0 is a multiple of 128)
+      TensorView wv = t, sv = si;
+      wv.shape = {nr, cols};
+      wv.data = t.data + off;
+      wv.nbytes = n;
+      const int64_t bc = (cols + kFp8Block - 1) / kFp8Block;
+      sv.shape = {(nr + kFp8Block - 1) / kFp8Block, bc};
+      if (si.shape.size() != 2 || si.shape[1] != bc || (r0 / kFp8Block + sv.shape[0]) > si.shape[0])
+        fail("{}: '{}' has shape {}, which does not match weight {}", ck_.path(), si.name, shape_str(si.shape), shape_str(t.shape));
+      sv.data = si.data + size_t((r0 / kFp8Block) * bc) * dtype_size(si.dtype);
       std::vector<uint16_t> bf(n);
-      fp8_block_dequantize(t, si, DType::BF16, bf.data());  // mlx_lm: product in f32, rounded to bf16
+      fp8_block_dequantize(wv, sv, DType::BF16, bf.data());  // mlx_lm: product in f32, rounded to bf16
+      release(wv.data, n);
       std::vector<float> f(n);
       for (size_t i = 0; i < n; ++i) f[i] = bf16_to_f32(bf[i]);
       store(f, out_dtype, buf);
       return;
     }
     if (!dtype_is_float(t.dtype)) fail("{}: '{}' has non-float dtype {}", ck_.path(), t.name, dtype_name(t.dtype));
+    const uint8_t* first = t.data + off * dtype_size(t.dtype);
     if (t.dtype == out_dtype) {
-      std::memcpy(buf.data(), t.data + off * dtype_size(t.dtype), n * dtype_size(t.dtype));
-      return;
+      std::memcpy(buf.data(), first, n * dtype_size(t.dtype));
+    } else {
+      std::vector<float> f(n);
+      for (size_t i = 0; i < n; ++i) f[i] = load_as_f32(t.data, t.dtype, off + i);
+      store(f, out_dtype, buf);
     }
-    std::vector<float> f(n);
-    for (size_t i = 0; i < n; ++i) f[i] = load_as_f32(t.data, t.dtype, off + i);
-    store(f, out_dtype, buf);
+    release(first, n * dtype_size(t.dtype));
   }
 
   static void store(const std::vector<float>& f, DType t, std::vector<uint8_t>& buf) {
@@ -126,7 +151,8 @@ void copy_side_files(const fs::path& src, const fs::path& dst) {
 }  // namespace
 
 ConvertResult convert_checkpoint(const std::string& src, const std::string& dst, const Policy& policy,
-                                 const ConvertProgress& progress) {
+                                 const ConvertProgress& progress, int64_t block_rows) {
+  if (block_rows < 0 || block_rows % 128) fail("rows per step must be a positive multiple of 128, got {}", block_rows);
   std::error_code ec;
   if (fs::exists(dst, ec)) fail("{}: destination exists; choose a new directory", dst);
   Checkpoint ck(src);
@@ -184,27 +210,35 @@ ConvertResult convert_checkpoint(const std::string& src, const std::string& dst,
     }
     const bool stacked = t.shape.size() == 3;  // [E, out, in]
     const int64_t E = stacked ? t.shape[0] : 1, rows = t.shape[t.shape.size() - 2], cols = t.shape.back();
+    // rows per step: about 32 MiB of f32, a multiple of the 128-row FP8 block
+    const int64_t block =
+        block_rows ? block_rows : std::max<int64_t>(128, ((int64_t(8) << 20) / std::max<int64_t>(1, cols)) / 128 * 128);
     if (!t.decision.quantize) {
-      for (int64_t e = 0; e < E; ++e) {
-        source.read(t.module, stacked ? e : -1, rows, cols, t.decision.keep, buf);
-        w.write(weight_name(t), buf.data(), buf.size());
-        done += buf.size();
-        if (progress) progress(done, total);
-      }
+      for (int64_t e = 0; e < E; ++e)
+        for (int64_t r0 = 0; r0 < rows; r0 += block) {
+          const int64_t nr = std::min(block, rows - r0);
+          source.read(t.module, stacked ? e : -1, r0, nr, rows, cols, t.decision.keep, buf);
+          w.write(weight_name(t), buf.data(), buf.size());
+          done += buf.size();
+          if (progress) progress(done, total);
+        }
       continue;
     }
     const int bits = t.decision.bits, gs = t.decision.group_size;
     const size_t sb = size_t(rows * cols / gs) * dtype_size(sdt);
     std::vector<uint8_t> scales(size_t(E) * sb), biases(size_t(E) * sb);
-    std::vector<uint32_t> wq(size_t(rows * cols * bits / 32));
-    for (int64_t e = 0; e < E; ++e) {
-      source.read(t.module, stacked ? e : -1, rows, cols, sdt, buf);
-      affine_quantize(buf.data(), sdt, rows, cols, bits, gs, wq.data(), scales.data() + size_t(e) * sb,
-                      biases.data() + size_t(e) * sb);
-      w.write(t.module + ".weight", wq.data(), wq.size() * 4);
-      done += wq.size() * 4;
-      if (progress) progress(done, total);
-    }
+    std::vector<uint32_t> wq(size_t(std::min(block, rows) * cols * bits / 32));
+    const size_t row_sb = size_t(cols / gs) * dtype_size(sdt);
+    for (int64_t e = 0; e < E; ++e)
+      for (int64_t r0 = 0; r0 < rows; r0 += block) {
+        const int64_t nr = std::min(block, rows - r0);
+        source.read(t.module, stacked ? e : -1, r0, nr, rows, cols, sdt, buf);
+        affine_quantize(buf.data(), sdt, nr, cols, bits, gs, wq.data(), scales.data() + size_t(e) * sb + size_t(r0) * row_sb,
+                        biases.data() + size_t(e) * sb + size_t(r0) * row_sb);
+        w.write(t.module + ".weight", wq.data(), size_t(nr * cols * bits / 32) * 4);
+        done += size_t(nr * cols * bits / 32) * 4;
+        if (progress) progress(done, total);
+      }
     w.write(t.module + ".scales", scales.data(), scales.size());
     w.write(t.module + ".biases", biases.data(), biases.size());
     done += 2 * scales.size();

@@ -21,7 +21,8 @@ using ConvertProgress = std::function<void(uint64_t done, uint64_t total)>;
 
 // src: HF (bf16/f16/f32, FP8 e4m3 with weight_scale_inv, per-expert or stacked) or MLX checkpoint directory.
 // dst must not exist. Throws naming the tensor or file on any problem; leaves no dst behind on failure.
+// block_rows: rows converted per step (a multiple of 128; 0 = about 32 MiB of f32 per step).
 ConvertResult convert_checkpoint(const std::string& src, const std::string& dst, const Policy& policy,
-                                 const ConvertProgress& progress = {});
+                                 const ConvertProgress& progress = {}, int64_t block_rows = 0);
 
 }  // namespace tqlm

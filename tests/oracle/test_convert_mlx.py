@@ -17,7 +17,9 @@ from test_model_parity import Tqlm, tol
 
 
 def convert(tqlm_bin, src, dst, policy):
-    r = subprocess.run([tqlm_bin, "convert", str(src), str(dst), "--policy", policy], capture_output=True, text=True)
+    # --block-rows 128: stream several row blocks per tensor even on tiny fixtures
+    r = subprocess.run([tqlm_bin, "convert", str(src), str(dst), "--policy", policy, "--block-rows", "128"],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return dst
 
