@@ -14,6 +14,17 @@ namespace {
 
 constexpr int64_t kPageTokens = 256;
 
+// An f32 matrix [out, in] seen as a Linear, so attention runs on the dispatched linear kernels.
+Linear f32_matrix(const float* w, int64_t out, int64_t in) {
+  Linear l;
+  l.name = "attention";
+  l.out = out;
+  l.in = in;
+  l.w = w;
+  l.wdtype = DType::F32;
+  return l;
+}
+
 template <typename T>
 struct Codec;
 template <>
@@ -81,13 +92,7 @@ class FloatKVCache final : public KVCache {
       }
       for (int64_t t = 0; t < T; ++t)  // row t*group + j: token t, query head kvh*group + j
         std::copy_n(q + (t * H_ + kvh * group) * hd_, group * hd_, &Q_[size_t(t * group * hd_)]);
-      Linear keys;
-      keys.name = "attention keys";
-      keys.out = n;
-      keys.in = hd_;
-      keys.w = K_.data();
-      keys.wdtype = DType::F32;
-      linear_f32(keys, Q_.data(), rows, S_.data(), pool);  // [rows, n]
+      linear_f32(f32_matrix(K_.data(), n, hd_), Q_.data(), rows, S_.data(), pool);  // [rows, n]
       for (int64_t r = 0; r < rows; ++r) {
         float* sr = &S_[size_t(r * n)];
         const int64_t valid = pos + r / group + 1;  // causal: keys [0, pos + t]
@@ -95,13 +100,7 @@ class FloatKVCache final : public KVCache {
         softmax_f32(sr, valid);
         std::fill(sr + valid, sr + n, 0.0f);
       }
-      Linear vals;
-      vals.name = "attention values";
-      vals.out = hd_;
-      vals.in = n;
-      vals.w = Vt_.data();
-      vals.wdtype = DType::F32;
-      linear_f32(vals, S_.data(), rows, O_.data(), pool);  // [rows, hd]
+      linear_f32(f32_matrix(Vt_.data(), hd_, n), S_.data(), rows, O_.data(), pool);  // [rows, hd]
       for (int64_t t = 0; t < T; ++t)
         std::copy_n(&O_[size_t(t * group * hd_)], group * hd_, out + (t * H_ + kvh * group) * hd_);
     }
