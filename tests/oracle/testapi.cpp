@@ -10,6 +10,7 @@
 #include "quant/fp8.h"
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "kv/codebook.h"
 #include <cstring>
 
 namespace {
@@ -126,4 +127,15 @@ int tqlm_model_forward(void* h, const int32_t* tokens, int64_t n, int all_logits
 }
 
 void tqlm_model_reset(void* h) { static_cast<TqlmModel*>(h)->cache->clear(); }
+}
+
+extern "C" {
+// Lloyd-Max codebook for one coordinate of a random unit vector in R^dim: centroids [2^bits], per-coordinate MSE.
+int tqlm_codebook(int dim, int bits, float* centroids, double* mse) {
+  return guarded([&] {
+    const tqlm::Codebook& cb = tqlm::lloyd_max_codebook(dim, bits);
+    std::copy(cb.centroids.begin(), cb.centroids.end(), centroids);
+    *mse = cb.mse;
+  });
+}
 }
