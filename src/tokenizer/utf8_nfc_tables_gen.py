@@ -10,6 +10,17 @@ import unicodedata as ud
 MAX_AGE = (9, 0)
 
 
+def wrap(out, items, width=108):
+    """Appends items to out as lines of at most `width` characters."""
+    line = ""
+    for item in items:
+        if len(line) + len(item) > width:
+            out.append(line.rstrip())
+            line = ""
+        line += item
+    out.append(line)
+
+
 def ages(cps):
     """{code point: (major, minor)} from Perl's Unicode::UCD."""
     script = 'use Unicode::UCD qw(charprop); print join("\\n", map { charprop($_, "Age") } @ARGV), "\\n"'
@@ -62,28 +73,13 @@ def main():
     out.append("")
     out.append("// {code point | 1u<<31 when it is a primary composite, first, second or 0}, sorted by code point.")
     out.append("const uint32_t kDecompTable[] = {")
-    flat = [v for t in decomp for v in t]
-    line = ""
-    for v in flat:
-        item = "0x%X," % v
-        if len(line) + len(item) > 108:
-            out.append(line.rstrip())
-            line = ""
-        line += item
-    out.append(line)
+    wrap(out, ["0x%X," % v for t in decomp for v in t])
     out.append("};")
     out.append("const size_t kDecompCount = %d;" % len(decomp))
     out.append("")
     out.append("// {first, last, canonical combining class}, sorted.")
     out.append("const uint32_t kCccTable[] = {")
-    line = ""
-    for r in ccc_ranges:
-        item = "0x%X,0x%X,%d," % tuple(r)
-        if len(line) + len(item) > 108:
-            out.append(line.rstrip())
-            line = ""
-        line += item
-    out.append(line)
+    wrap(out, ["0x%X,0x%X,%d," % tuple(r) for r in ccc_ranges])
     out.append("};")
     out.append("const size_t kCccCount = %d;" % len(ccc_ranges))
     out.append("")
