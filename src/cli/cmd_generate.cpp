@@ -31,7 +31,7 @@ void add_chat_flags(CLI::App* cmd, ChatOpts& o) {
 }
 
 ChatSessionOptions session_options(const ChatOpts& o) {
-  return {o.m.model, o.m.threads, o.m.kv, o.chat_template, o.raw};
+  return {o.m.model, o.m.threads, o.m.kv_spec(), o.chat_template, o.raw};
 }
 
 // Streams one reply; reasoning is dimmed on a terminal (or hidden). Returns the answer text.

@@ -46,7 +46,7 @@ void add_perplexity(CLI::App& app) {
     } catch (const Error& e) {
       fail("{}: {}", o->data, e.what());
     }
-    o->p.kv = o->m.kv;
+    o->p.kv = o->m.kv_spec();
     auto r = run_perplexity(model, tokens, o->p, [](int64_t d, int64_t n, double s) {
       progress_line("perplexity windows", double(d), double(n), s, "win");
     });

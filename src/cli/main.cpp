@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   tqlm::cli::add_generate(app);
   tqlm::cli::add_chat(app);
   tqlm::cli::add_convert(app);
+  tqlm::cli::add_kv_plan(app);
+  tqlm::cli::add_niah(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

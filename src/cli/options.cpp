@@ -5,7 +5,10 @@ namespace tqlm::cli {
 void add_model_options(CLI::App* cmd, ModelOptions& o, bool with_ctx) {
   cmd->add_option("model,-m,--model", o.model, "Model directory (MLX or HF checkpoint with config.json)")->required();
   cmd->add_option("-t,--threads", o.threads, "Worker threads (default: physical cores)");
-  cmd->add_option("--kv", o.kv, "KV cache mode: bf16 (default), f16, f32");
+  cmd->add_option("--kv", o.kv, "KV cache mode: " + kv_modes_help());
+  cmd->add_option("--kv-boundary", o.kv_boundary,
+                  "Compressed KV modes: the first and last N layers stay bf16")
+      ->capture_default_str();
   if (with_ctx) cmd->add_option("--ctx", o.ctx, "Context limit in tokens (default: the model's max_position_embeddings)");
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "kv/kv_spec.h"
 #include "runtime/generator.h"
 #include "runtime/sampler.h"
 
@@ -15,7 +16,9 @@ struct ModelOptions {
   std::string model;
   int threads = 0;
   std::string kv = "bf16";
+  int kv_boundary = 2;
   int64_t ctx = 0;
+  KVSpec kv_spec() const { return {kv, kv_boundary}; }
 };
 
 struct SamplingOptions {

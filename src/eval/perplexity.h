@@ -23,7 +23,7 @@ namespace tqlm {
 struct PerplexityOptions {
   int64_t ctx = 2048;
   int64_t samples = 50;          // windows; 0 = every full window in the text
-  std::string kv = "bf16";
+  KVSpec kv;
   int64_t chunk = 256;           // tokens per forward inside a window
   std::string save_logits;       // write the reference file here
   std::string kl_base;           // compare against this reference file

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kv/kv_spec.h"
 #include "model/config.h"
 
 namespace tqlm {
@@ -38,6 +39,6 @@ class KVCache {
 };
 
 // Modes: "f32", "bf16" (default), "f16". Throws listing the supported modes for anything else.
-std::unique_ptr<KVCache> make_kv_cache(const std::string& mode, const ModelConfig& cfg);
+std::unique_ptr<KVCache> make_kv_cache(const KVSpec& spec, const ModelConfig& cfg);
 
 }  // namespace tqlm

@@ -139,7 +139,8 @@ class FloatKVCache final : public KVCache {
 
 }  // namespace
 
-std::unique_ptr<KVCache> make_kv_cache(const std::string& mode, const ModelConfig& cfg) {
+std::unique_ptr<KVCache> make_kv_cache(const KVSpec& spec, const ModelConfig& cfg) {
+  const std::string& mode = spec.mode;
   if (mode == "bf16") return std::make_unique<FloatKVCache<Bf16>>(cfg, mode);
   if (mode == "f16") return std::make_unique<FloatKVCache<F16>>(cfg, mode);
   if (mode == "f32") return std::make_unique<FloatKVCache<float>>(cfg, mode);

@@ -41,7 +41,7 @@ Model::Model(const std::string& path, int threads) {
 
 Model::~Model() = default;
 
-std::unique_ptr<KVCache> Model::new_cache(const std::string& kv_mode) const { return make_kv_cache(kv_mode, cfg_); }
+std::unique_ptr<KVCache> Model::new_cache(const KVSpec& kv) const { return make_kv_cache(kv, cfg_); }
 
 void Model::ensure_workspace(int64_t T) {
   if (T <= ws_->T) return;

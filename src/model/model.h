@@ -25,7 +25,7 @@ class Model {
   const ModelWeights& weights() const { return *w_; }
   ThreadPool& pool() { return *pool_; }
 
-  std::unique_ptr<KVCache> new_cache(const std::string& kv_mode = "bf16") const;
+  std::unique_ptr<KVCache> new_cache(const KVSpec& kv = {}) const;
 
   // Runs tokens[0..T) at positions [cache.length(), +T), appends their keys/values to the cache, and
   // writes logits: [T, vocab] when all_logits, else [1, vocab] for the last token.

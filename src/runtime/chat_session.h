@@ -17,7 +17,7 @@ namespace tqlm {
 struct ChatSessionOptions {
   std::string model;
   int threads = 0;
-  std::string kv = "bf16";
+  KVSpec kv;
   std::string chat_template_file;  // --chat-template FILE
   bool raw = false;                // no chat template: prompts are plain text
 };

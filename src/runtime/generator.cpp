@@ -51,8 +51,8 @@ std::set<int32_t> model_eos_ids(const Model& m, const Tokenizer& tok) {
   return ids;
 }
 
-Generator::Generator(Model& model, const Tokenizer& tok, const std::string& kv_mode)
-    : model_(model), tok_(tok), cache_(model.new_cache(kv_mode)) {
+Generator::Generator(Model& model, const Tokenizer& tok, const KVSpec& kv)
+    : model_(model), tok_(tok), cache_(model.new_cache(kv)) {
   eos_ids = model_eos_ids(model, tok);
   for (const char* t : {"<think>", "</think>"})
     if (auto id = tok.token_to_id(t)) keep_special.insert(*id);

@@ -40,7 +40,7 @@ std::set<int32_t> model_eos_ids(const Model& m, const Tokenizer& tok);
 
 class Generator {
  public:
-  Generator(Model& model, const Tokenizer& tok, const std::string& kv_mode = "bf16");
+  Generator(Model& model, const Tokenizer& tok, const KVSpec& kv = {});
 
   // Streams generated text through on_text (return false to stop early). Tokens of `prompt` already
   // in the cache from the previous call are not recomputed.

@@ -1,0 +1,64 @@
+// What a KV cache mode means for one model: the stored format of keys and values in every layer, and the
+// bytes that costs. Used by the cache itself, by `tqlm kv-plan` (from config.json alone) and by reports.
+//
+// Modes: bf16 (default), f16, f32; q8 (int8 per vector + an fp16 scale); turbo{B} (keys and values at B
+// bits) and turbo{K}v{V}, K, V in {2, 3, 4, 8} (TurboQuant: fp16 norm + randomized Hadamard rotation +
+// Lloyd-Max codes). In the compressed modes (q8, turbo*) the first and last `boundary` layers stay bf16.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace tqlm {
+
+enum class KVCodes { F32, BF16, F16, Q8, TURBO };
+
+// How one side (keys or values) of one layer is stored, per token and kv head.
+struct KVSideFormat {
+  KVCodes codes = KVCodes::BF16;
+  int bits = 16;  // bits per stored coordinate (TURBO: 2, 3, 4 or 8)
+  // Stored coordinates per vector: head_dim, or for TURBO the rotation length (head_dim rounded up to a
+  // power of two; the padding coordinates are zeros before the rotation).
+  int64_t dim = 0;
+  int64_t code_bytes() const { return (dim * bits + 7) / 8; }  // packed codes, LSB-first
+  int64_t scale_bytes() const { return codes == KVCodes::Q8 || codes == KVCodes::TURBO ? 2 : 0; }  // fp16
+  int64_t vector_bytes() const { return code_bytes() + scale_bytes(); }
+  bool rotated() const { return codes == KVCodes::TURBO; }
+  std::string name() const;  // "bf16", "q8", "turbo4", ...
+};
+
+struct KVSpec {
+  std::string mode = "bf16";
+  int boundary = 2;  // compressed modes: first and last `boundary` layers stay bf16 (capped at layers / 2)
+  KVSpec() = default;
+  KVSpec(std::string m, int b = 2) : mode(std::move(m)), boundary(b) {}
+  KVSpec(const char* m) : mode(m) {}
+};
+
+// Every mode name the cache accepts, for --help and errors.
+std::string kv_modes_help();
+// The modes `tqlm kv-plan` tabulates by default.
+std::vector<std::string> kv_plan_modes();
+
+struct KVLayout {
+  std::string mode;
+  int64_t layers = 0, kv_heads = 0, head_dim = 0;
+  int boundary = 0;                    // layers kept bf16 at each end (0 for the float modes)
+  std::vector<KVSideFormat> k, v;      // [layers]
+
+  // Real bytes per cached token over all layers: codes, norms/scales and bf16 boundary layers.
+  int64_t bytes_per_token() const;
+  // bf16 bytes per token for the same model (2 * layers * kv_heads * head_dim * 2).
+  int64_t bf16_bytes_per_token() const { return 4 * layers * kv_heads * head_dim; }
+  // 16 / mean(K bits, V bits) of the mode, the figure usually quoted (ignores norms and boundary layers).
+  double nominal_ratio() const;
+  double real_ratio() const { return double(bf16_bytes_per_token()) / double(bytes_per_token()); }
+};
+
+// Parses the mode for this model. Throws naming the mode and listing the valid ones.
+KVLayout kv_layout(const KVSpec& spec, const ModelConfig& cfg);
+
+}  // namespace tqlm
