@@ -2,6 +2,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "kernels/kv_kernels.h"
 #include "kernels/linear_kernels.h"
 
 namespace tqlm {
@@ -28,6 +29,24 @@ const LinearKernels& linear_kernels() {
       if (const LinearKernels* f = linear_kernels_for(isa)) return f;
     return &isa_sse2::kernels;
   }();
+  return *k;
+}
+
+namespace {
+const KVKernels kv_reference = {"reference", kv_decode_ref, kv_scores_ref, kv_accumulate_ref};
+}
+
+const KVKernels* kv_kernels_for(const char* isa) {
+  const std::string s = isa;
+  if (s == "reference") return &kv_reference;
+  if (s == "sse2" || s == "scalar") return &isa_sse2::kv_kernels;
+  const LinearKernels* l = linear_kernels_for(s);
+  if (!l) return nullptr;
+  return s == "avx2" ? &isa_avx2::kv_kernels : s == "avx512" ? &isa_avx512::kv_kernels : nullptr;
+}
+
+const KVKernels& kv_kernels() {
+  static const KVKernels* k = kv_kernels_for(linear_kernels().isa);
   return *k;
 }
 

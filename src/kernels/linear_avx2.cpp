@@ -3,3 +3,4 @@
 #define TQLM_ISA_NS isa_avx2
 #define TQLM_ISA_NAME "avx2"
 #include "kernels/linear_impl.h"
+#include "kernels/kv_impl.h"

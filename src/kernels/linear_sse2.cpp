@@ -3,3 +3,4 @@
 #define TQLM_ISA_NS isa_sse2
 #define TQLM_ISA_NAME "scalar"
 #include "kernels/linear_impl.h"
+#include "kernels/kv_impl.h"

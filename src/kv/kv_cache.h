@@ -1,5 +1,5 @@
-// The KV cache interface and its plain float modes (bf16, f16, f32). Memory grows with the context in
-// pages of kPageTokens tokens; nothing is preallocated for the maximum context.
+// The KV cache interface. One implementation (kv_paged.cpp) serves every mode of kv_spec.h: memory grows with
+// the context in pages of 256 tokens; nothing is preallocated for the maximum context.
 #pragma once
 
 #include <cstdint>
@@ -24,10 +24,15 @@ class KVCache {
   // keys/values [0, pos + t] of `layer` (GQA: query head h reads kv head h / (H / KV)).
   virtual void attend(int64_t layer, int64_t pos, int64_t T, const float* q, float* out, ThreadPool& pool) = 0;
 
-  // Bytes actually held (allocated pages).
+  // Explicit dequantization of the stored key and value of (layer, position, kv head): k, v [hd]. For tests
+  // and tools; attention never does this.
+  virtual void dequantize(int64_t layer, int64_t pos, int64_t kv_head, float* k, float* v) const = 0;
+
+  // Bytes actually held (allocated pages, codes and scales).
   virtual uint64_t bytes() const = 0;
-  // Bytes per token across all layers for this mode.
+  // Real bytes per token across all layers for this mode (norms and bf16 boundary layers included).
   virtual double bytes_per_token() const = 0;
+  virtual const KVLayout& layout() const = 0;
   virtual std::string mode() const = 0;
 
   int64_t length() const { return length_; }     // tokens cached (all layers)
@@ -38,7 +43,7 @@ class KVCache {
   int64_t length_ = 0;
 };
 
-// Modes: "f32", "bf16" (default), "f16". Throws listing the supported modes for anything else.
+// Any mode of kv_spec.h. Throws listing the supported modes for anything else.
 std::unique_ptr<KVCache> make_kv_cache(const KVSpec& spec, const ModelConfig& cfg);
 
 }  // namespace tqlm

@@ -1,0 +1,155 @@
+#include "kv/kv_codec.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "kv/hadamard.h"
+
+namespace tqlm {
+
+namespace {
+
+// b-bit index j into an LSB-first bit stream (bytes zeroed beforehand).
+void put_bits(uint8_t* row, int64_t j, int bits, uint32_t v) {
+  const int64_t bit = j * bits;
+  for (int i = 0; i < bits; ++i)
+    if (v >> i & 1u) row[(bit + i) / 8] |= uint8_t(1u << ((bit + i) % 8));
+}
+uint32_t get_bits(const uint8_t* row, int64_t j, int bits) {
+  const int64_t bit = j * bits;
+  uint32_t v = 0;
+  for (int i = 0; i < bits; ++i) v |= uint32_t(row[(bit + i) / 8] >> ((bit + i) % 8) & 1u) << i;
+  return v;
+}
+
+}  // namespace
+
+KVSideCodec::KVSideCodec(const KVSideFormat& f, int64_t head_dim, uint64_t seed) : f_(f), hd_(head_dim) {
+  row_.codes = f.codes;
+  row_.bits = f.bits;
+  row_.dim = f.dim;
+  row_.row_bytes = f.code_bytes();
+  if (f.codes == KVCodes::TURBO) {
+    signs_ = hadamard_signs(int(f.dim), seed);
+    cb_ = &lloyd_max_codebook(int(f.dim), f.bits);
+    row_.lut = cb_->centroids.data();
+    if (const char* e = std::getenv("TQLM_KV_NORM")) {
+      const std::string v = e;
+      if (v != "raw" && v != "corrected") fail("TQLM_KV_NORM={}: use raw or corrected", v);
+      norm_corrected_ = v == "corrected";
+    }
+  }
+}
+
+void KVSideCodec::encode(const float* x, uint8_t* codes, uint16_t* scale) const {
+  switch (f_.codes) {
+    case KVCodes::F32: std::memcpy(codes, x, size_t(hd_) * 4); return;
+    case KVCodes::BF16: {
+      uint16_t* c = reinterpret_cast<uint16_t*>(codes);
+      for (int64_t i = 0; i < hd_; ++i) c[i] = f32_to_bf16(x[i]);
+      return;
+    }
+    case KVCodes::F16: {
+      uint16_t* c = reinterpret_cast<uint16_t*>(codes);
+      for (int64_t i = 0; i < hd_; ++i) c[i] = f32_to_f16(x[i]);
+      return;
+    }
+    case KVCodes::Q8: {
+      float amax = 0;
+      for (int64_t i = 0; i < hd_; ++i) amax = std::max(amax, std::fabs(x[i]));
+      *scale = f32_to_f16(amax / 127.0f);
+      const float s = f16_to_f32(*scale);
+      int8_t* c = reinterpret_cast<int8_t*>(codes);
+      for (int64_t i = 0; i < hd_; ++i)
+        c[i] = s > 0 ? int8_t(std::clamp(std::nearbyint(x[i] / s), -127.0f, 127.0f)) : int8_t(0);
+      return;
+    }
+    case KVCodes::TURBO: {
+      const int64_t d = f_.dim;
+      thread_local std::vector<float> y;  // [dim] padded copy, rotated in place
+      y.assign(size_t(d), 0.0f);
+      double nn = 0;
+      for (int64_t i = 0; i < hd_; ++i) nn += double(x[i]) * x[i];
+      const float norm = float(std::sqrt(nn));
+      std::memset(codes, 0, size_t(f_.code_bytes()));
+      if (norm == 0.0f) {
+        *scale = 0;
+        return;
+      }
+      for (int64_t i = 0; i < hd_; ++i) y[size_t(i)] = x[i] / norm;
+      hadamard_rotate_f32(y.data(), int(d), signs_.data());
+      double cc = 0;
+      for (int64_t j = 0; j < d; ++j) {
+        const int idx = cb_->quantize(y[size_t(j)]);
+        const double c = cb_->centroids[size_t(idx)];
+        cc += c * c;
+        put_bits(codes, j, f_.bits, uint32_t(idx));
+      }
+      *scale = f32_to_f16(norm_corrected_ ? float(norm / std::sqrt(cc)) : norm);
+      return;
+    }
+  }
+}
+
+float KVSideCodec::scale_value(uint16_t s) const { return f_.scale_bytes() ? f16_to_f32(s) : 1.0f; }
+
+void KVSideCodec::to_stored_basis(const float* x, float mul, float* out) const {
+  for (int64_t i = 0; i < f_.dim; ++i) out[i] = i < hd_ ? x[i] * mul : 0.0f;
+  if (f_.rotated()) hadamard_rotate_f32(out, int(f_.dim), signs_.data());
+}
+
+void KVSideCodec::from_stored_basis(float* y, float* out) const {
+  if (f_.rotated()) hadamard_unrotate_f32(y, int(f_.dim), signs_.data());
+  std::memcpy(out, y, size_t(hd_) * 4);
+}
+
+void KVSideCodec::dequantize(const uint8_t* codes, uint16_t scale, float* out) const {
+  std::vector<float> y(size_t(f_.dim));
+  kv_decode_ref(row_, codes, 1, y.data());
+  const float s = scale_value(scale);
+  for (float& v : y) v *= s;
+  from_stored_basis(y.data(), out);
+}
+
+// ---- scalar references of the KV kernels (kernels/kv_kernels.h) ----
+
+void kv_decode_ref(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out) {
+  for (int64_t t = 0; t < n; ++t) {
+    const uint8_t* row = codes + t * f.row_bytes;
+    float* o = out + t * f.dim;
+    for (int64_t i = 0; i < f.dim; ++i) {
+      switch (f.codes) {
+        case KVCodes::F32: std::memcpy(&o[i], row + 4 * i, 4); break;
+        case KVCodes::BF16: o[i] = bf16_to_f32(uint16_t(row[2 * i] | row[2 * i + 1] << 8)); break;
+        case KVCodes::F16: o[i] = f16_to_f32(uint16_t(row[2 * i] | row[2 * i + 1] << 8)); break;
+        case KVCodes::Q8: o[i] = float(int8_t(row[i])); break;
+        case KVCodes::TURBO: o[i] = f.lut[get_bits(row, i, f.bits)]; break;
+      }
+    }
+  }
+}
+
+void kv_scores_ref(const float* q, int64_t R, int64_t ldq, const float* k, const float* scale, int64_t n, int64_t dim,
+                   float* s, int64_t lds) {
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t t = 0; t < n; ++t) {
+      float acc = 0;
+      for (int64_t j = 0; j < dim; ++j) acc += q[r * ldq + j] * k[t * dim + j];
+      s[r * lds + t] = scale[t] * acc;
+    }
+}
+
+void kv_accumulate_ref(const float* p, int64_t R, int64_t ldp, const float* v, const float* scale, int64_t n,
+                       int64_t dim, float* o, int64_t ldo) {
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t t = 0; t < n; ++t) {
+      const float w = p[r * ldp + t] * scale[t];
+      for (int64_t j = 0; j < dim; ++j) o[r * ldo + j] += w * v[t * dim + j];
+    }
+}
+
+}  // namespace tqlm

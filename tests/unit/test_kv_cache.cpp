@@ -1,0 +1,220 @@
+// The KV cache in every mode: kernels of every instruction-set family against the scalar references,
+// attention over the stored codes against attention over the explicitly dequantized cache, prefill equal to
+// token-by-token decode, codes and norms as the format says, and the byte accounting.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "kernels/kv_kernels.h"
+#include "kv/codebook.h"
+#include "kv/hadamard.h"
+#include "kv/kv_cache.h"
+#include "kv/kv_codec.h"
+
+using namespace tqlm;
+
+namespace {
+
+const char* kModes[] = {"f32", "bf16", "f16", "q8", "turbo2", "turbo3", "turbo4", "turbo8", "turbo4v2", "turbo2v4",
+                        "turbo8v3", "turbo3v8"};
+
+ModelConfig small_config(int64_t layers, int64_t H, int64_t KV, int64_t hd) {
+  ModelConfig c;
+  c.n_layers = layers;
+  c.n_heads = H;
+  c.n_kv_heads = KV;
+  c.head_dim = hd;
+  c.hidden = H * hd;
+  return c;
+}
+
+std::vector<float> randn(size_t n, std::mt19937& rng, float sd = 1.0f) {
+  std::normal_distribution<float> nd(0.0f, sd);
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+}  // namespace
+
+TEST(KVKernels, EveryFamilyMatchesReference) {
+  std::mt19937 rng(11);
+  for (const char* isa : {"scalar", "avx2", "avx512"}) {
+    const KVKernels* kk = kv_kernels_for(isa);
+    if (!kk) continue;
+    for (const char* mode : {"f32", "bf16", "f16", "q8", "turbo2", "turbo3", "turbo4", "turbo8"})
+      for (int64_t hd : {64, 128, 80}) {
+        ModelConfig c = small_config(1, 2, 1, hd);
+        const KVSideFormat f = kv_layout({mode, 0}, c).k[0];
+        KVSideCodec codec(f, hd, 3);
+        const int64_t n = 37, R = 5, d = f.dim;
+        std::vector<uint8_t> codes(size_t(n * f.code_bytes()));
+        std::vector<uint16_t> sc(static_cast<size_t>(n));
+        auto x = randn(size_t(n * hd), rng);
+        for (int64_t t = 0; t < n; ++t) codec.encode(&x[size_t(t * hd)], &codes[size_t(t * f.code_bytes())], &sc[size_t(t)]);
+        std::vector<float> a(size_t(n * d)), b(size_t(n * d));
+        kk->decode(codec.row_format(), codes.data(), n, a.data());
+        kv_decode_ref(codec.row_format(), codes.data(), n, b.data());
+        ASSERT_EQ(a, b) << isa << " " << mode << " hd " << hd;
+        auto q = randn(size_t(R * d), rng), scale = randn(size_t(n), rng), p = randn(size_t(R * n), rng);
+        std::vector<float> s1(size_t(R * n)), s2(size_t(R * n));
+        kk->scores(q.data(), R, d, a.data(), scale.data(), n, d, s1.data(), n);
+        kv_scores_ref(q.data(), R, d, a.data(), scale.data(), n, d, s2.data(), n);
+        for (int64_t r = 0; r < R; ++r)
+          for (int64_t t = 0; t < n; ++t) {  // tolerance: f32 rounding of the sum of |terms|
+            double mag = 0;
+            for (int64_t j = 0; j < d; ++j) mag += std::fabs(q[size_t(r * d + j)] * a[size_t(t * d + j)]);
+            const size_t i = size_t(r * n + t);
+            EXPECT_NEAR(s1[i], s2[i], 1e-5 * mag * std::fabs(scale[size_t(t)]) + 1e-6) << isa << mode;
+          }
+        std::vector<float> o1(size_t(R * d), 0.5f), o2(size_t(R * d), 0.5f);
+        kk->accumulate(p.data(), R, n, a.data(), scale.data(), n, d, o1.data(), d);
+        kv_accumulate_ref(p.data(), R, n, a.data(), scale.data(), n, d, o2.data(), d);
+        for (size_t i = 0; i < o1.size(); ++i) {
+          double mag = 0.5;
+          for (int64_t t = 0; t < n; ++t)
+            mag += std::fabs(p[size_t(int64_t(i) / d * n + t)] * scale[size_t(t)] * a[size_t(t * d + int64_t(i) % d)]);
+          EXPECT_NEAR(o1[i], o2[i], 1e-5 * mag) << isa << mode;
+        }
+      }
+  }
+}
+
+// The stored format, bit by bit: packed indices LSB-first, nearest centroid of the rotated unit vector, fp16
+// norm |x| / |c| (so the reconstruction keeps the norm of x).
+TEST(KVCodec, TurboCodesAreNearestCentroidsOfTheRotatedUnitVector) {
+  std::mt19937 rng(3);
+  for (int bits : {2, 3, 4, 8}) {
+    const int64_t hd = 64;
+    KVSideFormat f{KVCodes::TURBO, bits, hd};
+    KVSideCodec codec(f, hd, kTurboKeySeed);
+    auto x = randn(size_t(hd), rng, 3.0f);
+    std::vector<uint8_t> codes(size_t(f.code_bytes()));
+    uint16_t scale = 0;
+    codec.encode(x.data(), codes.data(), &scale);
+    double nn = 0;
+    for (float v : x) nn += double(v) * v;
+    std::vector<float> y(x);
+    for (auto& v : y) v = float(v / std::sqrt(nn));
+    const auto signs = hadamard_signs(int(hd), kTurboKeySeed);
+    hadamard_rotate_f32(y.data(), int(hd), signs.data());
+    const Codebook& cb = lloyd_max_codebook(int(hd), bits);
+    double cc = 0;
+    for (int64_t j = 0; j < hd; ++j) {
+      uint32_t idx = 0;
+      for (int i = 0; i < bits; ++i) idx |= uint32_t((codes[size_t((j * bits + i) / 8)] >> ((j * bits + i) % 8)) & 1) << i;
+      int best = 0;
+      for (int k = 1; k < (1 << bits); ++k)
+        if (std::fabs(y[size_t(j)] - cb.centroids[size_t(k)]) < std::fabs(y[size_t(j)] - cb.centroids[size_t(best)])) best = k;
+      ASSERT_EQ(int(idx), best) << "bits " << bits << " coord " << j;
+      cc += double(cb.centroids[idx]) * cb.centroids[idx];
+    }
+    EXPECT_EQ(scale, f32_to_f16(float(std::sqrt(nn) / std::sqrt(cc))));
+    std::vector<float> back(static_cast<size_t>(hd));
+    codec.dequantize(codes.data(), scale, back.data());
+    double bb = 0, err = 0;
+    for (int64_t j = 0; j < hd; ++j) {
+      bb += double(back[size_t(j)]) * back[size_t(j)];
+      err += std::pow(double(back[size_t(j)]) - x[size_t(j)], 2);
+    }
+    EXPECT_NEAR(std::sqrt(bb), std::sqrt(nn), 2e-3 * std::sqrt(nn));
+    EXPECT_LT(err / nn, 4.0 * cb.mse * double(hd) + 0.02) << bits;  // a few times the expected distortion
+  }
+}
+
+// Compressed attention equals attention over the explicitly dequantized cache, for every mode; prefill in
+// chunks equals token-by-token decode exactly; head dims 64, 128 and 80 (padded to 128 for the rotation).
+TEST(KVCache, AttentionOverCodesEqualsAttentionOverDequantizedCache) {
+  std::mt19937 rng(7);
+  for (int64_t hd : {64, 80, 128})
+    for (const char* mode : kModes) {
+      const int64_t layers = 5, H = 6, KV = 2, G = H / KV, n = 300;  // two pages
+      ModelConfig c = small_config(layers, H, KV, hd);
+      ThreadPool pool(2);
+      auto prefill = make_kv_cache({mode, 1}, c), decode = make_kv_cache({mode, 1}, c);
+      auto k = randn(size_t(n * KV * hd), rng), v = randn(size_t(n * KV * hd), rng);
+      auto q = randn(size_t(n * H * hd), rng, 2.0f);
+      for (int64_t i = 0; i < n * KV; ++i) k[size_t(i * hd)] += 4.0f;  // an outlier channel, as real keys have
+      const int64_t layer = 2;                                          // compressed (boundary 1 of 5)
+      std::vector<float> out_p(size_t(n * H * hd)), out_d(size_t(n * H * hd));
+      for (int64_t pos = 0; pos < n;) {  // chunks of 1, 7, 64, ... tokens
+        const int64_t T = std::min<int64_t>(n - pos, pos == 0 ? 1 : pos < 10 ? 7 : 97);
+        prefill->write(layer, pos, T, &k[size_t(pos * KV * hd)], &v[size_t(pos * KV * hd)]);
+        prefill->attend(layer, pos, T, &q[size_t(pos * H * hd)], &out_p[size_t(pos * H * hd)], pool);
+        pos += T;
+      }
+      for (int64_t pos = 0; pos < n; ++pos) {
+        decode->write(layer, pos, 1, &k[size_t(pos * KV * hd)], &v[size_t(pos * KV * hd)]);
+        decode->attend(layer, pos, 1, &q[size_t(pos * H * hd)], &out_d[size_t(pos * H * hd)], pool);
+      }
+      ASSERT_EQ(out_p, out_d) << mode << " hd " << hd << ": prefill differs from decode";
+      // reference: dequantize every stored vector, then plain softmax attention in double
+      std::vector<float> K(size_t(n * KV * hd)), V(size_t(n * KV * hd));
+      for (int64_t s = 0; s < n; ++s)
+        for (int64_t h = 0; h < KV; ++h)
+          decode->dequantize(layer, s, h, &K[size_t((s * KV + h) * hd)], &V[size_t((s * KV + h) * hd)]);
+      double max_err = 0, max_ref = 0;
+      for (int64_t t = 0; t < n; t += 13)
+        for (int64_t hq = 0; hq < H; ++hq) {
+          const int64_t h = hq / G;
+          std::vector<double> sc(static_cast<size_t>(t + 1));
+          double m = -1e300;
+          for (int64_t s = 0; s <= t; ++s) {
+            double d = 0;
+            for (int64_t j = 0; j < hd; ++j) d += double(q[size_t((t * H + hq) * hd + j)]) * K[size_t((s * KV + h) * hd + j)];
+            sc[size_t(s)] = d / std::sqrt(double(hd));
+            m = std::max(m, sc[size_t(s)]);
+          }
+          double l = 0;
+          for (auto& x : sc) l += (x = std::exp(x - m));
+          for (int64_t j = 0; j < hd; ++j) {
+            double o = 0;
+            for (int64_t s = 0; s <= t; ++s) o += sc[size_t(s)] * V[size_t((s * KV + h) * hd + j)];
+            o /= l;
+            max_err = std::max(max_err, std::fabs(o - out_d[size_t((t * H + hq) * hd + j)]));
+            max_ref = std::max(max_ref, std::fabs(o));
+          }
+        }
+      EXPECT_LT(max_err, 2e-5 * std::max(1.0, max_ref)) << mode << " hd " << hd;
+    }
+}
+
+TEST(KVCache, BoundaryLayersStayBf16AndBytesAreCounted) {
+  ModelConfig c = small_config(6, 4, 2, 64);
+  auto cache = make_kv_cache({"turbo4v2", 2}, c);
+  const KVLayout& L = cache->layout();
+  for (int64_t l = 0; l < 6; ++l) {
+    const bool boundary = l < 2 || l >= 4;
+    EXPECT_EQ(L.k[size_t(l)].codes, boundary ? KVCodes::BF16 : KVCodes::TURBO);
+    EXPECT_EQ(L.v[size_t(l)].bits, boundary ? 16 : 2);
+  }
+  // per token: 4 bf16 layers x 2 heads x 2 x 128 B + 2 turbo layers x 2 heads x ((32 + 2) + (16 + 2)) B
+  EXPECT_EQ(L.bytes_per_token(), 4 * 2 * 2 * 128 + 2 * 2 * (34 + 18));
+  EXPECT_NEAR(L.nominal_ratio(), 16.0 / 3.0, 1e-12);
+  EXPECT_EQ(cache->bytes(), 0u);
+  std::mt19937 rng(1);
+  auto k = randn(2 * 64 * 300, rng);
+  for (int64_t l = 0; l < 6; ++l) cache->write(l, 0, 300, k.data(), k.data());  // 300 tokens: two pages
+  EXPECT_EQ(cache->bytes(), uint64_t(2 * 256 * L.bytes_per_token()));
+  // boundary layers hold bf16 exactly
+  std::vector<float> kk(64), vv(64);
+  cache->dequantize(0, 5, 1, kk.data(), vv.data());
+  for (int j = 0; j < 64; ++j) EXPECT_EQ(kk[size_t(j)], bf16_to_f32(f32_to_bf16(k[size_t((5 * 2 + 1) * 64 + j)])));
+  // modes: boundary capped at layers / 2; float modes have no boundary; errors name the mode
+  EXPECT_EQ(kv_layout({"q8", 100}, c).boundary, 3);
+  EXPECT_EQ(kv_layout({"bf16", 2}, c).boundary, 0);
+  EXPECT_EQ(kv_layout({"turbo4v2", 0}, c).bytes_per_token(), 6 * 2 * (34 + 18));
+  for (const char* bad : {"turbo5", "turbo4v1", "q4", "", "turbo", "turbo4v2x"}) {
+    try {
+      kv_layout({bad, 2}, c);
+      ADD_FAILURE() << bad << " accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("turbo4v2"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(kv_layout({"turbo4", -1}, c), Error);
+}
