@@ -15,5 +15,6 @@ void add_chat(CLI::App& app);
 void add_convert(CLI::App& app);
 void add_kv_plan(CLI::App& app);  // cmd_kv_plan.cpp
 void add_niah(CLI::App& app);     // cmd_niah.cpp
+void add_bench(CLI::App& app);
 
 }  // namespace tqlm::cli

@@ -1,8 +1,9 @@
 // Linear-layer kernels written once with GCC vector extensions, compiled per instruction set by
 // linear_{sse2,avx2,avx512}.cpp, which define TQLM_VB (vector bytes) and TQLM_ISA_NS before including.
 //
-// Decode (T < 4): y[r] = sum_g s_g * <q_g, x_g> + b_g * sum(x_g), codes expanded to floats in registers.
-// Prefill (T >= 4): each weight row is expanded once to f32 and multiplied with 4 token rows at a time.
+// Every path computes the same sums in the same order (see tile_expanded): weights expanded to f32
+// (scale * q + bias), one vector accumulator per (row, token). Decode (T < 4) expands power-of-two-bit codes in
+// registers; otherwise 4 rows are expanded once into memory and multiplied with 4 token rows at a time.
 #include <algorithm>
 #include <cstring>
 #include <immintrin.h>
@@ -76,41 +77,11 @@ inline float half_at(const void* p, int64_t i) {
 inline float scale_at(const Linear& w, int64_t g) { return load_as_f32(w.scales, w.sdtype, size_t(g)); }
 inline float bias_at(const Linear& w, int64_t g) { return load_as_f32(w.biases, w.sdtype, size_t(g)); }
 
-// One quantized row (power-of-two bits) against one activation row with precomputed group sums.
-template <int BITS, DType SD>
-float dot_q_pow2(const Linear& w, int64_t r, const float* x, const float* xsum) {
-  const int64_t in = w.in, gs = w.group_size, groups = in / gs;
-  const uint32_t* row = w.wq + r * (in * BITS / 32);
-  static const Unpack<BITS> codes;
-  vf acc = {};
-  float bacc = 0.0f;
-  for (int64_t g = 0; g < groups; ++g) {
-    vf gacc = {};
-    for (int64_t e = g * gs; e < (g + 1) * gs; e += W) gacc += codes(row, e) * load(x + e);
-    acc += gacc * half_at<SD>(w.scales, r * groups + g);
-    bacc += half_at<SD>(w.biases, r * groups + g) * xsum[g];
-  }
-  return hsum(acc) + bacc;
-}
-
-// Any bit width: unpack the row's codes (scalar bit stream), then vector dot per group.
-float dot_q_generic(const Linear& w, int64_t r, const float* x, const float* xsum, float* tmp) {
-  const int64_t in = w.in, gs = w.group_size, groups = in / gs;
-  uint8_t* q = reinterpret_cast<uint8_t*>(tmp);
-  affine_unpack_row(w.wq + r * (in * w.bits / 32), in, w.bits, q);
-  vf acc = {};
-  float bacc = 0.0f;
-  for (int64_t g = 0; g < groups; ++g) {
-    vf gacc = {};
-    for (int64_t e = g * gs; e < (g + 1) * gs; e += W) {
-      vf c;
-      for (int i = 0; i < W; ++i) c[i] = float(q[e + i]);
-      gacc += c * load(x + e);
-    }
-    acc += gacc * scale_at(w, r * groups + g);
-    bacc += bias_at(w, r * groups + g) * xsum[g];
-  }
-  return hsum(acc) + bacc;
+// W expanded weights of a power-of-two-bit row at element e: codes * scale + bias. The single expression
+// every path uses, so expanded values are the same whether they stay in registers or go through memory.
+template <int BITS>
+inline vf expand_chunk(const Unpack<BITS>& codes, const uint32_t* row, int64_t e, vf s, vf b) {
+  return codes(row, e) * s + b;
 }
 
 template <int BITS>
@@ -121,7 +92,7 @@ void expand_q_pow2(const Linear& w, int64_t r, float* out) {
   for (int64_t g = 0; g < groups; ++g) {
     const vf s = vf{} + scale_at(w, r * groups + g), b = vf{} + bias_at(w, r * groups + g);
     for (int64_t e = g * gs; e < (g + 1) * gs; e += W) {
-      const vf v = codes(row, e) * s + b;
+      const vf v = expand_chunk<BITS>(codes, row, e, s, b);
       std::memcpy(out + e, &v, sizeof v);
     }
   }
@@ -153,94 +124,116 @@ void expand_row(const Linear& w, int64_t r, float* out, float* tmp) {
   }
 }
 
-float dot_f(const float* a, const float* b, int64_t n) {
-  vf acc0 = {}, acc1 = {};
-  int64_t j = 0;
-  for (; j + 2 * W <= n; j += 2 * W) {
-    acc0 += load(a + j) * load(b + j);
-    acc1 += load(a + j + W) * load(b + j + W);
+// The canonical product every path computes: y[t, r] = hsum(acc) + bias[r], acc = sum over chunks j (in
+// order) of wexp[r, j:j+W] * x[t, j:j+W] with one vector accumulator per (row, token). A row's result thus
+// does not depend on T or on the tile it falls in, so prefill logits equal token-by-token decode logits bit
+// for bit (tests/oracle/test_kv_modes.py). Tiles of NR rows x NT tokens keep NR * NT chains in flight.
+template <int NR, int NT>
+void tile_expanded(const float* rb, int64_t in, const float* x, int64_t t, float* y, int64_t out, int64_t r,
+                   const float* b) {
+  vf a[NR][NT] = {};
+  for (int64_t j = 0; j < in; j += W) {
+    vf wv[NR];
+    for (int i = 0; i < NR; ++i) wv[i] = load(rb + i * in + j);
+    for (int k = 0; k < NT; ++k) {
+      const vf xv = load(x + (t + k) * in + j);
+      for (int i = 0; i < NR; ++i) a[i][k] += wv[i] * xv;
+    }
   }
-  for (; j + W <= n; j += W) acc0 += load(a + j) * load(b + j);
-  float s = hsum(acc0 + acc1);
-  for (; j < n; ++j) s += a[j] * b[j];
-  return s;
+  for (int i = 0; i < NR; ++i)
+    for (int k = 0; k < NT; ++k) y[(t + k) * out + r + i] = hsum(a[i][k]) + b[i];
 }
 
-using DotFn = float (*)(const Linear&, int64_t, const float*, const float*);
-template <int BITS>
-DotFn dot_fn_bits(DType sd) {
-  switch (sd) {
-    case DType::F16: return dot_q_pow2<BITS, DType::F16>;
-    case DType::BF16: return dot_q_pow2<BITS, DType::BF16>;
-    case DType::F32: return dot_q_pow2<BITS, DType::F32>;
-    default: return nullptr;
+template <int NR>
+void tile_rows(const float* rb, int64_t in, const float* x, int64_t T, float* y, int64_t out, int64_t r,
+               const float* b) {
+  int64_t t = 0;
+  for (; t + 4 <= T; t += 4) tile_expanded<NR, 4>(rb, in, x, t, y, out, r, b);
+  switch (T - t) {
+    case 3: return tile_expanded<NR, 3>(rb, in, x, t, y, out, r, b);
+    case 2: return tile_expanded<NR, 2>(rb, in, x, t, y, out, r, b);
+    case 1: return tile_expanded<NR, 1>(rb, in, x, t, y, out, r, b);
+    default: return;
   }
 }
-DotFn dot_fn(const Linear& w) {
-  switch (w.bits) {
-    case 2: return dot_fn_bits<2>(w.sdtype);
-    case 4: return dot_fn_bits<4>(w.sdtype);
-    case 8: return dot_fn_bits<8>(w.sdtype);
-    default: return nullptr;
+
+// Decode (T < 4) of power-of-two-bit rows: the same sums with the weights expanded in registers
+// (expand_chunk), 4 rows at a time, never stored.
+template <int BITS, int NT>
+void rows_q_pow2_decode(const Linear& w, const float* x, float* y, int64_t r0, int64_t r1) {
+  static const Unpack<BITS> codes;
+  const int64_t in = w.in, out = w.out, gs = w.group_size, groups = in / gs, words = in * BITS / 32;
+  int64_t r = r0;
+  for (; r < r1; r += 4) {
+    const int nr = int(std::min<int64_t>(4, r1 - r));
+    vf a[4][NT] = {};
+    for (int64_t g = 0; g < groups; ++g) {
+      vf s[4], bb[4];
+      for (int i = 0; i < 4; ++i) {
+        const int64_t ri = r + std::min(i, nr - 1);
+        s[i] = vf{} + scale_at(w, ri * groups + g);
+        bb[i] = vf{} + bias_at(w, ri * groups + g);
+      }
+      for (int64_t e = g * gs; e < (g + 1) * gs; e += W) {
+        vf xv[NT];
+        for (int k = 0; k < NT; ++k) xv[k] = load(x + k * in + e);
+        for (int i = 0; i < 4; ++i) {
+          const vf wv = expand_chunk<BITS>(codes, w.wq + (r + std::min(i, nr - 1)) * words, e, s[i], bb[i]);
+          for (int k = 0; k < NT; ++k) a[i][k] += wv * xv[k];
+        }
+      }
+    }
+    for (int i = 0; i < nr; ++i) {
+      const float b = w.bias ? load_as_f32(w.bias, w.bias_dtype, size_t(r + i)) : 0.0f;
+      for (int k = 0; k < NT; ++k) y[k * out + r + i] = hsum(a[i][k]) + b;
+    }
+  }
+}
+
+template <int BITS>
+bool rows_decode_bits(const Linear& w, const float* x, int64_t T, float* y, int64_t r0, int64_t r1) {
+  switch (T) {
+    case 1: rows_q_pow2_decode<BITS, 1>(w, x, y, r0, r1); return true;
+    case 2: rows_q_pow2_decode<BITS, 2>(w, x, y, r0, r1); return true;
+    case 3: rows_q_pow2_decode<BITS, 3>(w, x, y, r0, r1); return true;
+    default: return false;
   }
 }
 
 void rows(const Linear& w, const float* x, int64_t T, float* y, int64_t r0, int64_t r1, float* scratch) {
   const int64_t in = w.in, out = w.out;
-  float* rowbuf = scratch;           // [in]
-  float* tmp = scratch + in;         // [in] bytes of codes (as floats: plenty)
-  float* xsum = scratch + 2 * in;    // [in / 32]
-  const bool vec_ok = in % W == 0 && (!w.quantized() || w.group_size % W == 0);
-  if (T < 4 && w.quantized() && vec_ok) {
-    const int64_t gs = w.group_size, groups = in / gs;
-    for (int64_t t = 0; t < T; ++t) {
-      const float* xt = x + t * in;
-      for (int64_t g = 0; g < groups; ++g) {
+  float* tmp = scratch;            // [in] bytes of codes (as floats: plenty)
+  float* rb = scratch + in;        // [4, in] expanded rows
+  if (in % W != 0) {               // odd widths: the scalar reference order, identical for every T
+    for (int64_t r = r0; r < r1; ++r) {
+      expand_row(w, r, rb, tmp);
+      const float b = w.bias ? load_as_f32(w.bias, w.bias_dtype, size_t(r)) : 0.0f;
+      for (int64_t t = 0; t < T; ++t) {
         float s = 0;
-        for (int64_t e = g * gs; e < (g + 1) * gs; ++e) s += xt[e];
-        xsum[g] = s;
-      }
-      auto fn = dot_fn(w);
-      for (int64_t r = r0; r < r1; ++r) {
-        const float v = fn ? fn(w, r, xt, xsum) : dot_q_generic(w, r, xt, xsum, tmp);
-        y[t * out + r] = v + (w.bias ? load_as_f32(w.bias, w.bias_dtype, size_t(r)) : 0.0f);
+        for (int64_t j = 0; j < in; ++j) s += rb[j] * x[t * in + j];
+        y[t * out + r] = s + b;
       }
     }
     return;
   }
-  // Prefill: expand 4 weight rows at a time, then a 4 rows x 4 tokens register tile (16 accumulators).
-  float* rb = scratch + 3 * in;  // [4, in] expanded rows
-  int64_t r = r0;
-  if (in % W == 0) {
-    for (; r + 4 <= r1; r += 4) {
-      for (int i = 0; i < 4; ++i) expand_row(w, r + i, rb + i * in, tmp);
-      float b[4];
-      for (int i = 0; i < 4; ++i) b[i] = w.bias ? load_as_f32(w.bias, w.bias_dtype, size_t(r + i)) : 0.0f;
-      int64_t t = 0;
-      for (; t + 4 <= T; t += 4) {
-        vf a[4][4] = {};
-        const float* xt = x + t * in;
-        for (int64_t j = 0; j < in; j += W) {
-          const vf w0 = load(rb + j), w1 = load(rb + in + j), w2 = load(rb + 2 * in + j), w3 = load(rb + 3 * in + j);
-          for (int k = 0; k < 4; ++k) {
-            const vf xv = load(xt + k * in + j);
-            a[0][k] += w0 * xv;
-            a[1][k] += w1 * xv;
-            a[2][k] += w2 * xv;
-            a[3][k] += w3 * xv;
-          }
-        }
-        for (int i = 0; i < 4; ++i)
-          for (int k = 0; k < 4; ++k) y[(t + k) * out + r + i] = hsum(a[i][k]) + b[i];
-      }
-      for (; t < T; ++t)
-        for (int i = 0; i < 4; ++i) y[t * out + r + i] = dot_f(rb + i * in, x + t * in, in) + b[i];
-    }
+  if (T < 4 && w.quantized() && w.group_size % W == 0) {
+    if (w.bits == 4 && rows_decode_bits<4>(w, x, T, y, r0, r1)) return;
+    if (w.bits == 2 && rows_decode_bits<2>(w, x, T, y, r0, r1)) return;
+    if (w.bits == 8 && rows_decode_bits<8>(w, x, T, y, r0, r1)) return;
   }
-  for (; r < r1; ++r) {
-    expand_row(w, r, rowbuf, tmp);
-    const float b = w.bias ? load_as_f32(w.bias, w.bias_dtype, size_t(r)) : 0.0f;
-    for (int64_t t = 0; t < T; ++t) y[t * out + r] = dot_f(rowbuf, x + t * in, in) + b;
+  for (int64_t r = r0; r < r1; r += 4) {
+    const int nr = int(std::min<int64_t>(4, r1 - r));
+    float b[4];
+    for (int i = 0; i < nr; ++i) {
+      expand_row(w, r + i, rb + i * in, tmp);
+      b[i] = w.bias ? load_as_f32(w.bias, w.bias_dtype, size_t(r + i)) : 0.0f;
+    }
+    switch (nr) {
+      case 4: tile_rows<4>(rb, in, x, T, y, out, r, b); break;
+      case 3: tile_rows<3>(rb, in, x, T, y, out, r, b); break;
+      case 2: tile_rows<2>(rb, in, x, T, y, out, r, b); break;
+      default: tile_rows<1>(rb, in, x, T, y, out, r, b); break;
+    }
   }
 }
 

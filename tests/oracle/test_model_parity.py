@@ -23,7 +23,7 @@ GREEDY_STEPS = 64
 
 
 class Tqlm:
-    def __init__(self, lib, path, kv="f32", threads=2):
+    def __init__(self, lib, path, kv="f32", threads=2, kv_boundary=2):
         lib.tqlm_model_open.restype = ctypes.c_void_p
         lib.tqlm_model_vocab.restype = ctypes.c_int64
         lib.tqlm_model_vocab.argtypes = [ctypes.c_void_p]
@@ -32,7 +32,7 @@ class Tqlm:
         lib.tqlm_model_reset.argtypes = [ctypes.c_void_p]
         lib.tqlm_model_close.argtypes = [ctypes.c_void_p]
         self.lib = lib
-        self.h = lib.tqlm_model_open(str(path).encode(), kv.encode(), threads)
+        self.h = lib.tqlm_model_open(str(path).encode(), kv.encode(), kv_boundary, threads)
         assert self.h, lib.tqlm_last_error().decode()
         self.vocab = lib.tqlm_model_vocab(self.h)
 
@@ -116,7 +116,7 @@ def test_unknown_architecture_is_a_clear_error(testapi, tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "gpt_bigcode", "hidden_size": 8}')
     mx.save_safetensors(str(tmp_path / "model.safetensors"), {"x": mx.zeros((1,))})
     testapi.tqlm_model_open.restype = ctypes.c_void_p
-    h = testapi.tqlm_model_open(str(tmp_path).encode(), b"f32", 1)
+    h = testapi.tqlm_model_open(str(tmp_path).encode(), b"f32", 2, 1)
     assert not h
     msg = testapi.tqlm_last_error().decode()
     assert "gpt_bigcode" in msg and "qwen3_moe" in msg and "minimax_m2" in msg

@@ -103,12 +103,13 @@ struct TqlmModel {
   std::unique_ptr<tqlm::KVCache> cache;
 };
 
-void* tqlm_model_open(const char* path, const char* kv_mode, int threads) {
+// kv_mode: any --kv mode; kv_boundary: layers kept bf16 at each end in the compressed modes.
+void* tqlm_model_open(const char* path, const char* kv_mode, int kv_boundary, int threads) {
   TqlmModel* m = nullptr;
   guarded([&] {
     auto h = std::make_unique<TqlmModel>();
     h->model = std::make_unique<tqlm::Model>(path, threads);
-    h->cache = h->model->new_cache(kv_mode);
+    h->cache = h->model->new_cache(tqlm::KVSpec(kv_mode, kv_boundary));
     m = h.release();
   });
   return m;

@@ -1,0 +1,129 @@
+#include "eval/bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "core/error.h"
+
+namespace tqlm {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+int32_t argmax(const float* x, int64_t n) { return int32_t(std::max_element(x, x + n) - x); }
+}  // namespace
+
+double active_weight_bytes(const Model& m) {
+  const ModelWeights& w = m.weights();
+  const ModelConfig& c = m.config();
+  double b = double(w.lm_head.bytes()) + double(w.embed.bytes()) / double(std::max<int64_t>(1, c.vocab));
+  for (const LayerWeights& l : w.layers) {
+    for (const Linear* x : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down, &l.router})
+      if (x->present()) b += double(x->bytes());
+    for (const Linear* x : {&l.exp_gate, &l.exp_up, &l.exp_down})
+      if (x->present()) b += double(c.top_k) * double(x->bytes());
+  }
+  return b;
+}
+
+int64_t resident_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmRSS:  1234 kB"
+  return 0;
+}
+
+double measure_read_bandwidth(ThreadPool& pool) {
+  const int64_t n = (512ll << 20) / 8;
+  std::unique_ptr<uint64_t[]> buf(new uint64_t[size_t(n)]);
+  pool.parallel_for(n, 1 << 16, [&](int64_t a, int64_t b, int) {
+    for (int64_t i = a; i < b; ++i) buf[size_t(i)] = uint64_t(i);
+  });
+  double best = 0;
+  std::vector<uint64_t> sums(size_t(pool.size()) + 1, 0);
+  for (int pass = 0; pass < 4; ++pass) {
+    const auto t0 = Clock::now();
+    pool.parallel_for(n, 1 << 16, [&](int64_t a, int64_t b, int tid) {
+      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      int64_t i = a;
+      for (; i + 4 <= b; i += 4) {
+        s0 += buf[size_t(i)];
+        s1 += buf[size_t(i + 1)];
+        s2 += buf[size_t(i + 2)];
+        s3 += buf[size_t(i + 3)];
+      }
+      for (; i < b; ++i) s0 += buf[size_t(i)];
+      sums[size_t(tid)] += s0 + s1 + s2 + s3;
+    });
+    best = std::max(best, double(n * 8) / since(t0) / 1e9);
+  }
+  if (sums[0] == 42) std::fputc(' ', stderr);  // keep the reads
+  return best;
+}
+
+std::vector<BenchPoint> run_bench(Model& model, const BenchOptions& opt,
+                                  const std::function<void(const std::string&)>& on_progress) {
+  const ModelConfig& c = model.config();
+  const int64_t vocab = c.vocab;
+  std::vector<BenchPoint> points;
+  const double wbytes = active_weight_bytes(model);
+  for (int64_t ctx : opt.contexts) {
+    if (ctx < 1) fail("bench: context {} must be at least 1 token", ctx);
+    if (c.max_position > 0 && ctx + opt.decode > c.max_position)
+      fail("bench: context {} + {} decoded tokens exceeds the model's max_position_embeddings {}", ctx, opt.decode,
+           c.max_position);
+    std::vector<int32_t> prompt(static_cast<size_t>(ctx));
+    uint64_t st = 0x9e3779b97f4a7c15ull ^ uint64_t(ctx);
+    for (int64_t i = 0; i < ctx; ++i) {
+      if (!opt.tokens.empty()) {
+        prompt[size_t(i)] = opt.tokens[size_t(i) % opt.tokens.size()];
+      } else {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        prompt[size_t(i)] = int32_t(100 + (st >> 33) % uint64_t(std::max<int64_t>(1, vocab - 100)));
+      }
+    }
+    BenchPoint p;
+    p.context = ctx;
+    auto cache = model.new_cache(opt.kv);
+    std::vector<float> logits(static_cast<size_t>(vocab));
+    int64_t rss0 = 0;
+    uint64_t bytes0 = 0;
+    auto t0 = Clock::now();
+    for (int64_t s = 0; s < ctx; s += opt.chunk) {
+      const int64_t T = std::min(opt.chunk, ctx - s);
+      model.forward(prompt.data() + s, T, *cache, logits.data(), false);
+      if (s == 0) {  // workspaces now exist: memory growth from here on is the cache's
+        rss0 = resident_bytes();
+        bytes0 = cache->bytes();
+      }
+      on_progress("ctx " + std::to_string(ctx) + ": prefill " + std::to_string(s + T) + "/" + std::to_string(ctx));
+    }
+    p.prefill_seconds = since(t0);
+    t0 = Clock::now();
+    for (int64_t i = 0; i < opt.decode; ++i) {
+      const int32_t tok = argmax(logits.data(), vocab);
+      model.forward(&tok, 1, *cache, logits.data(), false);
+    }
+    p.decode_seconds = since(t0);
+    p.prefill_tps = double(ctx) / p.prefill_seconds;
+    p.decode_tps = opt.decode > 0 ? double(opt.decode) / p.decode_seconds : 0;
+    p.weight_bytes_per_token = wbytes;
+    // decoded token i attends over ctx + i + 1 cached tokens
+    p.kv_bytes_per_token = cache->bytes_per_token() * (double(ctx) + double(opt.decode + 1) / 2.0);
+    p.achieved_gbps = opt.decode > 0 ? (wbytes + p.kv_bytes_per_token) * p.decode_tps / 1e9 : 0;
+    p.cache_bytes = cache->bytes();
+    p.rss_growth = resident_bytes() - rss0;
+    p.cache_growth = cache->bytes() - bytes0;
+    points.push_back(p);
+  }
+  return points;
+}
+
+}  // namespace tqlm

@@ -1,0 +1,46 @@
+// Speed measurement: prefill and greedy decode at given context lengths for one KV cache mode, with the
+// bytes each decoded token has to read (active weights + the KV cache so far), the bandwidth that implies,
+// and the cache's reported bytes beside the process's resident-memory growth.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "model/model.h"
+
+namespace tqlm {
+
+struct BenchOptions {
+  std::vector<int64_t> contexts = {128, 4096};  // prompt tokens before decoding
+  int64_t decode = 32;                          // tokens decoded (timed) after each prefill
+  int64_t chunk = 512;                          // prefill tokens per forward
+  KVSpec kv;
+  std::vector<int32_t> tokens;                  // prompt source (repeated as needed); empty: pseudo-random ids
+};
+
+struct BenchPoint {
+  int64_t context = 0;
+  double prefill_seconds = 0, decode_seconds = 0;
+  double prefill_tps = 0, decode_tps = 0;
+  double weight_bytes_per_token = 0;  // active weights read per decoded token
+  double kv_bytes_per_token = 0;      // cache bytes read per decoded token (mean over the decoded tokens)
+  double achieved_gbps = 0;           // (weights + KV bytes) / seconds per decoded token
+  uint64_t cache_bytes = 0;           // the cache's report after decoding
+  int64_t rss_growth = 0;             // resident memory growth from the first prefill chunk to the end
+  uint64_t cache_growth = 0;          // cache bytes growth over the same span
+};
+
+// Bytes of weights one token reads: every dense tensor, top_k of the experts, one embedding row.
+double active_weight_bytes(const Model& m);
+
+// Resident set size of this process (bytes), from /proc/self/status.
+int64_t resident_bytes();
+
+// Read bandwidth of this machine with the model's threads (GB/s, best of a few passes over 512 MiB).
+double measure_read_bandwidth(ThreadPool& pool);
+
+std::vector<BenchPoint> run_bench(Model& model, const BenchOptions& opt,
+                                  const std::function<void(const std::string&)>& on_progress);
+
+}  // namespace tqlm
