@@ -1,4 +1,171 @@
+// `tqlm niah`: needle-in-a-haystack retrieval over contexts x depths (src/eval/niah.h); argument parsing,
+// progress lines and the result table / JSON.
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
 #include "cli/commands.h"
+#include "cli/options.h"
+#include "core/error.h"
+#include "eval/niah.h"
+#include "tokenizer/utf8.h"
+
 namespace tqlm::cli {
-void add_niah(CLI::App&) {}  // placeholder until cmd_niah lands (helper)
+
+namespace {
+
+struct NiahOpts {
+  ModelOptions m;
+  NiahOptions n;
+  std::string haystack;
+  bool json = false, verbose = false;
+};
+
+// The haystack file's bytes; errors name the file.
+std::string read_haystack(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: cannot open the --haystack file", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  if (text.empty()) fail("{}: the --haystack file is empty", path);
+  utf8::validate(text, path);
+  return text;
 }
+
+// One JSON record per trial (the rendered prompt only with --verbose).
+nlohmann::ordered_json trial_json(const NiahTrial& t, bool verbose) {
+  nlohmann::ordered_json j = {{"context_target", t.context_target},
+                              {"prompt_tokens", t.prompt_tokens},
+                              {"depth", t.depth},
+                              {"needle", t.prompt.needle},
+                              {"number", t.prompt.number},
+                              {"answer", t.answer},
+                              {"pass", t.pass},
+                              {"seconds", t.seconds},
+                              {"prefill_seconds", t.prefill_seconds},
+                              {"needle_depth", t.prompt.needle_depth()},
+                              {"needle_token", t.prompt.needle_token},
+                              {"needle_tokens", t.prompt.needle_tokens},
+                              {"haystack_begin_token", t.prompt.hay_begin_token},
+                              {"haystack_end_token", t.prompt.hay_end_token},
+                              {"needle_char", t.prompt.needle_char},
+                              {"haystack_offset", t.prompt.haystack_offset},
+                              {"haystack_chars", t.prompt.haystack_chars},
+                              {"kv_tokens", t.kv_tokens},
+                              {"kv_bytes", t.kv_bytes}};
+  if (verbose) j["prompt"] = t.prompt.rendered;
+  return j;
+}
+
+// Passed / total and the largest prompt length of the trials of one context.
+struct ContextRow {
+  int64_t context = 0, prompt_tokens = 0;
+  int passed = 0, total = 0;
+};
+
+std::vector<ContextRow> context_rows(const NiahResult& r) {
+  std::vector<ContextRow> rows;
+  for (const auto& t : r.trials) {
+    if (rows.empty() || rows.back().context != t.context_target) rows.push_back({t.context_target, 0, 0, 0});
+    rows.back().prompt_tokens = std::max(rows.back().prompt_tokens, t.prompt_tokens);
+    rows.back().passed += t.pass;
+    rows.back().total += 1;
+  }
+  return rows;
+}
+
+void print_json(const NiahOpts& o, const NiahResult& r) {
+  nlohmann::ordered_json trials = nlohmann::ordered_json::array(), by_ctx = nlohmann::ordered_json::array();
+  for (const auto& t : r.trials) trials.push_back(trial_json(t, o.verbose));
+  for (const auto& c : context_rows(r))
+    by_ctx.push_back({{"context_target", c.context}, {"prompt_tokens", c.prompt_tokens}, {"passed", c.passed},
+                      {"total", c.total}});
+  nlohmann::ordered_json j = {
+      {"model", o.m.model},          {"haystack", o.haystack},
+      {"kv", o.m.kv},                {"kv_boundary", o.m.kv_boundary},
+      {"kv_mode", r.kv_mode},        {"kv_bytes_per_token", r.kv_bytes_per_token},
+      {"dry_run", o.n.dry_run},      {"seed", o.n.seed},            {"max_tokens", o.n.max_tokens},
+      {"contexts", o.n.contexts},    {"depths", o.n.depths},
+      {"trials", trials},
+      {"summary", {{"passed", r.passed}, {"total", r.trials.size()}, {"seconds", r.seconds}, {"by_context", by_ctx}}}};
+  std::printf("%s\n", j.dump(2).c_str());
+}
+
+// Rows = contexts, columns = depths, cells ok/miss; with --verbose every answer below the table.
+void print_table(const NiahOpts& o, const NiahResult& r) {
+  std::printf("model %s  kv %s (%.0f bytes/token)  haystack %s  seed %llu%s\n", o.m.model.c_str(),
+              r.kv_mode.c_str(), r.kv_bytes_per_token, o.haystack.c_str(), (unsigned long long)o.n.seed,
+              o.n.dry_run ? "  (dry run: prompts only)" : "");
+  std::printf("%-8s %-8s", "context", "tokens");
+  for (double d : o.n.depths) std::printf(" %6g%%", d);
+  std::printf("  passed\n");
+  size_t i = 0;
+  for (const auto& c : context_rows(r)) {
+    std::printf("%-8lld %-8lld", (long long)c.context, (long long)c.prompt_tokens);
+    for (int k = 0; k < c.total; ++k, ++i) std::printf(" %7s", o.n.dry_run ? "-" : r.trials[i].pass ? "ok" : "miss");
+    if (o.n.dry_run) std::printf("  -\n");
+    else std::printf("  %d/%d\n", c.passed, c.total);
+  }
+  if (!o.n.dry_run) std::printf("passed %d/%zu  (%.1f s)\n", r.passed, r.trials.size(), r.seconds);
+  if (!o.verbose) return;
+  for (const auto& t : r.trials) {
+    const nlohmann::json answer = t.answer;  // quoted and escaped
+    std::printf("context %lld depth %g%% (at %.1f%%): needle %s  answer %s  %s\n", (long long)t.context_target,
+                t.depth, 100 * t.prompt.needle_depth(), t.prompt.number.c_str(), answer.dump().c_str(),
+                t.pass ? "ok" : "miss");
+  }
+}
+
+}  // namespace
+
+void add_niah(CLI::App& app) {
+  auto o = std::make_shared<NiahOpts>();
+  auto* cmd = app.add_subcommand(
+      "niah",
+      "Needle in a haystack: for each context x depth, consecutive sentences of the haystack text (from a line "
+      "chosen by --seed) fill the chat prompt to the context length minus --max-tokens; the sentence \"The "
+      "special magic number is NNNNN.\" (5 random digits) sits at the sentence boundary nearest depth% of the "
+      "haystack, followed by the question. Greedy answer from an empty KV cache (--kv); a trial passes when "
+      "the number is in the answer. Without --haystack: $TQLM_DATA (a file, or a directory holding "
+      "wikitext-2/wiki.test.raw), else ../shared/data/wikitext-2/wiki.test.raw from the current directory or "
+      "from the repository that holds the executable.");
+  add_model_options(cmd, o->m);
+  cmd->add_option("--contexts", o->n.contexts, "Target context lengths in tokens, comma-separated")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--depths", o->n.depths, "Needle depths in % of the haystack, comma-separated")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--haystack", o->haystack, "UTF-8 text to hide the needle in (default: see above)");
+  cmd->add_option("--seed", o->n.seed, "Seed of the haystack offsets and needle numbers")->capture_default_str();
+  cmd->add_option("--max-tokens,-n", o->n.max_tokens, "Answer length limit in tokens")->capture_default_str();
+  cmd->add_flag("--dry-run", o->n.dry_run, "Build the prompts and report their lengths and depths; run nothing");
+  cmd->add_flag("--json", o->json, "Print per-trial records and the summary as JSON");
+  cmd->add_flag("-v,--verbose", o->verbose, "Print the answers (table) or include the rendered prompts (--json)");
+  cmd->callback([o] {
+    if (o->haystack.empty()) o->haystack = default_niah_haystack();
+    if (o->haystack.empty())
+      fail("no haystack: pass --haystack FILE, set TQLM_DATA, or run from a directory with "
+           "../shared/data/wikitext-2/wiki.test.raw");
+    const std::string text = read_haystack(o->haystack);
+    o->n.ctx_limit = o->m.ctx;
+    o->n.kv = o->m.kv_spec();
+    o->n.keep_prompts = o->verbose && o->json;
+    ChatSession cs({o->m.model, o->m.threads, o->m.kv_spec(), "", false});
+    o->n.haystack_name = o->haystack;
+    // One progress line per trial on stderr (trials take seconds to minutes each).
+    const NiahResult r = run_niah(cs, text, o->n, [o](const NiahTrial& t, size_t done, size_t total) {
+      std::fprintf(stderr,
+                   "niah %zu/%zu  context %lld (%lld tokens)  depth %g%% (at %.1f%%)  %s  %.1f s (prefill %.1f s)\n",
+                   done, total, (long long)t.context_target, (long long)t.prompt_tokens, t.depth,
+                   100 * t.prompt.needle_depth(), o->n.dry_run ? "-" : t.pass ? "ok" : "miss", t.seconds,
+                   t.prefill_seconds);
+      std::fflush(stderr);
+    });
+    if (o->json) print_json(*o, r);
+    else print_table(*o, r);
+  });
+}
+
+}  // namespace tqlm::cli

@@ -10,6 +10,9 @@ namespace tqlm::TQLM_ISA_NS {
 
 namespace kv {
 
+typedef uint16_t vh __attribute__((vector_size(TQLM_VB / 2)));  // W x u16
+typedef int8_t vb __attribute__((vector_size(TQLM_VB / 4)));     // W x i8
+
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 
 // Codebook lookup of W indices.
@@ -59,22 +62,37 @@ void decode(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out) {
   const int64_t total = n * f.dim;
   switch (f.codes) {
     case KVCodes::F32: std::memcpy(out, codes, size_t(total) * 4); return;
-    case KVCodes::BF16: {
+    case KVCodes::BF16: {  // bf16 -> f32: the 16 bits become the high half of the f32
       const uint16_t* s = reinterpret_cast<const uint16_t*>(codes);
-      for (int64_t i = 0; i < total; ++i) {
-        const uint32_t u = uint32_t(s[i]) << 16;
-        std::memcpy(out + i, &u, 4);
+      int64_t i = 0;
+      for (; i + W <= total; i += W) {
+        vh h;
+        std::memcpy(&h, s + i, sizeof h);
+        const vu u = __builtin_convertvector(h, vu) << 16;
+        std::memcpy(out + i, &u, sizeof u);
       }
+      for (; i < total; ++i) out[i] = bf16_to_f32(s[i]);
       return;
     }
     case KVCodes::F16: {
       const uint16_t* s = reinterpret_cast<const uint16_t*>(codes);
-      for (int64_t i = 0; i < total; ++i) out[i] = half_at<DType::F16>(s, i);
+      int64_t i = 0;
+#if defined(__F16C__)
+      for (; i + 8 <= total; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
+#endif
+      for (; i < total; ++i) out[i] = f16_to_f32(s[i]);
       return;
     }
     case KVCodes::Q8: {
       const int8_t* s = reinterpret_cast<const int8_t*>(codes);
-      for (int64_t i = 0; i < total; ++i) out[i] = float(s[i]);
+      int64_t i = 0;
+      for (; i + W <= total; i += W) {
+        vb b;
+        std::memcpy(&b, s + i, sizeof b);
+        store(out + i, __builtin_convertvector(b, vf));
+      }
+      for (; i < total; ++i) out[i] = float(s[i]);
       return;
     }
     case KVCodes::TURBO:

@@ -24,10 +24,20 @@ inline vf load(const float* p) {
   std::memcpy(&v, p, sizeof v);
   return v;
 }
+// Horizontal sum as a tree (lane i += lane i + h for h = W/2 .. 1): log2(W) permutes and adds instead of a
+// serial chain of W scalar adds.
+constexpr int kHsumSteps = W == 16 ? 4 : W == 8 ? 3 : 2;
+struct HsumMasks {
+  vi m[kHsumSteps];
+  HsumMasks() {
+    for (int k = 0, h = W / 2; k < kHsumSteps; ++k, h /= 2)
+      for (int i = 0; i < W; ++i) m[k][i] = (i + h) % W;
+  }
+};
+inline const HsumMasks hsum_masks;
 inline float hsum(vf v) {
-  float s = 0;
-  for (int i = 0; i < W; ++i) s += v[i];
-  return s;
+  for (int k = 0; k < kHsumSteps; ++k) v += __builtin_shuffle(v, hsum_masks.m[k]);
+  return v[0];
 }
 
 // Lane i of a block of W codes starting at element e0 (a multiple of W) of a row packed at BITS in {2,4,8}:
@@ -159,7 +169,7 @@ void tile_rows(const float* rb, int64_t in, const float* x, int64_t T, float* y,
 
 // Decode (T < 4) of power-of-two-bit rows: the same sums with the weights expanded in registers
 // (expand_chunk), 4 rows at a time, never stored.
-template <int BITS, int NT>
+template <int BITS, int NT, DType SD>
 void rows_q_pow2_decode(const Linear& w, const float* x, float* y, int64_t r0, int64_t r1) {
   static const Unpack<BITS> codes;
   const int64_t in = w.in, out = w.out, gs = w.group_size, groups = in / gs, words = in * BITS / 32;
@@ -171,8 +181,8 @@ void rows_q_pow2_decode(const Linear& w, const float* x, float* y, int64_t r0, i
       vf s[4], bb[4];
       for (int i = 0; i < 4; ++i) {
         const int64_t ri = r + std::min(i, nr - 1);
-        s[i] = vf{} + scale_at(w, ri * groups + g);
-        bb[i] = vf{} + bias_at(w, ri * groups + g);
+        s[i] = vf{} + half_at<SD>(w.scales, ri * groups + g);
+        bb[i] = vf{} + half_at<SD>(w.biases, ri * groups + g);
       }
       for (int64_t e = g * gs; e < (g + 1) * gs; e += W) {
         vf xv[NT];
@@ -190,12 +200,21 @@ void rows_q_pow2_decode(const Linear& w, const float* x, float* y, int64_t r0, i
   }
 }
 
+template <int BITS, DType SD>
+bool rows_decode_t(const Linear& w, const float* x, int64_t T, float* y, int64_t r0, int64_t r1) {
+  switch (T) {
+    case 1: rows_q_pow2_decode<BITS, 1, SD>(w, x, y, r0, r1); return true;
+    case 2: rows_q_pow2_decode<BITS, 2, SD>(w, x, y, r0, r1); return true;
+    case 3: rows_q_pow2_decode<BITS, 3, SD>(w, x, y, r0, r1); return true;
+    default: return false;
+  }
+}
 template <int BITS>
 bool rows_decode_bits(const Linear& w, const float* x, int64_t T, float* y, int64_t r0, int64_t r1) {
-  switch (T) {
-    case 1: rows_q_pow2_decode<BITS, 1>(w, x, y, r0, r1); return true;
-    case 2: rows_q_pow2_decode<BITS, 2>(w, x, y, r0, r1); return true;
-    case 3: rows_q_pow2_decode<BITS, 3>(w, x, y, r0, r1); return true;
+  switch (w.sdtype) {
+    case DType::F16: return rows_decode_t<BITS, DType::F16>(w, x, T, y, r0, r1);
+    case DType::BF16: return rows_decode_t<BITS, DType::BF16>(w, x, T, y, r0, r1);
+    case DType::F32: return rows_decode_t<BITS, DType::F32>(w, x, T, y, r0, r1);
     default: return false;
   }
 }

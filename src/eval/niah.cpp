@@ -1,0 +1,274 @@
+#include "eval/niah.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/error.h"
+#include "runtime/generator.h"
+#include "runtime/sampler.h"
+
+namespace tqlm {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+constexpr char kQuestion[] = "What is the special magic number mentioned in the text? Answer with the number only.";
+constexpr int64_t kCharsPerTokenGuess = 6;  // first haystack span guess, bytes per token (doubled when short)
+constexpr size_t kMaxStartSkip = 16;        // leading sentences that may be skipped to fill the budget better
+
+// SplitMix64 step: a well-mixed 64-bit value from any input (deterministic across platforms).
+uint64_t mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// Sentence boundaries in text[begin, end): byte offsets just past each unit, where a unit ends with a
+// newline, or with '.', '?' or '!' followed by spaces (included) and then anything but a lowercase letter.
+// Returns [begin, b1, b2, ..., bm] (ascending; bm <= end).
+std::vector<size_t> sentence_bounds(const std::string& text, size_t begin, size_t end) {
+  std::vector<size_t> b = {begin};
+  for (size_t i = begin; i < end; ++i) {
+    const char c = text[i];
+    if (c == '\n') {
+      b.push_back(i + 1);
+    } else if ((c == '.' || c == '?' || c == '!') && i + 1 < end && text[i + 1] == ' ') {
+      size_t j = i + 1;
+      while (j < end && text[j] == ' ') ++j;
+      if (j < end && text[j] != '\n' && !(text[j] >= 'a' && text[j] <= 'z')) {
+        b.push_back(j);
+        i = j - 1;
+      }
+    }
+  }
+  return b;
+}
+
+// Haystack text[b[s], b[n]) with `needle` inserted at boundary b[k] (s <= k <= n), outer whitespace
+// trimmed. *needle_at receives the needle's byte offset in the result.
+std::string haystack_with_needle(const std::string& text, const std::vector<size_t>& b, size_t s, size_t n, size_t k,
+                                 const std::string& needle, size_t* needle_at) {
+  std::string before = text.substr(b[s], b[k] - b[s]), after = text.substr(b[k], b[n] - b[k]);
+  size_t lead = 0;
+  while (lead < before.size() && is_space(before[lead])) ++lead;
+  before.erase(0, lead);
+  if (before.empty())
+    while (!after.empty() && is_space(after.front())) after.erase(0, 1);
+  else if (!is_space(before.back()))
+    before += ' ';
+  while (!after.empty() && is_space(after.back())) after.pop_back();
+  std::string out = before + needle;
+  if (!after.empty()) out += (is_space(after.front()) ? "" : " ") + after;
+  *needle_at = before.size();
+  return out;
+}
+
+// Boundary index k in [s, n] whose position is closest to depth% of the haystack b[s]..b[n]; `pos`[i]:
+// the position of boundary i (cumulative tokens of the sentences before it).
+size_t depth_boundary(const std::vector<int64_t>& pos, size_t s, size_t n, double depth) {
+  const double target = double(pos[s]) + depth / 100.0 * double(pos[n] - pos[s]);
+  size_t k = s;
+  for (size_t i = s + 1; i <= n; ++i)
+    if (std::abs(double(pos[i]) - target) < std::abs(double(pos[k]) - target)) k = i;
+  return k;
+}
+
+// Start of the line at or after `pos` (0 when pos is 0 or no later line exists).
+size_t line_start(const std::string& text, size_t pos) {
+  if (pos == 0 || text[pos - 1] == '\n') return pos;
+  const size_t nl = text.find('\n', pos);
+  return nl == std::string::npos || nl + 1 >= text.size() ? 0 : nl + 1;
+}
+
+nlohmann::ordered_json user_message(const std::string& content) {
+  return nlohmann::ordered_json::array({{{"role", "user"}, {"content", content}}});
+}
+
+}  // namespace
+
+double NiahPrompt::needle_depth() const {
+  const int64_t hay = hay_end_token - hay_begin_token - needle_tokens;
+  if (hay <= 0) return 0;
+  return std::clamp(double(needle_token - hay_begin_token) / double(hay), 0.0, 1.0);
+}
+
+std::string default_niah_haystack() {
+  namespace fs = std::filesystem;
+  const fs::path rel = fs::path("wikitext-2") / "wiki.test.raw";
+  std::vector<fs::path> candidates;
+  if (const char* env = std::getenv("TQLM_DATA"); env && *env) {
+    candidates.push_back(env);
+    candidates.push_back(fs::path(env) / rel);
+  }
+  std::error_code ec;
+  candidates.push_back(fs::current_path(ec) / ".." / "shared" / "data" / rel);
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) candidates.push_back(exe.parent_path().parent_path().parent_path() / "shared" / "data" / rel);
+  for (const auto& p : candidates)
+    if (fs::is_regular_file(p, ec)) return p.lexically_normal().string();
+  return "";
+}
+
+NiahPrompt build_niah_prompt(const ChatSession& cs, const std::string& text, const std::string& name, int64_t budget,
+                             double depth, uint64_t offset_seed, uint64_t needle_seed) {
+  NiahPrompt p;
+  // The needle: a 5-digit number that does not already occur in the text.
+  for (uint64_t s = needle_seed;; s = mix(s)) {
+    p.number = std::to_string(10000 + mix(s) % 90000);
+    if (text.find(p.number) == std::string::npos) break;
+  }
+  p.needle = "The special magic number is " + p.number + ".";
+
+  auto render = [&](const std::string& content, std::string* rendered) {
+    return cs.encode_chat(user_message(content), nullptr, true, nlohmann::ordered_json::object(), rendered);
+  };
+  const std::string tail = std::string("\n\n") + kQuestion;
+  const int64_t overhead = int64_t(render(p.needle + tail, nullptr).size());
+  if (overhead > budget)
+    fail("a prompt budget of {} tokens (context - max_tokens) cannot hold the question: the template, needle "
+         "and question alone take {} tokens", budget, overhead);
+
+  // Span of text to cut from: starts at a seeded line; doubles until the whole span is over the budget.
+  const size_t len = text.size();
+  std::vector<size_t> b;     // sentence boundaries, bytes
+  std::vector<int64_t> pos;  // [b.size()] tokens of the sentences before each boundary (each tokenized alone)
+  size_t span = size_t(budget) * kCharsPerTokenGuess;
+  auto count = [&](size_t s, size_t n) {  // prompt tokens with the haystack b[s]..b[n]
+    size_t at = 0;
+    const std::string hay = haystack_with_needle(text, b, s, n, depth_boundary(pos, s, n, depth), p.needle, &at);
+    return int64_t(render(hay + tail, nullptr).size());
+  };
+  for (;;) {
+    span = std::min(span, len);
+    const size_t start = line_start(text, len > span ? size_t(mix(offset_seed) % (len - span + 1)) : 0);
+    b = sentence_bounds(text, start, std::min(len, start + span));
+    pos.assign(b.size(), 0);
+    for (size_t i = 1; i < b.size(); ++i) {
+      const std::string_view sentence = std::string_view(text).substr(b[i - 1], b[i] - b[i - 1]);
+      pos[i] = pos[i - 1] + int64_t(cs.tokenizer().encode(sentence).size());
+    }
+    const size_t m = b.size() - 1;
+    if (m > 0 && count(0, m) > budget) break;
+    if (span >= len)
+      fail("{}: too short as a haystack: all of its {} bytes make a prompt of {} tokens, fewer than the {} needed",
+           name, len, m > 0 ? count(0, m) : overhead, budget);
+    span *= 2;
+  }
+
+  // The sentences b[s]..b[n] that fill the budget best: the longest fitting run from each of the first few
+  // starting sentences (binary search on n), until one comes within 0.5% of the budget.
+  const size_t m = b.size() - 1;
+  size_t best_s = 0, best_n = 0;
+  int64_t best = -1;
+  for (size_t s = 0; s < std::min<size_t>(m, kMaxStartSkip) && best < budget - budget / 200; ++s) {
+    if (count(s, m) <= budget) break;  // too little text left after s
+    size_t lo = s, hi = m;             // count(lo) <= budget < count(hi)
+    while (hi - lo > 1) {
+      const size_t mid = lo + (hi - lo) / 2;
+      (count(s, mid) <= budget ? lo : hi) = mid;
+    }
+    if (const int64_t c = count(s, lo); c > best) best = c, best_s = s, best_n = lo;
+  }
+  p.haystack_offset = int64_t(b[best_s]);
+
+  size_t needle_at = 0;
+  const size_t k = depth_boundary(pos, best_s, best_n, depth);
+  const std::string hay = haystack_with_needle(text, b, best_s, best_n, k, p.needle, &needle_at);
+  const std::string content = hay + tail;
+  p.ids = render(content, &p.rendered);
+  p.haystack_chars = int64_t(hay.size() - p.needle.size());
+
+  // Token positions of the parts: tokens of the rendered text's prefixes (+ a BOS the encoding added).
+  const size_t at = p.rendered.find(content);
+  if (at == std::string::npos) fail("the chat template changed the message text; cannot locate the haystack");
+  const Tokenizer& tok = cs.tokenizer();
+  const int64_t bos = int64_t(p.ids.size()) - int64_t(tok.encode(p.rendered, false).size());
+  auto tokens_before = [&](size_t pos) { return bos + int64_t(tok.encode(p.rendered.substr(0, pos), false).size()); };
+  p.needle_char = int64_t(at + needle_at);
+  p.hay_begin_token = tokens_before(at);
+  p.hay_end_token = tokens_before(at + hay.size());
+  p.needle_token = tokens_before(at + needle_at);
+  p.needle_tokens = tokens_before(at + needle_at + p.needle.size()) - p.needle_token;
+  return p;
+}
+
+NiahResult run_niah(ChatSession& cs, const std::string& text, const NiahOptions& opt, const NiahProgress& progress) {
+  if (opt.contexts.empty() || opt.depths.empty()) fail("niah needs at least one context and one depth");
+  if (opt.max_tokens < 1) fail("--max-tokens must be at least 1 (got {})", opt.max_tokens);
+  for (double d : opt.depths)
+    if (!(d >= 0 && d <= 100)) fail("--depths: {} is not a percentage in [0, 100]", d);
+  const int64_t max_pos = cs.model().config().max_position;
+  for (int64_t c : opt.contexts) {
+    if (c <= opt.max_tokens)
+      fail("--contexts: {} tokens leave no room for the prompt (answer budget {})", c, opt.max_tokens);
+    if (opt.ctx_limit > 0 && c > opt.ctx_limit)
+      fail("--contexts: {} exceeds the --ctx limit of {} tokens", c, opt.ctx_limit);
+    if (opt.ctx_limit <= 0 && max_pos > 0 && c > max_pos)
+      fail("--contexts: {} exceeds the model's max_position_embeddings of {} tokens", c, max_pos);
+  }
+
+  NiahResult r;
+  SamplingParams sp;
+  sp.temperature = 0;  // greedy
+  const size_t total = opt.contexts.size() * opt.depths.size();
+  const auto t0 = Clock::now();
+  for (int64_t c : opt.contexts) {
+    const uint64_t offset_seed = mix(opt.seed ^ mix(uint64_t(c)));
+    for (double d : opt.depths) {
+      NiahTrial t;
+      t.context_target = c;
+      t.depth = d;
+      const uint64_t needle_seed = mix(offset_seed ^ mix(uint64_t(d * 1000) + 1));
+      t.prompt = build_niah_prompt(cs, text, opt.haystack_name, c - opt.max_tokens, d, offset_seed, needle_seed);
+      t.prompt_tokens = int64_t(t.prompt.ids.size());
+      if (opt.dry_run) {
+        if (!opt.keep_prompts) t.prompt.rendered.clear();
+        r.trials.push_back(std::move(t));
+        if (progress) progress(r.trials.back(), r.trials.size(), total);
+        continue;
+      }
+
+      // A fresh cache per trial: prefill alone (max_tokens 0) to measure the cache, then the answer (the
+      // generator reuses the prefilled prompt and recomputes only its last token).
+      Generator gen(cs.model(), cs.tokenizer(), opt.kv);
+      Sampler sampler(sp);
+      GenerateOptions g;
+      g.ctx = c;
+      g.max_tokens = 0;
+      const auto t1 = Clock::now();
+      gen.generate(t.prompt.ids, sampler, g, [](const std::string&) { return true; });
+      t.prefill_seconds = since(t1);
+      t.kv_bytes = gen.cache().bytes();
+      t.kv_tokens = gen.cache().length();
+      if (r.kv_mode.empty()) r.kv_mode = gen.cache().mode(), r.kv_bytes_per_token = gen.cache().bytes_per_token();
+      g.max_tokens = opt.max_tokens;
+      gen.generate(t.prompt.ids, sampler, g, [&](const std::string& s) {
+        t.answer += s;
+        return true;
+      });
+      t.seconds = since(t1);
+
+      std::string plain;  // the answer without digit-group commas ("48,213")
+      for (char ch : t.answer)
+        if (ch != ',') plain += ch;
+      t.pass = plain.find(t.prompt.number) != std::string::npos;
+      r.passed += t.pass;
+      if (!opt.keep_prompts) t.prompt.rendered.clear();
+      r.trials.push_back(std::move(t));
+      if (progress) progress(r.trials.back(), r.trials.size(), total);
+    }
+  }
+  r.seconds = since(t0);
+  if (r.kv_mode.empty()) r.kv_mode = opt.kv.mode;  // dry run: no cache was made
+  return r;
+}
+
+}  // namespace tqlm
