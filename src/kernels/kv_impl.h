@@ -107,23 +107,87 @@ void decode(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out) {
   }
 }
 
+// Sums of 4 vectors at once: two halving steps combine pairs of vectors (lane i + lane i + W/2 of each, then
+// of each pair), the rest halve one vector holding 4 groups of W/4 lanes. Every dot product goes through this
+// same tree whatever its position in a batch, so scores do not depend on how tokens are batched.
+struct Hsum4Masks {
+  vi lo, hi, lo2, hi2, fold[4];
+  int folds = 0;
+  Hsum4Masks() {
+    for (int i = 0; i < W; ++i) {
+      const int h = W / 2, q = W / 4;
+      lo[i] = i < h ? i : W + i - h;            // a[0..h) then b[0..h)
+      hi[i] = i < h ? i + h : W + i;            // a[h..W) then b[h..W)
+      const int g = i / q;                        // group g of d holds vector g: c0 halves for g < 2, c1's after
+      lo2[i] = (g < 2 ? 0 : W) + (g % 2) * h + i % q;
+      hi2[i] = lo2[i] + q;
+    }
+    for (int g = W / 8; g >= 1; g /= 2, ++folds)
+      for (int i = 0; i < W; ++i) fold[folds][i] = (i / (W / 4)) * (W / 4) + (i % (W / 4) + g) % (W / 4);
+  }
+};
+inline const Hsum4Masks h4;
+
+// out[0..4) = sums of a0..a3 (W >= 4).
+inline void hsum4(vf a0, vf a1, vf a2, vf a3, float* out) {
+  const vf c0 = __builtin_shuffle(a0, a1, h4.lo) + __builtin_shuffle(a0, a1, h4.hi);  // [a0 halves | a1 halves]
+  const vf c1 = __builtin_shuffle(a2, a3, h4.lo) + __builtin_shuffle(a2, a3, h4.hi);
+  // quarters: group k of W/4 lanes holds vector k's partial sums
+  vf d = __builtin_shuffle(c0, c1, h4.lo2) + __builtin_shuffle(c0, c1, h4.hi2);
+  for (int f = 0; f < h4.folds; ++f) d += __builtin_shuffle(d, h4.fold[f]);
+  for (int k = 0; k < 4; ++k) out[k] = d[k * (W / 4)];
+}
+
 void scores(const float* q, int64_t R, int64_t ldq, const float* k, const float* scale, int64_t n, int64_t dim,
             float* s, int64_t lds) {
-  if (dim % W != 0) return kv_scores_ref(q, R, ldq, k, scale, n, dim, s, lds);
-  for (int64_t t = 0; t < n; ++t) {
-    const float* kt = k + t * dim;
+  if (dim % W != 0 || W < 4) return kv_scores_ref(q, R, ldq, k, scale, n, dim, s, lds);
+  const vf zero = {};
+  for (int64_t t = 0; t < n; t += 4) {
+    const int nt = int(std::min<int64_t>(4, n - t));
     for (int64_t r = 0; r < R; ++r) {
       const float* qr = q + r * ldq;
-      vf a0 = {}, a1 = {};
-      int64_t j = 0;
-      for (; j + 2 * W <= dim; j += 2 * W) {
-        a0 += load(qr + j) * load(kt + j);
-        a1 += load(qr + j + W) * load(kt + j + W);
+      vf a[4] = {};
+      for (int64_t j = 0; j < dim; j += W) {
+        const vf qv = load(qr + j);
+        for (int i = 0; i < nt; ++i) a[i] += qv * load(k + (t + i) * dim + j);
       }
-      for (; j < dim; j += W) a0 += load(qr + j) * load(kt + j);
-      s[r * lds + t] = scale[t] * hsum(a0 + a1);
+      float sums[4];
+      hsum4(a[0], nt > 1 ? a[1] : zero, nt > 2 ? a[2] : zero, nt > 3 ? a[3] : zero, sums);
+      for (int i = 0; i < nt; ++i) s[r * lds + t + i] = scale[t + i] * sums[i];
     }
   }
+}
+
+// exp(x) for x <= 0 as 2^k * e^f: k = round(x log2 e), f = x - k ln 2 in [-ln2/2, ln2/2], e^f by a degree-6
+// Taylor polynomial (relative error ~2e-7); x below -87 gives 0.
+inline vf exp_neg(vf x) {
+  const vf t = x * 1.44269504088896341f;
+  const vf k = __builtin_convertvector(__builtin_convertvector(t + (t < 0 ? -0.5f : 0.5f), vi), vf);
+  const vf f = (x - k * 0.693359375f) - k * -2.12194440e-4f;  // x - k ln 2 (Cody-Waite: ln 2 = hi + lo)
+  vf p = vf{} + 1.0f / 720.0f;
+  p = p * f + 1.0f / 120.0f;
+  p = p * f + 1.0f / 24.0f;
+  p = p * f + 1.0f / 6.0f;
+  p = p * f + 0.5f;
+  p = p * f + 1.0f;
+  p = p * f + 1.0f;
+  const vi e = (__builtin_convertvector(k, vi) + 127) << 23;  // 2^k as f32 bits
+  vf scale;
+  std::memcpy(&scale, &e, sizeof e);
+  return x < -87.0f ? vf{} : p * scale;
+}
+
+float exp_sum(float* s, int64_t n, float m) {
+  vf acc = {};
+  int64_t t = 0;
+  for (; t + W <= n; t += W) {
+    const vf e = exp_neg(load(s + t) - m);
+    store(s + t, e);
+    acc += e;
+  }
+  float sum = hsum(acc);
+  for (; t < n; ++t) sum += (s[t] = std::exp(s[t] - m));
+  return sum;
 }
 
 // Register tile: 4 vectors (4W coordinates) of one output row kept in registers across all n rows of v.
@@ -154,6 +218,6 @@ void accumulate(const float* p, int64_t R, int64_t ldp, const float* v, const fl
 
 }  // namespace kv
 
-const KVKernels kv_kernels = {TQLM_ISA_NAME, kv::decode, kv::scores, kv::accumulate};
+const KVKernels kv_kernels = {TQLM_ISA_NAME, kv::decode, kv::scores, kv::exp_sum, kv::accumulate};
 
 }  // namespace tqlm::TQLM_ISA_NS

@@ -25,6 +25,8 @@ struct KVKernels {
   // s[r * lds + t] = scale[t] * <q[r], k[t]>   q [R, dim] (row stride ldq), k [n, dim]
   void (*scores)(const float* q, int64_t R, int64_t ldq, const float* k, const float* scale, int64_t n, int64_t dim,
                  float* s, int64_t lds);
+  // s[t] = exp(s[t] - m) for t < n; returns the sum (softmax numerators of one row; s[t] - m <= 0)
+  float (*exp_sum)(float* s, int64_t n, float m);
   // o[r] += sum_t p[r * ldp + t] * scale[t] * v[t]   v [n, dim], o [R, dim] (row stride ldo)
   void (*accumulate)(const float* p, int64_t R, int64_t ldp, const float* v, const float* scale, int64_t n,
                      int64_t dim, float* o, int64_t ldo);
@@ -41,6 +43,7 @@ namespace isa_avx512 { extern const KVKernels kv_kernels; }
 void kv_decode_ref(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out);
 void kv_scores_ref(const float* q, int64_t R, int64_t ldq, const float* k, const float* scale, int64_t n, int64_t dim,
                    float* s, int64_t lds);
+float kv_exp_sum_ref(float* s, int64_t n, float m);
 void kv_accumulate_ref(const float* p, int64_t R, int64_t ldp, const float* v, const float* scale, int64_t n,
                        int64_t dim, float* o, int64_t ldo);
 

@@ -143,6 +143,12 @@ void kv_scores_ref(const float* q, int64_t R, int64_t ldq, const float* k, const
     }
 }
 
+float kv_exp_sum_ref(float* s, int64_t n, float m) {
+  float sum = 0;
+  for (int64_t t = 0; t < n; ++t) sum += (s[t] = std::exp(s[t] - m));
+  return sum;
+}
+
 void kv_accumulate_ref(const float* p, int64_t R, int64_t ldp, const float* v, const float* scale, int64_t n,
                        int64_t dim, float* o, int64_t ldo) {
   for (int64_t r = 0; r < R; ++r)

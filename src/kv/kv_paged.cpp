@@ -159,9 +159,14 @@ void PagedKVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float
   buf.resize(size_t(tile * std::max(dk, dv)));  // [tile, dim] decoded codes
   sc.resize(size_t(tile));                 // [tile] per-vector scales
   const int64_t t_first = p * kPageTokens;
-  auto load_tile = [&](const Side& s, int64_t t0, int64_t nt) {
+  auto load_tile = [&](const Side& s, int64_t t0, int64_t nt) {  // codes -> buf [nt, dim], scales -> sc [nt]
     kk.decode(s.codec.row_format(), codes(s, t_first + t0, h), nt, buf.data());
-    for (int64_t t = 0; t < nt; ++t) sc[size_t(t)] = s.codec.scale_value(scale_bits(s, t_first + t0 + t, h));
+    if (s.codec.format().scale_bytes()) {  // the tile's fp16 scales are contiguous: decode them as one f16 row
+      const uint8_t* p = page(s, t_first) + scale_offset(s, t_first + t0, h, KV_);
+      kk.decode(KVRowFormat{KVCodes::F16, 16, nt, 2 * nt, nullptr}, p, 1, sc.data());
+    } else {
+      std::fill_n(sc.data(), nt, 1.0f);
+    }
   };
   for (int64_t t0 = 0; t0 < np; t0 += tile) {
     const int64_t nt = std::min(tile, np - t0);
@@ -175,9 +180,9 @@ void PagedKVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float
       std::fill_n(s, np, 0.0f);
       continue;
     }
-    const float m = *std::max_element(s, s + n);
-    float l = 0;
-    for (int64_t t = 0; t < n; ++t) l += (s[t] = std::exp(s[t] - m));
+    float m = s[0];
+    for (int64_t t = 1; t < n; ++t) m = std::max(m, s[t]);
+    const float l = kk.exp_sum(s, n, m);
     std::fill(s + n, s + np, 0.0f);
     part[r * ldp] = m;
     part[r * ldp + 1] = l;

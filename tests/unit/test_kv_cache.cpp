@@ -3,6 +3,7 @@
 // token-by-token decode, codes and norms as the format says, and the byte accounting.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -71,6 +72,13 @@ TEST(KVKernels, EveryFamilyMatchesReference) {
             const size_t i = size_t(r * n + t);
             EXPECT_NEAR(s1[i], s2[i], 1e-5 * mag * std::fabs(scale[size_t(t)]) + 1e-6) << isa << mode;
           }
+        std::vector<float> e1(static_cast<size_t>(n)), e2(static_cast<size_t>(n));
+        for (int64_t t = 0; t < n; ++t) e1[size_t(t)] = e2[size_t(t)] = -std::fabs(s2[size_t(t)]) * 9.0f - 0.01f * float(t);
+        e1[3] = e2[3] = -100.0f;  // underflows to (about) 0
+        const float mx = *std::max_element(e1.begin(), e1.end());  // softmax: exp(s - max), terms <= 1
+        const float sum1 = kk->exp_sum(e1.data(), n, mx), sum2 = kv_exp_sum_ref(e2.data(), n, mx);
+        EXPECT_NEAR(sum1, sum2, 1e-6f * sum2) << isa;
+        for (int64_t t = 0; t < n; ++t) EXPECT_NEAR(e1[size_t(t)], e2[size_t(t)], 3e-7f * e2[size_t(t)] + 1e-30f) << isa;
         std::vector<float> o1(size_t(R * d), 0.5f), o2(size_t(R * d), 0.5f);
         kk->accumulate(p.data(), R, n, a.data(), scale.data(), n, d, o1.data(), d);
         kv_accumulate_ref(p.data(), R, n, a.data(), scale.data(), n, d, o2.data(), d);

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Quality of the KV cache modes on SmolLM2-135M-Instruct (head dim 64): perplexity on wiki.test.raw and KL
+divergence against the same checkpoint with a bf16 cache, for every mode, on the default checkpoint and a
+config-i-dense one; plus the K-bits x V-bits grid and the norm-correction study.
+
+    .venv/bin/python bench/kv_quality.py [--ctx 2048] [--samples 3] [--out docs/kv-quality.md]
+        [--models default,config-i-dense] [--modes ...] [--norm-study]
+
+For each checkpoint: `tqlm perplexity --kv bf16 --save-logits REF`, then every mode with `--kl-base REF` (same
+windows): PPL +/- SE, PPL change, mean KL(bf16 || mode) over the reference's top-64 tokens + rest, top-1
+agreement. Bytes per token are the cache's real ones (`tqlm kv-plan --json`: codes, fp16 norms, the 2 + 2 bf16
+boundary layers). --norm-study reruns the TurboQuant modes with TQLM_KV_NORM=raw (store |x|) beside the default
+(store |x| / |c|, the norm of the centroid vector) to justify the default.
+
+Time on 2 cores: about 12 s per mode per 2048-token window (prefill-bound).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID_K, GRID_V = [2, 3, 4, 8], [2, 3, 4]
+MODES = ["f16", "q8"] + [f"turbo{k}" if k == v else f"turbo{k}v{v}" for k in GRID_K for v in GRID_V] + ["turbo8"]
+
+
+def run(args, env=None):
+    r = subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(map(str, args))}\n{r.stderr}")
+    return r.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="default,config-i-dense",
+                    help="comma list: 'default' (models/smollm2-135m-instruct), 'config-i-dense' (converted from it "
+                         "into --work if missing) or checkpoint directories")
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "wikitext-2" / "wiki.test.raw"))
+    ap.add_argument("--ctx", type=int, default=2048)
+    ap.add_argument("--samples", type=int, default=3)
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--kv-boundary", type=int, default=2)
+    ap.add_argument("--norm-study", action="store_true", help="also run the turbo modes with TQLM_KV_NORM=raw")
+    ap.add_argument("--work", default=str(ROOT / ".cache" / "kv-quality"))
+    ap.add_argument("--tqlm", default=str(ROOT / "build" / "tqlm"))
+    ap.add_argument("--out", default=None, help="write the markdown tables here")
+    a = ap.parse_args()
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    default = ROOT / "models" / "smollm2-135m-instruct"
+    modes = [m for m in a.modes.split(",") if m]
+
+    def checkpoint(name):
+        if name == "default":
+            return default
+        if name == "config-i-dense":
+            d = work / "config-i-dense"
+            if not (d / "config.json").exists():
+                run([a.tqlm, "convert", default, d, "--policy", "config-i-dense"])
+            return d
+        return Path(name)
+
+    def ppl(model, mode, base=None, save=None, env=None):
+        args = [a.tqlm, "perplexity", model, "--data", a.data, "--ctx", a.ctx, "--samples", a.samples, "--kv", mode,
+                "--kv-boundary", a.kv_boundary, "--json"]
+        args += ["--kl-base", base] if base else []
+        args += ["--save-logits", save] if save else []
+        r = json.loads(run(args, env))
+        print(f"  {mode:10s} PPL {r['ppl']:.4f}  KL {r.get('kl_mean', 0):.5f}", file=sys.stderr, flush=True)
+        return r
+
+    plan = {}
+    for m in json.loads(run([a.tqlm, "kv-plan", default, "--modes", ",".join(["bf16"] + modes), "--kv-boundary",
+                             a.kv_boundary, "--json"]))["modes"]:
+        plan[m["mode"]] = m
+    out = [f"SmolLM2-135M-Instruct (head dim 64, 30 layers, 3 KV heads), wiki.test.raw, ctx {a.ctx}, {a.samples} "
+           f"windows, KV boundary {a.kv_boundary} + {a.kv_boundary} layers bf16. KL and top-1 against the same "
+           f"checkpoint with a bf16 cache. `bench/kv_quality.py --ctx {a.ctx} --samples {a.samples}`", ""]
+    results = {}
+    for name in a.models.split(","):
+        model = checkpoint(name)
+        print(f"[{name}] {model}", file=sys.stderr, flush=True)
+        ref = work / f"{Path(str(model)).name}.ctx{a.ctx}.s{a.samples}.ref"
+        base = ppl(model, "bf16", save=ref)
+        rows = {"bf16": base}
+        for mode in modes:
+            rows[mode] = ppl(model, mode, base=ref)
+        results[name] = rows
+        out += [f"### {name} checkpoint (`{model.relative_to(ROOT) if model.is_relative_to(ROOT) else model}`)", "",
+                "| KV mode | K/V | bytes/token | real ratio | nominal | PPL | +/- | PPL change | KL | top-1 |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        for mode, r in rows.items():
+            p = plan[mode]
+            change = 100 * (r["ppl"] / base["ppl"] - 1)
+            out.append(f"| {mode} | {p['k_format']}/{p['v_format']} | {p['bytes_per_token']:,} | "
+                       f"{p['real_ratio']:.2f}x | {p['nominal_ratio']:.2f}x | {r['ppl']:.4f} | {r['ppl_se']:.4f} | "
+                       f"{change:+.2f}% | {r.get('kl_mean', 0):.5f} | {100 * r.get('top1_agreement', 1):.2f}% |")
+        grid = [f"K bits \\ V bits ({name}: KL vs bf16 cache, PPL)", "", "| K \\ V | " +
+                " | ".join(f"V{v}" for v in GRID_V) + " |", "|---|" + "---|" * len(GRID_V)]
+        for k in GRID_K:
+            cells = []
+            for v in GRID_V:
+                m = f"turbo{k}" if k == v else f"turbo{k}v{v}"
+                cells.append(f"{rows[m]['kl_mean']:.4f} ({rows[m]['ppl']:.2f})" if m in rows else "-")
+            grid.append(f"| K{k} | " + " | ".join(cells) + " |")
+        out += [""] + grid + [""]
+        if a.norm_study:
+            env = dict(os.environ, TQLM_KV_NORM="raw")
+            out += [f"Norm correction ({name}): scale = |x| / |c| (default) vs |x| (TQLM_KV_NORM=raw)", "",
+                    "| mode | KL corrected | KL raw | PPL corrected | PPL raw |", "|---|---|---|---|---|"]
+            for mode in [m for m in modes if m.startswith("turbo")][:: 1]:
+                if mode not in ("turbo2", "turbo3", "turbo4", "turbo4v2", "turbo8v4", "turbo3v2"):
+                    continue
+                raw = ppl(model, mode, base=ref, env=env)
+                c = rows[mode]
+                out.append(f"| {mode} | {c['kl_mean']:.5f} | {raw['kl_mean']:.5f} | {c['ppl']:.4f} | {raw['ppl']:.4f} |")
+            out.append("")
+    text = "\n".join(out)
+    print(text)
+    if a.out:
+        Path(a.out).write_text(text + "\n")
+        (work / "kv-quality.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
