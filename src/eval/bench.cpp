@@ -1,5 +1,7 @@
 #include "eval/bench.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -100,6 +102,7 @@ std::vector<BenchPoint> run_bench(Model& model, const BenchOptions& opt,
       const int64_t T = std::min(opt.chunk, ctx - s);
       model.forward(prompt.data() + s, T, *cache, logits.data(), false);
       if (s == 0) {  // workspaces now exist: memory growth from here on is the cache's
+        malloc_trim(0);  // hand freed heap memory (tokenizer, earlier contexts) back, so new pages must grow RSS
         rss0 = resident_bytes();
         bytes0 = cache->bytes();
       }

@@ -11,7 +11,6 @@ namespace tqlm::TQLM_ISA_NS {
 namespace kv {
 
 typedef uint16_t vh __attribute__((vector_size(TQLM_VB / 2)));  // W x u16
-typedef int8_t vb __attribute__((vector_size(TQLM_VB / 4)));     // W x i8
 
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 
@@ -87,11 +86,11 @@ void decode(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out) {
     case KVCodes::Q8: {
       const int8_t* s = reinterpret_cast<const int8_t*>(codes);
       int64_t i = 0;
-      for (; i + W <= total; i += W) {
-        vb b;
-        std::memcpy(&b, s + i, sizeof b);
-        store(out + i, __builtin_convertvector(b, vf));
-      }
+#if TQLM_VB >= 32  // GCC scalarises int8 -> f32 vector conversions: sign-extend with vpmovsxbd explicitly
+      for (; i + 8 <= total; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+                                      _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s + i)))));
+#endif
       for (; i < total; ++i) out[i] = float(s[i]);
       return;
     }
