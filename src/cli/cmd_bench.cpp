@@ -22,16 +22,20 @@ void add_bench(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
       "bench",
-      "Prefill and greedy-decode speed at each --contexts length for one --kv mode: tokens/s, the bytes each decoded "
-      "token reads (active weights + KV cache), the bandwidth that implies and its share of this machine's measured "
+      "Prefill and greedy-decode speed at each --contexts length for one --kv mode: tokens/s, the bytes each "
+      "decoded "
+      "token reads (active weights + KV cache), the bandwidth that implies and its share of this machine's "
+      "measured "
       "read bandwidth, and the cache's reported bytes beside the process's resident-memory growth.");
   add_model_options(cmd, o->m, false);
   cmd->add_option("--contexts", o->b.contexts, "Prompt lengths in tokens, comma separated")
       ->delimiter(',')
       ->capture_default_str();
-  cmd->add_option("--decode,-n", o->b.decode, "Tokens decoded (timed) after each prompt")->capture_default_str();
+  cmd->add_option("--decode,-n", o->b.decode, "Tokens decoded (timed) after each prompt")
+      ->capture_default_str();
   cmd->add_option("--chunk", o->b.chunk, "Prefill tokens per forward")->capture_default_str();
-  cmd->add_option("--data,-f", o->data, "Text file whose tokens make the prompt (default: pseudo-random token ids)")
+  cmd->add_option("--data,-f", o->data,
+                  "Text file whose tokens make the prompt (default: pseudo-random token ids)")
       ->check(CLI::ExistingFile);
   cmd->add_flag("--no-bandwidth", o->no_bandwidth, "Skip the read-bandwidth measurement");
   cmd->add_flag("--json", o->json, "Print the results as JSON");
@@ -80,20 +84,25 @@ void add_bench(CLI::App& app) {
       std::printf("%s\n", j.dump(2).c_str());
       return;
     }
-    std::printf("model %s  kv %s (boundary %d: %lld B/token, %.2fx smaller than bf16; nominal %.2fx)  threads %d  %s\n",
-                o->m.model.c_str(), o->m.kv.c_str(), layout.boundary, (long long)layout.bytes_per_token(),
-                layout.real_ratio(), layout.nominal_ratio(), model.pool().size(), linear_kernels().isa);
+    std::printf(
+        "model %s  kv %s (boundary %d: %lld B/token, %.2fx smaller than bf16; nominal %.2fx)  threads %d  "
+        "%s\n",
+        o->m.model.c_str(), o->m.kv.c_str(), layout.boundary, (long long)layout.bytes_per_token(),
+        layout.real_ratio(), layout.nominal_ratio(), model.pool().size(), linear_kernels().isa);
     if (bw > 0) std::printf("measured read bandwidth %.1f GB/s\n", bw);
-    std::printf("%8s %10s %10s %9s %10s %10s %8s %7s %10s %12s\n", "context", "prefill/s", "decode/s", "ms/tok",
-                "weights MB", "KV MB/tok", "GB/s", "% bw", "cache MB", "RSS grew MB");
+    std::printf("%8s %10s %10s %9s %10s %10s %8s %7s %10s %12s\n", "context", "prefill/s", "decode/s",
+                "ms/tok", "weights MB", "KV MB/tok", "GB/s", "% bw", "cache MB", "RSS grew MB");
     for (const auto& p : pts)
-      std::printf("%8lld %10.1f %10.2f %9.2f %10.1f %10.2f %8.2f %6.1f%% %10.1f %12.1f\n", (long long)p.context,
-                  p.prefill_tps, p.decode_tps, p.decode_tps > 0 ? 1000.0 / p.decode_tps : 0.0,
-                  p.weight_bytes_per_token / 1e6, p.kv_bytes_per_token / 1e6, p.achieved_gbps,
-                  bw > 0 ? 100.0 * p.achieved_gbps / bw : 0.0, double(p.cache_bytes) / 1e6, double(p.rss_growth) / 1e6);
-    std::printf("(RSS grew = resident memory growth from the first prefill chunk to the end, beside the cache's own "
-                "growth over that span: %s)\n",
-                pts.empty() ? "-" : (std::to_string(pts.back().cache_growth / 1000000) + " MB in the last row").c_str());
+      std::printf("%8lld %10.1f %10.2f %9.2f %10.1f %10.2f %8.2f %6.1f%% %10.1f %12.1f\n",
+                  (long long)p.context, p.prefill_tps, p.decode_tps,
+                  p.decode_tps > 0 ? 1000.0 / p.decode_tps : 0.0, p.weight_bytes_per_token / 1e6,
+                  p.kv_bytes_per_token / 1e6, p.achieved_gbps, bw > 0 ? 100.0 * p.achieved_gbps / bw : 0.0,
+                  double(p.cache_bytes) / 1e6, double(p.rss_growth) / 1e6);
+    std::printf(
+        "(RSS grew = resident memory growth from the first prefill chunk to the end, beside the cache's own "
+        "growth over that span: %s)\n",
+        pts.empty() ? "-"
+                    : (std::to_string(pts.back().cache_growth / 1000000) + " MB in the last row").c_str());
   });
 }
 

@@ -1,11 +1,11 @@
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "core/error.h"
 #include "io/checkpoint.h"
-#include "cli/progress.h"
 #include "quant/convert.h"
 #include "quant/plan.h"
 
@@ -23,16 +23,19 @@ void add_convert(CLI::App& app) {
   for (const auto& p : Policy::preset_names()) presets += (presets.empty() ? "" : ", ") + p;
   auto* cmd = app.add_subcommand(
       "convert",
-      "Convert a checkpoint (HF bf16/f16/f32, FP8 e4m3 with 128x128 block scales, per-expert or stacked; or an "
+      "Convert a checkpoint (HF bf16/f16/f32, FP8 e4m3 with 128x128 block scales, per-expert or stacked; or "
+      "an "
       "MLX checkpoint, dequantized and requantized) into a standard MLX affine checkpoint under a role-aware "
       "policy. Streams one tensor at a time; writes into a temporary directory renamed to DST at the end. "
       "--dry-run reads config.json alone and prints parameters, bits and bytes per role, the total size and "
       "bits per weight.");
   cmd->add_option("src", o->src, "Source checkpoint directory (or its config.json)")->required();
   cmd->add_option("dst", o->dst, "Destination directory (must not exist; not needed with --dry-run)");
-  cmd->add_option("--policy,-p", o->policy, "Preset (" + presets + ") or a policy JSON file")->capture_default_str();
+  cmd->add_option("--policy,-p", o->policy, "Preset (" + presets + ") or a policy JSON file")
+      ->capture_default_str();
   cmd->add_option("--group-size", o->group_size, "Override every group size (32, 64, 128)");
-  cmd->add_option("--block-rows", o->block_rows, "Rows converted per streaming step (multiple of 128; default: ~32 MiB)");
+  cmd->add_option("--block-rows", o->block_rows,
+                  "Rows converted per streaming step (multiple of 128; default: ~32 MiB)");
   cmd->add_flag("--dry-run", o->dry_run, "Plan from config.json only; read no weights, write nothing");
   cmd->add_flag("--json", o->json, "Print the plan as JSON");
   cmd->callback([o] {
@@ -40,21 +43,27 @@ void add_convert(CLI::App& app) {
     if (!o->dry_run) {
       if (o->dst.empty()) fail("convert needs a destination directory (or --dry-run)");
       Policy policy = Policy::load(o->policy, o->group_size);
-      if (fs::exists(fs::path(o->src) / "config.json") && read_json_file((fs::path(o->src) / "config.json").string()).contains("quantization"))
-        std::fprintf(stderr, "warning: %s is already quantized: its weights are dequantized and quantized again\n",
+      if (fs::exists(fs::path(o->src) / "config.json") &&
+          read_json_file((fs::path(o->src) / "config.json").string()).contains("quantization"))
+        std::fprintf(stderr,
+                     "warning: %s is already quantized: its weights are dequantized and quantized again\n",
                      o->src.c_str());
       auto t0 = std::chrono::steady_clock::now();
-      ConvertResult r = convert_checkpoint(o->src, o->dst, policy, [&](uint64_t d, uint64_t n) {
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        progress_line("convert MiB", double(d) / 1048576.0, double(n) / 1048576.0, s, "MiB");
-      }, o->block_rows);
+      ConvertResult r = convert_checkpoint(
+          o->src, o->dst, policy,
+          [&](uint64_t d, uint64_t n) {
+            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            progress_line("convert MiB", double(d) / 1048576.0, double(n) / 1048576.0, s, "MiB");
+          },
+          o->block_rows);
       const auto& t = r.plan.report.total;
       std::printf("wrote %s: %zu shard(s), %.2f GiB, %.2fB parameters, %.3f bits per weight (policy %s)\n",
-                  o->dst.c_str(), r.shards, double(r.bytes_written) / double(1ull << 30), double(t.params) / 1e9,
-                  t.bpw(), policy.name.c_str());
+                  o->dst.c_str(), r.shards, double(r.bytes_written) / double(1ull << 30),
+                  double(t.params) / 1e9, t.bpw(), policy.name.c_str());
       return;
     }
-    const std::string cfg_path = fs::is_directory(o->src) ? (fs::path(o->src) / "config.json").string() : o->src;
+    const std::string cfg_path =
+        fs::is_directory(o->src) ? (fs::path(o->src) / "config.json").string() : o->src;
     nlohmann::json cfg = read_json_file(cfg_path);
     ModelConfig mc = parse_model_config(cfg, cfg_path);
     Policy policy = Policy::load(o->policy, o->group_size);
@@ -72,10 +81,15 @@ void add_convert(CLI::App& app) {
       j["fallbacks"] = notes;
       nlohmann::json ts = nlohmann::json::array();
       for (const auto& pt : plan.tensors) {
-        nlohmann::json e = {{"module", pt.module}, {"role", std::string(role_name(pt.role))}, {"layer", pt.layer},
-                            {"shape", pt.shape}, {"bytes", pt.bytes}};
-        if (pt.decision.quantize) e.update({{"bits", pt.decision.bits}, {"group_size", pt.decision.group_size}});
-        else e["keep"] = std::string(dtype_name(pt.decision.keep));
+        nlohmann::json e = {{"module", pt.module},
+                            {"role", std::string(role_name(pt.role))},
+                            {"layer", pt.layer},
+                            {"shape", pt.shape},
+                            {"bytes", pt.bytes}};
+        if (pt.decision.quantize)
+          e.update({{"bits", pt.decision.bits}, {"group_size", pt.decision.group_size}});
+        else
+          e["keep"] = std::string(dtype_name(pt.decision.keep));
         ts.push_back(e);
       }
       j["tensors"] = ts;
@@ -84,10 +98,11 @@ void add_convert(CLI::App& app) {
     }
     std::fputs(format_inspect_table(plan.report).c_str(), stdout);
     for (const auto& pt : plan.tensors)
-      if (!pt.decision.note.empty()) std::printf("fallback: %s: %s\n", pt.module.c_str(), pt.decision.note.c_str());
-    std::printf("%s under %s: %.2fB parameters, %.3f bits per weight, %.2f GiB (%.2f GB)\n", mc.model_type.c_str(),
-                policy.name.c_str(), double(t.params) / 1e9, t.bpw(), double(t.bytes) / double(1ull << 30),
-                double(t.bytes) / 1e9);
+      if (!pt.decision.note.empty())
+        std::printf("fallback: %s: %s\n", pt.module.c_str(), pt.decision.note.c_str());
+    std::printf("%s under %s: %.2fB parameters, %.3f bits per weight, %.2f GiB (%.2f GB)\n",
+                mc.model_type.c_str(), policy.name.c_str(), double(t.params) / 1e9, t.bpw(),
+                double(t.bytes) / double(1ull << 30), double(t.bytes) / 1e9);
   });
 }
 

@@ -35,8 +35,8 @@ ChatSessionOptions session_options(const ChatOpts& o) {
 }
 
 // Streams one reply; reasoning is dimmed on a terminal (or hidden). Returns the answer text.
-std::string stream_reply(ChatSession& cs, const std::vector<int32_t>& prompt, bool starts_in_think, Sampler& sampler,
-                         const ChatOpts& o) {
+std::string stream_reply(ChatSession& cs, const std::vector<int32_t>& prompt, bool starts_in_think,
+                         Sampler& sampler, const ChatOpts& o) {
   const bool tty = ::isatty(STDOUT_FILENO) == 1;
   ReasoningSplitter split(starts_in_think);
   std::string answer;
@@ -56,18 +56,20 @@ std::string stream_reply(ChatSession& cs, const std::vector<int32_t>& prompt, bo
     }
     std::fflush(stdout);
   };
-  GenerateStats st = cs.generator().generate(prompt, sampler, o.s.generate_options(o.m.ctx), [&](const std::string& t) {
-    print(split.push(t));
-    return true;
-  });
+  GenerateStats st =
+      cs.generator().generate(prompt, sampler, o.s.generate_options(o.m.ctx), [&](const std::string& t) {
+        print(split.push(t));
+        return true;
+      });
   print(split.finish());
   if (was_reasoning) std::fputs(tty ? "</think>\x1b[0m" : "</think>", stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);
   if (!o.quiet)
-    std::fprintf(stderr, "[prompt %lld tokens (%lld cached) %.1f tok/s | generated %lld tokens %.1f tok/s | %s]\n",
-                 (long long)st.prompt_tokens, (long long)st.cached_tokens, st.prompt_tps(), (long long)st.generated,
-                 st.gen_tps(), st.finish_reason.c_str());
+    std::fprintf(stderr,
+                 "[prompt %lld tokens (%lld cached) %.1f tok/s | generated %lld tokens %.1f tok/s | %s]\n",
+                 (long long)st.prompt_tokens, (long long)st.cached_tokens, st.prompt_tps(),
+                 (long long)st.generated, st.gen_tps(), st.finish_reason.c_str());
   return answer;
 }
 
@@ -76,14 +78,17 @@ std::string stream_reply(ChatSession& cs, const std::vector<int32_t>& prompt, bo
 void add_generate(CLI::App& app) {
   auto o = std::make_shared<ChatOpts>();
   auto prompt = std::make_shared<std::string>();
-  auto* cmd = app.add_subcommand("generate", "Generate a reply to one prompt (chat template applied), streamed");
+  auto* cmd =
+      app.add_subcommand("generate", "Generate a reply to one prompt (chat template applied), streamed");
   add_chat_flags(cmd, *o);
   cmd->add_option("-p,--prompt", *prompt, "Prompt text ('-' reads stdin)")->required();
   cmd->add_flag("--raw", o->raw, "Use the prompt as plain text, without the chat template");
   cmd->callback([o, prompt] {
     if (*prompt == "-") *prompt = std::string(std::istreambuf_iterator<char>(std::cin), {});
     ChatSession cs(session_options(*o));
-    Sampler sampler(o->s.resolve(cs.model().checkpoint().generation_config() ? &*cs.model().checkpoint().generation_config() : nullptr));
+    Sampler sampler(o->s.resolve(cs.model().checkpoint().generation_config()
+                                     ? &*cs.model().checkpoint().generation_config()
+                                     : nullptr));
     std::vector<int32_t> ids;
     bool in_think = false;
     if (o->raw) {
@@ -102,13 +107,16 @@ void add_generate(CLI::App& app) {
 
 void add_chat(CLI::App& app) {
   auto o = std::make_shared<ChatOpts>();
-  auto* cmd = app.add_subcommand("chat",
-                                 "Interactive multi-turn chat: type a message and press Enter; /reset clears the "
-                                 "conversation, /exit (or Ctrl-D) quits. Tokens stream as they are generated.");
+  auto* cmd =
+      app.add_subcommand("chat",
+                         "Interactive multi-turn chat: type a message and press Enter; /reset clears the "
+                         "conversation, /exit (or Ctrl-D) quits. Tokens stream as they are generated.");
   add_chat_flags(cmd, *o);
   cmd->callback([o] {
     ChatSession cs(session_options(*o));
-    Sampler sampler(o->s.resolve(cs.model().checkpoint().generation_config() ? &*cs.model().checkpoint().generation_config() : nullptr));
+    Sampler sampler(o->s.resolve(cs.model().checkpoint().generation_config()
+                                     ? &*cs.model().checkpoint().generation_config()
+                                     : nullptr));
     nlohmann::ordered_json msgs = nlohmann::ordered_json::array();
     auto reset = [&] {
       msgs = nlohmann::ordered_json::array();
@@ -129,7 +137,8 @@ void add_chat(CLI::App& app) {
       msgs.push_back({{"role", "user"}, {"content", line}});
       std::string rendered;
       auto ids = cs.encode_chat(msgs, nullptr, true, nlohmann::ordered_json::object(), &rendered);
-      std::string answer = stream_reply(cs, ids, ReasoningSplitter::prompt_opens_think(rendered), sampler, *o);
+      std::string answer =
+          stream_reply(cs, ids, ReasoningSplitter::prompt_opens_think(rendered), sampler, *o);
       msgs.push_back({{"role", "assistant"}, {"content", answer}});
     }
   });

@@ -41,16 +41,26 @@ int64_t parse_mem(const std::string& text) {
     fail("--mem '{}': expected a size such as 36GB, 36GiB, 512MB or a number of bytes", text);
   const std::string u = lower(m[2].str());
   double mult = 0;
-  if (u.empty() || u == "b") mult = 1;
-  else if (u == "k" || u == "kb") mult = 1e3;
-  else if (u == "m" || u == "mb") mult = 1e6;
-  else if (u == "g" || u == "gb") mult = 1e9;
-  else if (u == "t" || u == "tb") mult = 1e12;
-  else if (u == "kib") mult = 1024.0;
-  else if (u == "mib") mult = 1024.0 * 1024.0;
-  else if (u == "gib") mult = 1024.0 * 1024.0 * 1024.0;
-  else if (u == "tib") mult = 1024.0 * 1024.0 * 1024.0 * 1024.0;
-  else fail("--mem '{}': unknown unit '{}' (use B, KB, MB, GB, TB or KiB, MiB, GiB, TiB)", text, m[2].str());
+  if (u.empty() || u == "b")
+    mult = 1;
+  else if (u == "k" || u == "kb")
+    mult = 1e3;
+  else if (u == "m" || u == "mb")
+    mult = 1e6;
+  else if (u == "g" || u == "gb")
+    mult = 1e9;
+  else if (u == "t" || u == "tb")
+    mult = 1e12;
+  else if (u == "kib")
+    mult = 1024.0;
+  else if (u == "mib")
+    mult = 1024.0 * 1024.0;
+  else if (u == "gib")
+    mult = 1024.0 * 1024.0 * 1024.0;
+  else if (u == "tib")
+    mult = 1024.0 * 1024.0 * 1024.0 * 1024.0;
+  else
+    fail("--mem '{}': unknown unit '{}' (use B, KB, MB, GB, TB or KiB, MiB, GiB, TiB)", text, m[2].str());
   const double bytes = std::stod(m[1].str()) * mult;
   if (!(bytes >= 1) || bytes > 9e18) fail("--mem '{}': must be at least 1 byte and finite", text);
   return int64_t(std::llround(bytes));
@@ -62,7 +72,9 @@ int64_t parse_context(const std::string& text) {
   std::smatch m;
   if (!std::regex_match(text, m, re) || m[1].length() > 12)
     fail("--contexts '{}': expected a token count such as 8K (= 8192), 128K or 100000", text);
-  const int64_t n = std::stoll(m[1].str()) * (m[2].length() == 0 ? 1 : lower(m[2].str()) == "k" ? 1024 : 1 << 20);
+  const int64_t n = std::stoll(m[1].str()) * (m[2].length() == 0         ? 1
+                                              : lower(m[2].str()) == "k" ? 1024
+                                                                         : 1 << 20);
   if (n <= 0) fail("--contexts '{}': must be positive", text);
   return n;
 }
@@ -73,7 +85,9 @@ std::string context_label(int64_t n) {
   return thousands(n);
 }
 
-std::string gb(int64_t bytes) { return fmt::format("{:.2f}", double(bytes) / 1e9); }
+std::string gb(int64_t bytes) {
+  return fmt::format("{:.2f}", double(bytes) / 1e9);
+}
 
 }  // namespace
 
@@ -87,14 +101,15 @@ void add_kv_plan(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
       "kv-plan",
-      "KV cache cost per mode from config.json alone: K/V formats, bytes per token, nominal and real ratio vs "
+      "KV cache cost per mode from config.json alone: K/V formats, bytes per token, nominal and real ratio "
+      "vs "
       "bf16, totals at several context lengths and the longest context that fits in --mem.");
   cmd->add_option("model", o->model, "Model directory (with config.json) or a config.json file")->required();
   cmd->add_option("--mem", o->mem,
                   "KV memory budget: 36GB (10^9 bytes), 36GiB (2^30), 36G (= GB), 512MB, 1.5GB or bytes")
       ->capture_default_str();
-  cmd->add_option("--modes", o->modes, "Comma-separated KV modes (default: the common ones). Modes: " +
-                                           kv_modes_help())
+  cmd->add_option("--modes", o->modes,
+                  "Comma-separated KV modes (default: the common ones). Modes: " + kv_modes_help())
       ->delimiter(',');
   cmd->add_option("--kv-boundary", o->boundary, "Compressed modes: the first and last N layers stay bf16")
       ->capture_default_str();
@@ -104,7 +119,8 @@ void add_kv_plan(CLI::App& app) {
   cmd->add_flag("--json", o->json, "Print the plan as JSON");
   cmd->callback([o] {
     namespace fs = std::filesystem;
-    const std::string path = fs::is_directory(o->model) ? (fs::path(o->model) / "config.json").string() : o->model;
+    const std::string path =
+        fs::is_directory(o->model) ? (fs::path(o->model) / "config.json").string() : o->model;
     if (!fs::exists(path)) fail("{}: no such file", path);
     const ModelConfig mc = parse_model_config(read_json_file(path), path);
     const int64_t mem = parse_mem(o->mem);
@@ -117,16 +133,11 @@ void add_kv_plan(CLI::App& app) {
     const size_t mid = size_t(mc.n_layers / 2);
 
     if (o->json) {
-      nlohmann::json j = {{"config", path},
-                          {"model_type", mc.model_type},
-                          {"layers", mc.n_layers},
-                          {"kv_heads", mc.n_kv_heads},
-                          {"head_dim", mc.head_dim},
-                          {"max_position_embeddings", mc.max_position},
-                          {"boundary", o->boundary},
-                          {"boundary_effective", eff_boundary},
-                          {"mem_bytes", mem},
-                          {"page_tokens", kPageTokens},
+      nlohmann::json j = {{"config", path},          {"model_type", mc.model_type},
+                          {"layers", mc.n_layers},   {"kv_heads", mc.n_kv_heads},
+                          {"head_dim", mc.head_dim}, {"max_position_embeddings", mc.max_position},
+                          {"boundary", o->boundary}, {"boundary_effective", eff_boundary},
+                          {"mem_bytes", mem},        {"page_tokens", kPageTokens},
                           {"contexts", ctx}};
       nlohmann::json arr = nlohmann::json::array();
       for (const auto& L : lays) {
@@ -160,13 +171,15 @@ void add_kv_plan(CLI::App& app) {
     for (const auto& L : lays)
       if (L.k[mid].rotated()) rot = L.k[mid].dim;
     std::printf("%s: %lld layers, %lld kv heads, head_dim %lld%s, max_position_embeddings %s\n",
-                mc.model_type.c_str(), (long long)mc.n_layers, (long long)mc.n_kv_heads, (long long)mc.head_dim,
+                mc.model_type.c_str(), (long long)mc.n_layers, (long long)mc.n_kv_heads,
+                (long long)mc.head_dim,
                 rot != mc.head_dim ? fmt::format(" (TurboQuant rotation pads to {})", rot).c_str() : "",
                 thousands(mc.max_position).c_str());
-    std::printf("boundary: q8/turbo modes keep the first and last %lld layers bf16%s; KV budget %s GB (%.2f GiB)\n\n",
-                (long long)eff_boundary,
-                eff_boundary != o->boundary ? fmt::format(" (--kv-boundary {} capped)", o->boundary).c_str() : "",
-                gb(mem).c_str(), double(mem) / double(1ull << 30));
+    std::printf(
+        "boundary: q8/turbo modes keep the first and last %lld layers bf16%s; KV budget %s GB (%.2f GiB)\n\n",
+        (long long)eff_boundary,
+        eff_boundary != o->boundary ? fmt::format(" (--kv-boundary {} capped)", o->boundary).c_str() : "",
+        gb(mem).c_str(), double(mem) / double(1ull << 30));
 
     std::vector<std::vector<std::string>> rows;
     std::vector<std::string> head = {"mode", "K/V", "bytes/token", "nominal", "real"};
@@ -176,7 +189,8 @@ void add_kv_plan(CLI::App& app) {
     for (const auto& L : lays) {
       const int64_t bpt = L.bytes_per_token();
       std::vector<std::string> r = {L.mode, L.k[mid].name() + "/" + L.v[mid].name(), thousands(bpt),
-                                    fmt::format("{:.2f}x", L.nominal_ratio()), fmt::format("{:.2f}x", L.real_ratio())};
+                                    fmt::format("{:.2f}x", L.nominal_ratio()),
+                                    fmt::format("{:.2f}x", L.real_ratio())};
       for (int64_t c : ctx) r.push_back(gb(c * bpt));
       r.push_back(thousands(mem / bpt));
       rows.push_back(r);
@@ -194,9 +208,11 @@ void add_kv_plan(CLI::App& app) {
       std::printf("%s\n", line.c_str());
     }
     std::printf(
-        "\nnominal = 16 / mean(K, V bits), the figure usually quoted; real = bf16 bytes / real bytes, counting\n"
+        "\nnominal = 16 / mean(K, V bits), the figure usually quoted; real = bf16 bytes / real bytes, "
+        "counting\n"
         "the fp16 norm or scale of every vector and the bf16 boundary layers. Totals are the KV cache alone\n"
-        "(weights not included), in GB (10^9 bytes); max context = floor(budget / bytes per token). The cache\n"
+        "(weights not included), in GB (10^9 bytes); max context = floor(budget / bytes per token). The "
+        "cache\n"
         "grows with the context in pages of %lld tokens; nothing is reserved for the maximum up front.\n",
         (long long)kPageTokens);
   });

@@ -79,16 +79,25 @@ void print_json(const NiahOpts& o, const NiahResult& r) {
   nlohmann::ordered_json trials = nlohmann::ordered_json::array(), by_ctx = nlohmann::ordered_json::array();
   for (const auto& t : r.trials) trials.push_back(trial_json(t, o.verbose));
   for (const auto& c : context_rows(r))
-    by_ctx.push_back({{"context_target", c.context}, {"prompt_tokens", c.prompt_tokens}, {"passed", c.passed},
+    by_ctx.push_back({{"context_target", c.context},
+                      {"prompt_tokens", c.prompt_tokens},
+                      {"passed", c.passed},
                       {"total", c.total}});
   nlohmann::ordered_json j = {
-      {"model", o.m.model},          {"haystack", o.haystack},
-      {"kv", o.m.kv},                {"kv_boundary", o.m.kv_boundary},
-      {"kv_mode", r.kv_mode},        {"kv_bytes_per_token", r.kv_bytes_per_token},
-      {"dry_run", o.n.dry_run},      {"seed", o.n.seed},            {"max_tokens", o.n.max_tokens},
-      {"contexts", o.n.contexts},    {"depths", o.n.depths},
+      {"model", o.m.model},
+      {"haystack", o.haystack},
+      {"kv", o.m.kv},
+      {"kv_boundary", o.m.kv_boundary},
+      {"kv_mode", r.kv_mode},
+      {"kv_bytes_per_token", r.kv_bytes_per_token},
+      {"dry_run", o.n.dry_run},
+      {"seed", o.n.seed},
+      {"max_tokens", o.n.max_tokens},
+      {"contexts", o.n.contexts},
+      {"depths", o.n.depths},
       {"trials", trials},
-      {"summary", {{"passed", r.passed}, {"total", r.trials.size()}, {"seconds", r.seconds}, {"by_context", by_ctx}}}};
+      {"summary",
+       {{"passed", r.passed}, {"total", r.trials.size()}, {"seconds", r.seconds}, {"by_context", by_ctx}}}};
   std::printf("%s\n", j.dump(2).c_str());
 }
 
@@ -103,17 +112,20 @@ void print_table(const NiahOpts& o, const NiahResult& r) {
   size_t i = 0;
   for (const auto& c : context_rows(r)) {
     std::printf("%-8lld %-8lld", (long long)c.context, (long long)c.prompt_tokens);
-    for (int k = 0; k < c.total; ++k, ++i) std::printf(" %7s", o.n.dry_run ? "-" : r.trials[i].pass ? "ok" : "miss");
-    if (o.n.dry_run) std::printf("  -\n");
-    else std::printf("  %d/%d\n", c.passed, c.total);
+    for (int k = 0; k < c.total; ++k, ++i)
+      std::printf(" %7s", o.n.dry_run ? "-" : r.trials[i].pass ? "ok" : "miss");
+    if (o.n.dry_run)
+      std::printf("  -\n");
+    else
+      std::printf("  %d/%d\n", c.passed, c.total);
   }
   if (!o.n.dry_run) std::printf("passed %d/%zu  (%.1f s)\n", r.passed, r.trials.size(), r.seconds);
   if (!o.verbose) return;
   for (const auto& t : r.trials) {
     const nlohmann::json answer = t.answer;  // quoted and escaped
-    std::printf("context %lld depth %g%% (at %.1f%%): needle %s  answer %s  %s\n", (long long)t.context_target,
-                t.depth, 100 * t.prompt.needle_depth(), t.prompt.number.c_str(), answer.dump().c_str(),
-                t.pass ? "ok" : "miss");
+    std::printf("context %lld depth %g%% (at %.1f%%): needle %s  answer %s  %s\n",
+                (long long)t.context_target, t.depth, 100 * t.prompt.needle_depth(), t.prompt.number.c_str(),
+                answer.dump().c_str(), t.pass ? "ok" : "miss");
   }
 }
 
@@ -123,9 +135,11 @@ void add_niah(CLI::App& app) {
   auto o = std::make_shared<NiahOpts>();
   auto* cmd = app.add_subcommand(
       "niah",
-      "Needle in a haystack: for each context x depth, consecutive sentences of the haystack text (from a line "
+      "Needle in a haystack: for each context x depth, consecutive sentences of the haystack text (from a "
+      "line "
       "chosen by --seed) fill the chat prompt to the context length minus --max-tokens; the sentence \"The "
-      "special magic number is NNNNN.\" (5 random digits) sits at the sentence boundary nearest depth% of the "
+      "special magic number is NNNNN.\" (5 random digits) sits at the sentence boundary nearest depth% of "
+      "the "
       "haystack, followed by the question. Greedy answer from an empty KV cache (--kv); a trial passes when "
       "the number is in the answer. Without --haystack: $TQLM_DATA (a file, or a directory holding "
       "wikitext-2/wiki.test.raw), else ../shared/data/wikitext-2/wiki.test.raw from the current directory or "
@@ -138,16 +152,20 @@ void add_niah(CLI::App& app) {
       ->delimiter(',')
       ->capture_default_str();
   cmd->add_option("--haystack", o->haystack, "UTF-8 text to hide the needle in (default: see above)");
-  cmd->add_option("--seed", o->n.seed, "Seed of the haystack offsets and needle numbers")->capture_default_str();
+  cmd->add_option("--seed", o->n.seed, "Seed of the haystack offsets and needle numbers")
+      ->capture_default_str();
   cmd->add_option("--max-tokens,-n", o->n.max_tokens, "Answer length limit in tokens")->capture_default_str();
-  cmd->add_flag("--dry-run", o->n.dry_run, "Build the prompts and report their lengths and depths; run nothing");
+  cmd->add_flag("--dry-run", o->n.dry_run,
+                "Build the prompts and report their lengths and depths; run nothing");
   cmd->add_flag("--json", o->json, "Print per-trial records and the summary as JSON");
-  cmd->add_flag("-v,--verbose", o->verbose, "Print the answers (table) or include the rendered prompts (--json)");
+  cmd->add_flag("-v,--verbose", o->verbose,
+                "Print the answers (table) or include the rendered prompts (--json)");
   cmd->callback([o] {
     if (o->haystack.empty()) o->haystack = default_niah_haystack();
     if (o->haystack.empty())
-      fail("no haystack: pass --haystack FILE, set TQLM_DATA, or run from a directory with "
-           "../shared/data/wikitext-2/wiki.test.raw");
+      fail(
+          "no haystack: pass --haystack FILE, set TQLM_DATA, or run from a directory with "
+          "../shared/data/wikitext-2/wiki.test.raw");
     const std::string text = read_haystack(o->haystack);
     o->n.ctx_limit = o->m.ctx;
     o->n.kv = o->m.kv_spec();
@@ -156,15 +174,21 @@ void add_niah(CLI::App& app) {
     o->n.haystack_name = o->haystack;
     // One progress line per trial on stderr (trials take seconds to minutes each).
     const NiahResult r = run_niah(cs, text, o->n, [o](const NiahTrial& t, size_t done, size_t total) {
-      std::fprintf(stderr,
-                   "niah %zu/%zu  context %lld (%lld tokens)  depth %g%% (at %.1f%%)  %s  %.1f s (prefill %.1f s)\n",
-                   done, total, (long long)t.context_target, (long long)t.prompt_tokens, t.depth,
-                   100 * t.prompt.needle_depth(), o->n.dry_run ? "-" : t.pass ? "ok" : "miss", t.seconds,
-                   t.prefill_seconds);
+      std::fprintf(
+          stderr,
+          "niah %zu/%zu  context %lld (%lld tokens)  depth %g%% (at %.1f%%)  %s  %.1f s (prefill %.1f s)\n",
+          done, total, (long long)t.context_target, (long long)t.prompt_tokens, t.depth,
+          100 * t.prompt.needle_depth(),
+          o->n.dry_run ? "-"
+          : t.pass     ? "ok"
+                       : "miss",
+          t.seconds, t.prefill_seconds);
       std::fflush(stderr);
     });
-    if (o->json) print_json(*o, r);
-    else print_table(*o, r);
+    if (o->json)
+      print_json(*o, r);
+    else
+      print_table(*o, r);
   });
 }
 

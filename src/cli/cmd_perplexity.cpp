@@ -22,10 +22,13 @@ void add_perplexity(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "perplexity",
       "Perplexity over fixed windows of a text file (mlx_lm convention). The file is tokenized once without "
-      "special tokens; window i is tokens [i*ctx, (i+1)*ctx); the first --samples windows are used, each from an "
+      "special tokens; window i is tokens [i*ctx, (i+1)*ctx); the first --samples windows are used, each "
+      "from an "
       "empty cache, scoring its ctx-1 next-token predictions. PPL = exp(mean NLL), standard error "
-      "SE = PPL * sd(NLL) / sqrt(N) over the N predictions. --save-logits / --kl-base compare with a reference "
-      "run: mean KL(ref || this) over the reference's top-64 tokens plus one bucket for the rest (a lower bound "
+      "SE = PPL * sd(NLL) / sqrt(N) over the N predictions. --save-logits / --kl-base compare with a "
+      "reference "
+      "run: mean KL(ref || this) over the reference's top-64 tokens plus one bucket for the rest (a lower "
+      "bound "
       "on the full KL), top-1 agreement, and the perplexity ratio.");
   add_model_options(cmd, o->m, false);
   cmd->add_option("--data,-f", o->data, "UTF-8 text file")->required()->check(CLI::ExistingFile);
@@ -52,23 +55,38 @@ void add_perplexity(CLI::App& app) {
     });
     const double tps = double(r.windows * o->p.ctx) / r.seconds;
     if (o->json) {
-      nlohmann::json j = {{"model", o->m.model}, {"data", o->data}, {"ctx", o->p.ctx}, {"windows", r.windows},
-                          {"predictions", r.predictions}, {"kv", o->m.kv}, {"ppl", r.ppl}, {"ppl_se", r.ppl_se},
-                          {"mean_nll", r.mean_nll}, {"seconds", r.seconds}, {"tokens_per_second", tps}};
+      nlohmann::json j = {{"model", o->m.model},
+                          {"data", o->data},
+                          {"ctx", o->p.ctx},
+                          {"windows", r.windows},
+                          {"predictions", r.predictions},
+                          {"kv", o->m.kv},
+                          {"ppl", r.ppl},
+                          {"ppl_se", r.ppl_se},
+                          {"mean_nll", r.mean_nll},
+                          {"seconds", r.seconds},
+                          {"tokens_per_second", tps}};
       if (r.compared)
-        j.update({{"kl_mean", r.kl_mean}, {"kl_se", r.kl_se}, {"kl_max", r.kl_max}, {"top1_agreement", r.top1_agree},
-                  {"base_ppl", r.base_ppl}, {"ppl_ratio", r.ppl_ratio}, {"kl_rest_mass", r.rest_mass}});
+        j.update({{"kl_mean", r.kl_mean},
+                  {"kl_se", r.kl_se},
+                  {"kl_max", r.kl_max},
+                  {"top1_agreement", r.top1_agree},
+                  {"base_ppl", r.base_ppl},
+                  {"ppl_ratio", r.ppl_ratio},
+                  {"kl_rest_mass", r.rest_mass}});
       std::printf("%s\n", j.dump(2).c_str());
       return;
     }
     std::printf("model %s  data %s  ctx %lld  windows %lld  predictions %lld  kv %s\n", o->m.model.c_str(),
-                o->data.c_str(), (long long)o->p.ctx, (long long)r.windows, (long long)r.predictions, o->m.kv.c_str());
-    std::printf("perplexity %.4f +/- %.4f  (mean NLL %.5f)  %.1f s, %.1f tokens/s\n", r.ppl, r.ppl_se, r.mean_nll,
-                r.seconds, tps);
+                o->data.c_str(), (long long)o->p.ctx, (long long)r.windows, (long long)r.predictions,
+                o->m.kv.c_str());
+    std::printf("perplexity %.4f +/- %.4f  (mean NLL %.5f)  %.1f s, %.1f tokens/s\n", r.ppl, r.ppl_se,
+                r.mean_nll, r.seconds, tps);
     if (r.compared)
-      std::printf("vs reference: KL %.6f +/- %.6f (max %.4f, mass outside ref top-64 %.4f)  top-1 agreement %.2f%%  "
-                  "PPL ratio %.5f (reference PPL %.4f)\n",
-                  r.kl_mean, r.kl_se, r.kl_max, r.rest_mass, 100 * r.top1_agree, r.ppl_ratio, r.base_ppl);
+      std::printf(
+          "vs reference: KL %.6f +/- %.6f (max %.4f, mass outside ref top-64 %.4f)  top-1 agreement %.2f%%  "
+          "PPL ratio %.5f (reference PPL %.4f)\n",
+          r.kl_mean, r.kl_se, r.kl_max, r.rest_mass, 100 * r.top1_agree, r.ppl_ratio, r.base_ppl);
   });
 }
 

@@ -53,8 +53,9 @@ void add_tokenize(CLI::App& app) {
     bool add_special = false, json = false, decode = false, skip_special = false, pieces = false;
   };
   auto o = std::make_shared<Opts>();
-  auto* cmd = app.add_subcommand("tokenize", "Encode text to token ids (or decode ids with --decode) using a "
-                                             "model's tokenizer.json");
+  auto* cmd = app.add_subcommand("tokenize",
+                                 "Encode text to token ids (or decode ids with --decode) using a "
+                                 "model's tokenizer.json");
   cmd->add_option("model", o->model, "Model directory containing tokenizer.json, or a tokenizer.json file")
       ->required();
   auto* text = cmd->add_option("--text", o->text, "Input text (with --decode: ids)");
@@ -73,8 +74,10 @@ void add_tokenize(CLI::App& app) {
     const std::string where = *text ? std::string("--text") : o->file;
     if (o->decode) {
       const std::string s = tok.decode(parse_ids(input, where), o->skip_special);
-      if (o->json) std::printf("%s\n", nlohmann::json(s).dump().c_str());
-      else std::fwrite(s.data(), 1, s.size(), stdout);
+      if (o->json)
+        std::printf("%s\n", nlohmann::json(s).dump().c_str());
+      else
+        std::fwrite(s.data(), 1, s.size(), stdout);
       return;
     }
     if (o->pieces) {

@@ -6,7 +6,9 @@
 
 namespace tqlm::cli {
 
-bool stderr_is_tty() { return ::isatty(STDERR_FILENO) == 1; }
+bool stderr_is_tty() {
+  return ::isatty(STDERR_FILENO) == 1;
+}
 
 void progress_line(const std::string& label, double done, double total, double seconds, const char* unit) {
   if (!stderr_is_tty()) return;

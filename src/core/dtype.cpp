@@ -23,12 +23,20 @@ constexpr DTypeInfo kInfo[] = {
     {DType::U16, "U16", 2, false},        {DType::U8, "U8", 1, false},
     {DType::BOOL, "BOOL", 1, false},
 };
-const DTypeInfo& info(DType t) { return kInfo[static_cast<size_t>(t)]; }
+const DTypeInfo& info(DType t) {
+  return kInfo[static_cast<size_t>(t)];
+}
 }  // namespace
 
-size_t dtype_size(DType t) { return info(t).size; }
-std::string_view dtype_name(DType t) { return info(t).name; }
-bool dtype_is_float(DType t) { return info(t).is_float; }
+size_t dtype_size(DType t) {
+  return info(t).size;
+}
+std::string_view dtype_name(DType t) {
+  return info(t).name;
+}
+bool dtype_is_float(DType t) {
+  return info(t).is_float;
+}
 
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (const auto& i : kInfo)
@@ -54,11 +62,11 @@ uint16_t f32_to_f16(float f) {
   uint16_t sign = uint16_t((u >> 16) & 0x8000u);
   uint32_t a = u & 0x7fffffffu;
   if (a > 0x7f800000u) return uint16_t(sign | 0x7e00u | ((a >> 13) & 0x3ffu));  // quiet NaN
-  if (a >= 0x477ff000u) return uint16_t(sign | 0x7c00u);  // rounds to >= 65520 -> inf
+  if (a >= 0x477ff000u) return uint16_t(sign | 0x7c00u);                        // rounds to >= 65520 -> inf
   if (a < 0x38800000u) {
     // result is subnormal or zero: round a * 2^24 to an integer, ties to even
     float v = bits_to_f32(a) * 0x1p24f;  // exact: scaling by a power of two
-    float r = std::nearbyint(v);        // default rounding mode: nearest even
+    float r = std::nearbyint(v);         // default rounding mode: nearest even
     return uint16_t(sign | uint16_t(r));
   }
   // normal: rebias exponent, round mantissa from 23 to 10 bits, ties to even
@@ -81,7 +89,9 @@ float fp8_e4m3_to_f32(uint8_t v) {
   return sign ? -r : r;
 }
 
-float fp8_e5m2_to_f32(uint8_t v) { return f16_to_f32(uint16_t(v) << 8); }
+float fp8_e5m2_to_f32(uint8_t v) {
+  return f16_to_f32(uint16_t(v) << 8);
+}
 
 float load_as_f32(const void* data, DType t, size_t i) {
   const auto* p = static_cast<const uint8_t*>(data);
@@ -106,9 +116,12 @@ float load_as_f32(const void* data, DType t, size_t i) {
       std::memcpy(&h, p + 2 * i, 2);
       return bf16_to_f32(h);
     }
-    case DType::F8_E4M3: return fp8_e4m3_to_f32(p[i]);
-    case DType::F8_E5M2: return fp8_e5m2_to_f32(p[i]);
-    default: fail("load_as_f32: {} is not a float type", dtype_name(t));
+    case DType::F8_E4M3:
+      return fp8_e4m3_to_f32(p[i]);
+    case DType::F8_E5M2:
+      return fp8_e5m2_to_f32(p[i]);
+    default:
+      fail("load_as_f32: {} is not a float type", dtype_name(t));
   }
 }
 

@@ -15,8 +15,10 @@ int ThreadPool::default_threads() {
   std::string line, phys = "0";
   while (std::getline(in, line)) {
     auto val = [&] { return line.substr(line.find(':') + 1); };
-    if (line.rfind("physical id", 0) == 0) phys = val();
-    else if (line.rfind("core id", 0) == 0) cores.insert({phys, val()});
+    if (line.rfind("physical id", 0) == 0)
+      phys = val();
+    else if (line.rfind("core id", 0) == 0)
+      cores.insert({phys, val()});
   }
   int hw = int(std::thread::hardware_concurrency());
   int n = cores.empty() ? hw : int(cores.size());
@@ -68,7 +70,8 @@ void ThreadPool::worker(int index) {
   }
 }
 
-void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn) {
+void ThreadPool::parallel_for(int64_t n, int64_t grain,
+                              const std::function<void(int64_t, int64_t, int)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
   if (workers_.empty() || n <= grain) {

@@ -16,9 +16,13 @@ namespace tqlm {
 
 namespace {
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
-int32_t argmax(const float* x, int64_t n) { return int32_t(std::max_element(x, x + n) - x); }
+int32_t argmax(const float* x, int64_t n) {
+  return int32_t(std::max_element(x, x + n) - x);
+}
 }  // namespace
 
 double active_weight_bytes(const Model& m) {
@@ -79,8 +83,8 @@ std::vector<BenchPoint> run_bench(Model& model, const BenchOptions& opt,
   for (int64_t ctx : opt.contexts) {
     if (ctx < 1) fail("bench: context {} must be at least 1 token", ctx);
     if (c.max_position > 0 && ctx + opt.decode > c.max_position)
-      fail("bench: context {} + {} decoded tokens exceeds the model's max_position_embeddings {}", ctx, opt.decode,
-           c.max_position);
+      fail("bench: context {} + {} decoded tokens exceeds the model's max_position_embeddings {}", ctx,
+           opt.decode, c.max_position);
     std::vector<int32_t> prompt(static_cast<size_t>(ctx));
     uint64_t st = 0x9e3779b97f4a7c15ull ^ uint64_t(ctx);
     for (int64_t i = 0; i < ctx; ++i) {
@@ -102,11 +106,13 @@ std::vector<BenchPoint> run_bench(Model& model, const BenchOptions& opt,
       const int64_t T = std::min(opt.chunk, ctx - s);
       model.forward(prompt.data() + s, T, *cache, logits.data(), false);
       if (s == 0) {  // workspaces now exist: memory growth from here on is the cache's
-        malloc_trim(0);  // hand freed heap memory (tokenizer, earlier contexts) back, so new pages must grow RSS
+        malloc_trim(
+            0);  // hand freed heap memory (tokenizer, earlier contexts) back, so new pages must grow RSS
         rss0 = resident_bytes();
         bytes0 = cache->bytes();
       }
-      on_progress("ctx " + std::to_string(ctx) + ": prefill " + std::to_string(s + T) + "/" + std::to_string(ctx));
+      on_progress("ctx " + std::to_string(ctx) + ": prefill " + std::to_string(s + T) + "/" +
+                  std::to_string(ctx));
     }
     p.prefill_seconds = since(t0);
     t0 = Clock::now();

@@ -16,7 +16,7 @@ struct BenchOptions {
   int64_t decode = 32;                          // tokens decoded (timed) after each prefill
   int64_t chunk = 512;                          // prefill tokens per forward
   KVSpec kv;
-  std::vector<int32_t> tokens;                  // prompt source (repeated as needed); empty: pseudo-random ids
+  std::vector<int32_t> tokens;  // prompt source (repeated as needed); empty: pseudo-random ids
 };
 
 struct BenchPoint {

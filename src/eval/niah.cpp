@@ -15,9 +15,12 @@ namespace tqlm {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
-constexpr char kQuestion[] = "What is the special magic number mentioned in the text? Answer with the number only.";
+constexpr char kQuestion[] =
+    "What is the special magic number mentioned in the text? Answer with the number only.";
 constexpr int64_t kCharsPerTokenGuess = 6;  // first haystack span guess, bytes per token (doubled when short)
 constexpr size_t kMaxStartSkip = 16;        // leading sentences that may be skipped to fill the budget better
 
@@ -29,7 +32,9 @@ uint64_t mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 // Sentence boundaries in text[begin, end): byte offsets just past each unit, where a unit ends with a
 // newline, or with '.', '?' or '!' followed by spaces (included) and then anything but a lowercase letter.
@@ -54,8 +59,8 @@ std::vector<size_t> sentence_bounds(const std::string& text, size_t begin, size_
 
 // Haystack text[b[s], b[n]) with `needle` inserted at boundary b[k] (s <= k <= n), outer whitespace
 // trimmed. *needle_at receives the needle's byte offset in the result.
-std::string haystack_with_needle(const std::string& text, const std::vector<size_t>& b, size_t s, size_t n, size_t k,
-                                 const std::string& needle, size_t* needle_at) {
+std::string haystack_with_needle(const std::string& text, const std::vector<size_t>& b, size_t s, size_t n,
+                                 size_t k, const std::string& needle, size_t* needle_at) {
   std::string before = text.substr(b[s], b[k] - b[s]), after = text.substr(b[k], b[n] - b[k]);
   size_t lead = 0;
   while (lead < before.size() && is_space(before[lead])) ++lead;
@@ -117,8 +122,8 @@ std::string default_niah_haystack() {
   return "";
 }
 
-NiahPrompt build_niah_prompt(const ChatSession& cs, const std::string& text, const std::string& name, int64_t budget,
-                             double depth, uint64_t offset_seed, uint64_t needle_seed) {
+NiahPrompt build_niah_prompt(const ChatSession& cs, const std::string& text, const std::string& name,
+                             int64_t budget, double depth, uint64_t offset_seed, uint64_t needle_seed) {
   NiahPrompt p;
   // The needle: a 5-digit number that does not already occur in the text.
   for (uint64_t s = needle_seed;; s = mix(s)) {
@@ -133,8 +138,10 @@ NiahPrompt build_niah_prompt(const ChatSession& cs, const std::string& text, con
   const std::string tail = std::string("\n\n") + kQuestion;
   const int64_t overhead = int64_t(render(p.needle + tail, nullptr).size());
   if (overhead > budget)
-    fail("a prompt budget of {} tokens (context - max_tokens) cannot hold the question: the template, needle "
-         "and question alone take {} tokens", budget, overhead);
+    fail(
+        "a prompt budget of {} tokens (context - max_tokens) cannot hold the question: the template, needle "
+        "and question alone take {} tokens",
+        budget, overhead);
 
   // Span of text to cut from: starts at a seeded line; doubles until the whole span is over the budget.
   const size_t len = text.size();
@@ -143,7 +150,8 @@ NiahPrompt build_niah_prompt(const ChatSession& cs, const std::string& text, con
   size_t span = size_t(budget) * kCharsPerTokenGuess;
   auto count = [&](size_t s, size_t n) {  // prompt tokens with the haystack b[s]..b[n]
     size_t at = 0;
-    const std::string hay = haystack_with_needle(text, b, s, n, depth_boundary(pos, s, n, depth), p.needle, &at);
+    const std::string hay =
+        haystack_with_needle(text, b, s, n, depth_boundary(pos, s, n, depth), p.needle, &at);
     return int64_t(render(hay + tail, nullptr).size());
   };
   for (;;) {
@@ -158,8 +166,10 @@ NiahPrompt build_niah_prompt(const ChatSession& cs, const std::string& text, con
     const size_t m = b.size() - 1;
     if (m > 0 && count(0, m) > budget) break;
     if (span >= len)
-      fail("{}: too short as a haystack: all of its {} bytes make a prompt of {} tokens, fewer than the {} needed",
-           name, len, m > 0 ? count(0, m) : overhead, budget);
+      fail(
+          "{}: too short as a haystack: all of its {} bytes make a prompt of {} tokens, fewer than the {} "
+          "needed",
+          name, len, m > 0 ? count(0, m) : overhead, budget);
     span *= 2;
   }
 
@@ -191,7 +201,9 @@ NiahPrompt build_niah_prompt(const ChatSession& cs, const std::string& text, con
   if (at == std::string::npos) fail("the chat template changed the message text; cannot locate the haystack");
   const Tokenizer& tok = cs.tokenizer();
   const int64_t bos = int64_t(p.ids.size()) - int64_t(tok.encode(p.rendered, false).size());
-  auto tokens_before = [&](size_t pos) { return bos + int64_t(tok.encode(p.rendered.substr(0, pos), false).size()); };
+  auto tokens_before = [&](size_t pos) {
+    return bos + int64_t(tok.encode(p.rendered.substr(0, pos), false).size());
+  };
   p.needle_char = int64_t(at + needle_at);
   p.hay_begin_token = tokens_before(at);
   p.hay_end_token = tokens_before(at + hay.size());
@@ -200,7 +212,8 @@ NiahPrompt build_niah_prompt(const ChatSession& cs, const std::string& text, con
   return p;
 }
 
-NiahResult run_niah(ChatSession& cs, const std::string& text, const NiahOptions& opt, const NiahProgress& progress) {
+NiahResult run_niah(ChatSession& cs, const std::string& text, const NiahOptions& opt,
+                    const NiahProgress& progress) {
   if (opt.contexts.empty() || opt.depths.empty()) fail("niah needs at least one context and one depth");
   if (opt.max_tokens < 1) fail("--max-tokens must be at least 1 (got {})", opt.max_tokens);
   for (double d : opt.depths)
@@ -227,7 +240,8 @@ NiahResult run_niah(ChatSession& cs, const std::string& text, const NiahOptions&
       t.context_target = c;
       t.depth = d;
       const uint64_t needle_seed = mix(offset_seed ^ mix(uint64_t(d * 1000) + 1));
-      t.prompt = build_niah_prompt(cs, text, opt.haystack_name, c - opt.max_tokens, d, offset_seed, needle_seed);
+      t.prompt =
+          build_niah_prompt(cs, text, opt.haystack_name, c - opt.max_tokens, d, offset_seed, needle_seed);
       t.prompt_tokens = int64_t(t.prompt.ids.size());
       if (opt.dry_run) {
         if (!opt.keep_prompts) t.prompt.rendered.clear();
@@ -248,7 +262,8 @@ NiahResult run_niah(ChatSession& cs, const std::string& text, const NiahOptions&
       t.prefill_seconds = since(t1);
       t.kv_bytes = gen.cache().bytes();
       t.kv_tokens = gen.cache().length();
-      if (r.kv_mode.empty()) r.kv_mode = gen.cache().mode(), r.kv_bytes_per_token = gen.cache().bytes_per_token();
+      if (r.kv_mode.empty())
+        r.kv_mode = gen.cache().mode(), r.kv_bytes_per_token = gen.cache().bytes_per_token();
       g.max_tokens = opt.max_tokens;
       gen.generate(t.prompt.ids, sampler, g, [&](const std::string& s) {
         t.answer += s;

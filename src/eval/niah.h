@@ -25,43 +25,43 @@ namespace tqlm {
 struct NiahOptions {
   std::vector<int64_t> contexts = {1024, 2048, 4096, 8192};  // target context lengths, tokens
   std::vector<double> depths = {10, 50, 90};                 // needle position, % of the haystack
-  uint64_t seed = 0;                                          // haystack offsets and needle numbers
-  int max_tokens = 16;                                        // answer budget, tokens (part of the context)
-  int64_t ctx_limit = 0;                                      // --ctx; 0: the model's max_position_embeddings
+  uint64_t seed = 0;                                         // haystack offsets and needle numbers
+  int max_tokens = 16;                                       // answer budget, tokens (part of the context)
+  int64_t ctx_limit = 0;                                     // --ctx; 0: the model's max_position_embeddings
   KVSpec kv;
-  bool keep_prompts = false;                                  // store each rendered prompt in its trial
-  bool dry_run = false;                                       // build the prompts only (no model run)
-  std::string haystack_name = "the haystack";                 // names the haystack text in errors
+  bool keep_prompts = false;                   // store each rendered prompt in its trial
+  bool dry_run = false;                        // build the prompts only (no model run)
+  std::string haystack_name = "the haystack";  // names the haystack text in errors
 };
 
 // One rendered trial prompt and where its parts lie.
 struct NiahPrompt {
-  std::vector<int32_t> ids;      // the full prompt, tokens
-  std::string rendered;          // chat-template output (text of `ids`)
-  std::string needle;            // "The special magic number is 48213."
-  std::string number;            // "48213"
-  int64_t haystack_offset = 0;   // byte offset in the file where the haystack's first sentence starts
-  int64_t haystack_chars = 0;    // bytes of haystack text used (without the needle)
-  int64_t needle_char = 0;       // byte offset of the needle in `rendered`
-  int64_t hay_begin_token = 0;   // tokens of `rendered` before the haystack
-  int64_t hay_end_token = 0;     // tokens of `rendered` up to the end of the haystack (needle included)
-  int64_t needle_token = 0;      // tokens of `rendered` before the needle
-  int64_t needle_tokens = 0;     // tokens of the needle itself
+  std::vector<int32_t> ids;     // the full prompt, tokens
+  std::string rendered;         // chat-template output (text of `ids`)
+  std::string needle;           // "The special magic number is 48213."
+  std::string number;           // "48213"
+  int64_t haystack_offset = 0;  // byte offset in the file where the haystack's first sentence starts
+  int64_t haystack_chars = 0;   // bytes of haystack text used (without the needle)
+  int64_t needle_char = 0;      // byte offset of the needle in `rendered`
+  int64_t hay_begin_token = 0;  // tokens of `rendered` before the haystack
+  int64_t hay_end_token = 0;    // tokens of `rendered` up to the end of the haystack (needle included)
+  int64_t needle_token = 0;     // tokens of `rendered` before the needle
+  int64_t needle_tokens = 0;    // tokens of the needle itself
   // Achieved depth: haystack tokens before the needle / haystack tokens (needle excluded), in [0, 1].
   double needle_depth() const;
 };
 
 struct NiahTrial {
-  int64_t context_target = 0;    // requested context, tokens
-  int64_t prompt_tokens = 0;     // actual prompt length, tokens
-  double depth = 0;              // requested depth, %
-  NiahPrompt prompt;             // `prompt.rendered` is emptied unless keep_prompts
-  std::string answer;            // generated text
+  int64_t context_target = 0;  // requested context, tokens
+  int64_t prompt_tokens = 0;   // actual prompt length, tokens
+  double depth = 0;            // requested depth, %
+  NiahPrompt prompt;           // `prompt.rendered` is emptied unless keep_prompts
+  std::string answer;          // generated text
   bool pass = false;
-  double seconds = 0;            // prefill + answer, wall clock
+  double seconds = 0;  // prefill + answer, wall clock
   double prefill_seconds = 0;
-  uint64_t kv_bytes = 0;         // cache bytes held after the prefill
-  int64_t kv_tokens = 0;         // tokens in the cache after the prefill
+  uint64_t kv_bytes = 0;  // cache bytes held after the prefill
+  int64_t kv_tokens = 0;  // tokens in the cache after the prefill
 };
 
 struct NiahResult {
@@ -80,8 +80,8 @@ std::string default_niah_haystack();
 // Builds the prompt of one trial. `text`: the whole haystack file (`name` in errors); `budget`: most prompt
 // tokens allowed; `depth`: %; the seeds choose the starting line and the needle's number. Throws when the
 // text is too short for the budget or the budget cannot hold the question.
-NiahPrompt build_niah_prompt(const ChatSession& cs, const std::string& text, const std::string& name, int64_t budget,
-                             double depth, uint64_t offset_seed, uint64_t needle_seed);
+NiahPrompt build_niah_prompt(const ChatSession& cs, const std::string& text, const std::string& name,
+                             int64_t budget, double depth, uint64_t offset_seed, uint64_t needle_seed);
 
 using NiahProgress = std::function<void(const NiahTrial& trial, size_t done, size_t total)>;
 

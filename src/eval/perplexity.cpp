@@ -45,13 +45,15 @@ struct Accum {
     ++n;
   }
   double mean() const { return n ? sum / double(n) : 0; }
-  double sd() const { return n > 1 ? std::sqrt(std::max(0.0, (sum2 - sum * sum / double(n)) / double(n - 1))) : 0; }
+  double sd() const {
+    return n > 1 ? std::sqrt(std::max(0.0, (sum2 - sum * sum / double(n)) / double(n - 1))) : 0;
+  }
 };
 
 }  // namespace
 
-PerplexityResult run_perplexity(Model& model, const std::vector<int32_t>& tokens, const PerplexityOptions& opt,
-                                const Progress& progress) {
+PerplexityResult run_perplexity(Model& model, const std::vector<int32_t>& tokens,
+                                const PerplexityOptions& opt, const Progress& progress) {
   if (opt.ctx < 2) fail("--ctx must be at least 2");
   const int64_t V = model.config().vocab;
   const int64_t full = int64_t(tokens.size()) / opt.ctx;
@@ -71,8 +73,11 @@ PerplexityResult run_perplexity(Model& model, const std::vector<int32_t>& tokens
     }
     if (h.ctx != uint64_t(opt.ctx) || h.windows != uint64_t(windows) || h.token_hash != thash) {
       std::fclose(base);
-      fail("{}: reference was made with ctx {}, {} windows over other tokens; rerun with the same --data, --ctx "
-           "and --samples", opt.kl_base, h.ctx, h.windows);
+      fail(
+          "{}: reference was made with ctx {}, {} windows over other tokens; rerun with the same --data, "
+          "--ctx "
+          "and --samples",
+          opt.kl_base, h.ctx, h.windows);
     }
   }
   std::FILE* save = nullptr;
@@ -127,9 +132,11 @@ PerplexityResult run_perplexity(Model& model, const std::vector<int32_t>& tokens
           if (save) {
             RefRecord r{};
             std::iota(order.begin(), order.end(), 0);
-            std::partial_sort(order.begin(), order.begin() + kTop, order.end(),
-                              [&](int32_t a, int32_t b) { return lg[a] > lg[b] || (lg[a] == lg[b] && a < b); });
-            for (int k = 0; k < kTop; ++k) r.ids[k] = order[size_t(k)], r.logp[k] = float(logp(order[size_t(k)]));
+            std::partial_sort(order.begin(), order.begin() + kTop, order.end(), [&](int32_t a, int32_t b) {
+              return lg[a] > lg[b] || (lg[a] == lg[b] && a < b);
+            });
+            for (int k = 0; k < kTop; ++k)
+              r.ids[k] = order[size_t(k)], r.logp[k] = float(logp(order[size_t(k)]));
             r.nll = float(x);
             if (std::fwrite(&r, sizeof r, 1, save) != 1) fail("{}: write failed", save_tmp);
           }
@@ -154,7 +161,8 @@ PerplexityResult run_perplexity(Model& model, const std::vector<int32_t>& tokens
         }
       }
     }
-    if (progress) progress(w + 1, windows, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    if (progress)
+      progress(w + 1, windows, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   PerplexityResult r;
   r.windows = windows;

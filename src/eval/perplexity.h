@@ -5,9 +5,9 @@
 // predictions. PPL = exp(mean NLL); SE(PPL) = PPL * sd(NLL) / sqrt(N) (delta method over N predictions).
 //
 // A reference run can be saved (--save-logits) and compared against (--kl-base): per prediction it
-// keeps the reference's top-K log-probabilities (K = 64) and the rest of the mass as one bucket. KL(ref || this)
-// is computed over those K + 1 buckets: a lower bound on the full-vocabulary KL that is tight when the top
-// K carry almost all the mass (reported as the mean mass outside the top K).
+// keeps the reference's top-K log-probabilities (K = 64) and the rest of the mass as one bucket. KL(ref ||
+// this) is computed over those K + 1 buckets: a lower bound on the full-vocabulary KL that is tight when the
+// top K carry almost all the mass (reported as the mean mass outside the top K).
 #pragma once
 
 #include <cstdint>
@@ -22,11 +22,11 @@ namespace tqlm {
 
 struct PerplexityOptions {
   int64_t ctx = 2048;
-  int64_t samples = 50;          // windows; 0 = every full window in the text
+  int64_t samples = 50;  // windows; 0 = every full window in the text
   KVSpec kv;
-  int64_t chunk = 256;           // tokens per forward inside a window
-  std::string save_logits;       // write the reference file here
-  std::string kl_base;           // compare against this reference file
+  int64_t chunk = 256;      // tokens per forward inside a window
+  std::string save_logits;  // write the reference file here
+  std::string kl_base;      // compare against this reference file
 };
 
 struct PerplexityResult {
@@ -40,7 +40,7 @@ struct PerplexityResult {
 
 using Progress = std::function<void(int64_t done, int64_t total, double seconds)>;
 
-PerplexityResult run_perplexity(Model& model, const std::vector<int32_t>& tokens, const PerplexityOptions& opt,
-                                const Progress& progress = {});
+PerplexityResult run_perplexity(Model& model, const std::vector<int32_t>& tokens,
+                                const PerplexityOptions& opt, const Progress& progress = {});
 
 }  // namespace tqlm

@@ -46,7 +46,8 @@ QuantSpec parse_spec(const json& obj, const std::string& where) {
   check_mode(obj, where);
   QuantSpec s{int_field(obj, "bits", 4, where), int_field(obj, "group_size", 64, where)};
   if (!affine_bits_supported(s.bits)) fail("{}: bits {} not in {{2, 3, 4, 5, 6, 8}}", where, s.bits);
-  if (!affine_group_size_supported(s.group_size)) fail("{}: group_size {} not in {{32, 64, 128}}", where, s.group_size);
+  if (!affine_group_size_supported(s.group_size))
+    fail("{}: group_size {} not in {{32, 64, 128}}", where, s.group_size);
   return s;
 }
 
@@ -112,7 +113,8 @@ Checkpoint::Checkpoint(const std::string& path) : path_(path) {
 
 std::string Checkpoint::model_type() const {
   if (config_.is_object())
-    if (auto it = config_.find("model_type"); it != config_.end() && it->is_string()) return it->get<std::string>();
+    if (auto it = config_.find("model_type"); it != config_.end() && it->is_string())
+      return it->get<std::string>();
   return "";
 }
 
@@ -125,7 +127,8 @@ QuantizedWeight Checkpoint::quantized(const std::string& module) const {
     fail("{}: quantized module '{}' needs .weight, .scales and .biases", path_, module);
   const auto& w = *q.weight;
   const auto& s = *q.scales;
-  if (w.dtype != DType::U32) fail("{}: '{}' must be U32 for a quantized module, is {}", path_, w.name, dtype_name(w.dtype));
+  if (w.dtype != DType::U32)
+    fail("{}: '{}' must be U32 for a quantized module, is {}", path_, w.name, dtype_name(w.dtype));
   if (s.dtype != q.biases->dtype || s.shape != q.biases->shape)
     fail("{}: '{}' and '{}' differ in dtype or shape", path_, s.name, q.biases->name);
   if (!dtype_is_float(s.dtype) || dtype_size(s.dtype) < 2)
@@ -144,8 +147,8 @@ QuantizedWeight Checkpoint::quantized(const std::string& module) const {
   }
   const int64_t cols = s.shape.back() * spec.group_size;
   if (w.shape.back() * 32 != cols * spec.bits)
-    fail("{}: module '{}': config says bits={} group_size={}, but weight {} and scales {} imply {} bits", path_,
-         module, spec.bits, spec.group_size, shape_str(w.shape), shape_str(s.shape),
+    fail("{}: module '{}': config says bits={} group_size={}, but weight {} and scales {} imply {} bits",
+         path_, module, spec.bits, spec.group_size, shape_str(w.shape), shape_str(s.shape),
          double(w.shape.back()) * 32.0 / double(cols));
   q.bits = spec.bits;
   q.group_size = spec.group_size;

@@ -40,7 +40,7 @@ struct QuantizedWeight {
   const TensorView* scales = nullptr;  // [..., out, in/group_size]
   const TensorView* biases = nullptr;  // [..., out, in/group_size]
   int bits = 0, group_size = 0;
-  Shape logical_shape;                 // [..., out, in]
+  Shape logical_shape;  // [..., out, in]
 };
 
 class Checkpoint {

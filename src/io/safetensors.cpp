@@ -98,14 +98,15 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std:
       uint64_t dim = json_uint((*sh)[d], where, fmt::format("shape[{}]", d));
       t.shape.push_back(int64_t(dim));
       numel *= dim;
-      if (numel > (unsigned __int128)(uint64_t(1) << 62)) fail("{}: shape {} is absurdly large", where, sh->dump());
+      if (numel > (unsigned __int128)(uint64_t(1) << 62))
+        fail("{}: shape {} is absurdly large", where, sh->dump());
     }
     uint64_t b = json_uint((*off)[0], where, "data_offsets[0]");
     uint64_t e = json_uint((*off)[1], where, "data_offsets[1]");
     if (b > e) fail("{}: data_offsets [{}, {}] are reversed", where, b, e);
     if (e > data_size)
-      fail("{}: data_offsets [{}, {}] run past the end of the data ({} bytes): truncated or corrupt file", where,
-           b, e, data_size);
+      fail("{}: data_offsets [{}, {}] run past the end of the data ({} bytes): truncated or corrupt file",
+           where, b, e, data_size);
     unsigned __int128 want = numel * dtype_size(t.dtype);
     if (want != (unsigned __int128)(e - b))
       fail("{}: shape {} x {} needs {} bytes but data_offsets span {}", where, shape_str(t.shape),
@@ -115,7 +116,8 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std:
     spans.push_back({b, e, out.tensors.size()});
     out.tensors.push_back(std::move(t));
   }
-  std::sort(spans.begin(), spans.end(), [](const Span& x, const Span& y) { return x.b < y.b || (x.b == y.b && x.e < y.e); });
+  std::sort(spans.begin(), spans.end(),
+            [](const Span& x, const Span& y) { return x.b < y.b || (x.b == y.b && x.e < y.e); });
   for (size_t i = 1; i < spans.size(); ++i) {
     if (spans[i].b < spans[i - 1].e)
       fail("{}: tensors '{}' and '{}' overlap (bytes [{}, {}) and [{}, {}))", label,
@@ -154,7 +156,8 @@ SafetensorsIndex parse_safetensors_index(const std::string& text, const std::str
   auto md = j.find("metadata");
   if (md != j.end() && md->is_object())
     for (auto it = md->begin(); it != md->end(); ++it)
-      idx.metadata_numbers[it.key()] = it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
+      idx.metadata_numbers[it.key()] =
+          it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
   return idx;
 }
 

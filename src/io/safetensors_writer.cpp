@@ -57,7 +57,8 @@ void CheckpointWriter::plan() {
   }
   size_t n = shards_.size();
   for (size_t i = 0; i < n; ++i) {
-    std::string name = n == 1 ? "model.safetensors" : fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, n);
+    std::string name =
+        n == 1 ? "model.safetensors" : fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, n);
     final_paths_.push_back((fs::path(dir_) / name).string());
     tmp_paths_.push_back((fs::path(dir_) / ("." + name + ".tmp")).string());
   }
@@ -78,7 +79,9 @@ void CheckpointWriter::open_shard(size_t s) {
   uint64_t off = 0;
   for (size_t i : shards_[s].entries) {
     const Entry& e = entries_[i];
-    h[e.name] = {{"dtype", std::string(dtype_name(e.dtype))}, {"shape", e.shape}, {"data_offsets", {off, off + e.nbytes}}};
+    h[e.name] = {{"dtype", std::string(dtype_name(e.dtype))},
+                 {"shape", e.shape},
+                 {"data_offsets", {off, off + e.nbytes}}};
     off += e.nbytes;
   }
   std::string text = h.dump();
@@ -121,7 +124,8 @@ void CheckpointWriter::write(const std::string& name, const void* data, size_t n
 void CheckpointWriter::finish(uint64_t total_parameters) {
   if (!planned_) plan();
   // zero-byte tensors at the end need no write() call
-  while (cur_entry_ < entries_.size() && entries_[cur_entry_].nbytes == 0) write(entries_[cur_entry_].name, nullptr, 0);
+  while (cur_entry_ < entries_.size() && entries_[cur_entry_].nbytes == 0)
+    write(entries_[cur_entry_].name, nullptr, 0);
   if (cur_entry_ != entries_.size())
     fail("{}: tensor '{}' was never fully written", dir_, entries_[cur_entry_].name);
   close_shard();

@@ -10,9 +10,11 @@ namespace tqlm {
 const LinearKernels* linear_kernels_for(const std::string& isa) {
   __builtin_cpu_init();
   if (isa == "scalar") return &isa_sse2::kernels;
-  if (isa == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? &isa_avx2::kernels : nullptr;
+  if (isa == "avx2")
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? &isa_avx2::kernels : nullptr;
   if (isa == "avx512")
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                   __builtin_cpu_supports("avx512vl")
                ? &isa_avx512::kernels
                : nullptr;
   return nullptr;

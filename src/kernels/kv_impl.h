@@ -12,7 +12,9 @@ namespace kv {
 
 typedef uint16_t vh __attribute__((vector_size(TQLM_VB / 2)));  // W x u16
 
-inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+inline void store(float* p, vf v) {
+  std::memcpy(p, &v, sizeof v);
+}
 
 // Codebook lookup of W indices.
 template <int BITS>
@@ -60,7 +62,9 @@ void decode_turbo3(const KVRowFormat& f, const uint8_t* codes, int64_t n, float*
 void decode(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out) {
   const int64_t total = n * f.dim;
   switch (f.codes) {
-    case KVCodes::F32: std::memcpy(out, codes, size_t(total) * 4); return;
+    case KVCodes::F32:
+      std::memcpy(out, codes, size_t(total) * 4);
+      return;
     case KVCodes::BF16: {  // bf16 -> f32: the 16 bits become the high half of the f32
       const uint16_t* s = reinterpret_cast<const uint16_t*>(codes);
       int64_t i = 0;
@@ -97,11 +101,16 @@ void decode(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out) {
     case KVCodes::TURBO:
       if (f.dim % W != 0 || f.dim % 8 != 0) return kv_decode_ref(f, codes, n, out);
       switch (f.bits) {
-        case 2: return decode_turbo_pow2<2>(f, codes, n, out);
-        case 3: return decode_turbo3(f, codes, n, out);
-        case 4: return decode_turbo_pow2<4>(f, codes, n, out);
-        case 8: return decode_turbo_pow2<8>(f, codes, n, out);
-        default: return kv_decode_ref(f, codes, n, out);
+        case 2:
+          return decode_turbo_pow2<2>(f, codes, n, out);
+        case 3:
+          return decode_turbo3(f, codes, n, out);
+        case 4:
+          return decode_turbo_pow2<4>(f, codes, n, out);
+        case 8:
+          return decode_turbo_pow2<8>(f, codes, n, out);
+        default:
+          return kv_decode_ref(f, codes, n, out);
       }
   }
 }
@@ -115,9 +124,9 @@ struct Hsum4Masks {
   Hsum4Masks() {
     for (int i = 0; i < W; ++i) {
       const int h = W / 2, q = W / 4;
-      lo[i] = i < h ? i : W + i - h;            // a[0..h) then b[0..h)
-      hi[i] = i < h ? i + h : W + i;            // a[h..W) then b[h..W)
-      const int g = i / q;                        // group g of d holds vector g: c0 halves for g < 2, c1's after
+      lo[i] = i < h ? i : W + i - h;  // a[0..h) then b[0..h)
+      hi[i] = i < h ? i + h : W + i;  // a[h..W) then b[h..W)
+      const int g = i / q;            // group g of d holds vector g: c0 halves for g < 2, c1's after
       lo2[i] = (g < 2 ? 0 : W) + (g % 2) * h + i % q;
       hi2[i] = lo2[i] + q;
     }
@@ -129,7 +138,8 @@ inline const Hsum4Masks h4;
 
 // out[0..4) = sums of a0..a3 (W >= 4).
 inline void hsum4(vf a0, vf a1, vf a2, vf a3, float* out) {
-  const vf c0 = __builtin_shuffle(a0, a1, h4.lo) + __builtin_shuffle(a0, a1, h4.hi);  // [a0 halves | a1 halves]
+  const vf c0 =
+      __builtin_shuffle(a0, a1, h4.lo) + __builtin_shuffle(a0, a1, h4.hi);  // [a0 halves | a1 halves]
   const vf c1 = __builtin_shuffle(a2, a3, h4.lo) + __builtin_shuffle(a2, a3, h4.hi);
   // quarters: group k of W/4 lanes holds vector k's partial sums
   vf d = __builtin_shuffle(c0, c1, h4.lo2) + __builtin_shuffle(c0, c1, h4.hi2);
@@ -137,8 +147,8 @@ inline void hsum4(vf a0, vf a1, vf a2, vf a3, float* out) {
   for (int k = 0; k < 4; ++k) out[k] = d[k * (W / 4)];
 }
 
-void scores(const float* q, int64_t R, int64_t ldq, const float* k, const float* scale, int64_t n, int64_t dim,
-            float* s, int64_t lds) {
+void scores(const float* q, int64_t R, int64_t ldq, const float* k, const float* scale, int64_t n,
+            int64_t dim, float* s, int64_t lds) {
   if (dim % W != 0 || W < 4) return kv_scores_ref(q, R, ldq, k, scale, n, dim, s, lds);
   const vf zero = {};
   for (int64_t t = 0; t < n; t += 4) {
@@ -190,14 +200,15 @@ float exp_sum(float* s, int64_t n, float m) {
 }
 
 // Register tile: 4 vectors (4W coordinates) of one output row kept in registers across all n rows of v.
-void accumulate(const float* p, int64_t R, int64_t ldp, const float* v, const float* scale, int64_t n, int64_t dim,
-                float* o, int64_t ldo) {
+void accumulate(const float* p, int64_t R, int64_t ldp, const float* v, const float* scale, int64_t n,
+                int64_t dim, float* o, int64_t ldo) {
   if (dim % (4 * W) != 0) return kv_accumulate_ref(p, R, ldp, v, scale, n, dim, o, ldo);
   for (int64_t r = 0; r < R; ++r) {
     const float* pr = p + r * ldp;
     float* orow = o + r * ldo;
     for (int64_t j = 0; j < dim; j += 4 * W) {
-      vf a0 = load(orow + j), a1 = load(orow + j + W), a2 = load(orow + j + 2 * W), a3 = load(orow + j + 3 * W);
+      vf a0 = load(orow + j), a1 = load(orow + j + W), a2 = load(orow + j + 2 * W),
+         a3 = load(orow + j + 3 * W);
       for (int64_t t = 0; t < n; ++t) {
         const float w = pr[t] * scale[t];
         if (w == 0.0f) continue;

@@ -35,7 +35,8 @@ void linear_row_f32(const Linear& w, int64_t row, float* out) {
   }
 }
 
-void linear_rows_f32(const Linear& w, const float* x, int64_t T, float* y, int64_t r0, int64_t r1, float* rowbuf) {
+void linear_rows_f32(const Linear& w, const float* x, int64_t T, float* y, int64_t r0, int64_t r1,
+                     float* rowbuf) {
   const int64_t in = w.in, out = w.out;
   for (int64_t r = r0; r < r1; ++r) {
     linear_row_f32(w, r, rowbuf);

@@ -16,6 +16,7 @@ void linear_row_f32(const Linear& w, int64_t row, float* out /* [in] */);
 void linear_f32(const Linear& w, const float* x, int64_t T, float* y, ThreadPool& pool);
 
 // Same, single-threaded over rows [r0, r1) only (used inside already-parallel regions).
-void linear_rows_f32(const Linear& w, const float* x, int64_t T, float* y, int64_t r0, int64_t r1, float* rowbuf);
+void linear_rows_f32(const Linear& w, const float* x, int64_t T, float* y, int64_t r0, int64_t r1,
+                     float* rowbuf);
 
 }  // namespace tqlm

@@ -2,11 +2,11 @@
 // linear_{sse2,avx2,avx512}.cpp, which define TQLM_VB (vector bytes) and TQLM_ISA_NS before including.
 //
 // Every path computes the same sums in the same order (see tile_expanded): weights expanded to f32
-// (scale * q + bias), one vector accumulator per (row, token). Decode (T < 4) expands power-of-two-bit codes in
-// registers; otherwise 4 rows are expanded once into memory and multiplied with 4 token rows at a time.
+// (scale * q + bias), one vector accumulator per (row, token). Decode (T < 4) expands power-of-two-bit codes
+// in registers; otherwise 4 rows are expanded once into memory and multiplied with 4 token rows at a time.
+#include <immintrin.h>
 #include <algorithm>
 #include <cstring>
-#include <immintrin.h>
 
 #include "core/dtype.h"
 #include "kernels/linear_kernels.h"
@@ -84,8 +84,12 @@ inline float half_at(const void* p, int64_t i) {
 #endif
   }
 }
-inline float scale_at(const Linear& w, int64_t g) { return load_as_f32(w.scales, w.sdtype, size_t(g)); }
-inline float bias_at(const Linear& w, int64_t g) { return load_as_f32(w.biases, w.sdtype, size_t(g)); }
+inline float scale_at(const Linear& w, int64_t g) {
+  return load_as_f32(w.scales, w.sdtype, size_t(g));
+}
+inline float bias_at(const Linear& w, int64_t g) {
+  return load_as_f32(w.biases, w.sdtype, size_t(g));
+}
 
 // W expanded weights of a power-of-two-bit row at element e: codes * scale + bias. The single expression
 // every path uses, so expanded values are the same whether they stay in registers or go through memory.
@@ -160,10 +164,14 @@ void tile_rows(const float* rb, int64_t in, const float* x, int64_t T, float* y,
   int64_t t = 0;
   for (; t + 4 <= T; t += 4) tile_expanded<NR, 4>(rb, in, x, t, y, out, r, b);
   switch (T - t) {
-    case 3: return tile_expanded<NR, 3>(rb, in, x, t, y, out, r, b);
-    case 2: return tile_expanded<NR, 2>(rb, in, x, t, y, out, r, b);
-    case 1: return tile_expanded<NR, 1>(rb, in, x, t, y, out, r, b);
-    default: return;
+    case 3:
+      return tile_expanded<NR, 3>(rb, in, x, t, y, out, r, b);
+    case 2:
+      return tile_expanded<NR, 2>(rb, in, x, t, y, out, r, b);
+    case 1:
+      return tile_expanded<NR, 1>(rb, in, x, t, y, out, r, b);
+    default:
+      return;
   }
 }
 
@@ -203,27 +211,38 @@ void rows_q_pow2_decode(const Linear& w, const float* x, float* y, int64_t r0, i
 template <int BITS, DType SD>
 bool rows_decode_t(const Linear& w, const float* x, int64_t T, float* y, int64_t r0, int64_t r1) {
   switch (T) {
-    case 1: rows_q_pow2_decode<BITS, 1, SD>(w, x, y, r0, r1); return true;
-    case 2: rows_q_pow2_decode<BITS, 2, SD>(w, x, y, r0, r1); return true;
-    case 3: rows_q_pow2_decode<BITS, 3, SD>(w, x, y, r0, r1); return true;
-    default: return false;
+    case 1:
+      rows_q_pow2_decode<BITS, 1, SD>(w, x, y, r0, r1);
+      return true;
+    case 2:
+      rows_q_pow2_decode<BITS, 2, SD>(w, x, y, r0, r1);
+      return true;
+    case 3:
+      rows_q_pow2_decode<BITS, 3, SD>(w, x, y, r0, r1);
+      return true;
+    default:
+      return false;
   }
 }
 template <int BITS>
 bool rows_decode_bits(const Linear& w, const float* x, int64_t T, float* y, int64_t r0, int64_t r1) {
   switch (w.sdtype) {
-    case DType::F16: return rows_decode_t<BITS, DType::F16>(w, x, T, y, r0, r1);
-    case DType::BF16: return rows_decode_t<BITS, DType::BF16>(w, x, T, y, r0, r1);
-    case DType::F32: return rows_decode_t<BITS, DType::F32>(w, x, T, y, r0, r1);
-    default: return false;
+    case DType::F16:
+      return rows_decode_t<BITS, DType::F16>(w, x, T, y, r0, r1);
+    case DType::BF16:
+      return rows_decode_t<BITS, DType::BF16>(w, x, T, y, r0, r1);
+    case DType::F32:
+      return rows_decode_t<BITS, DType::F32>(w, x, T, y, r0, r1);
+    default:
+      return false;
   }
 }
 
 void rows(const Linear& w, const float* x, int64_t T, float* y, int64_t r0, int64_t r1, float* scratch) {
   const int64_t in = w.in, out = w.out;
-  float* tmp = scratch;            // [in] bytes of codes (as floats: plenty)
-  float* rb = scratch + in;        // [4, in] expanded rows
-  if (in % W != 0) {               // odd widths: the scalar reference order, identical for every T
+  float* tmp = scratch;      // [in] bytes of codes (as floats: plenty)
+  float* rb = scratch + in;  // [4, in] expanded rows
+  if (in % W != 0) {         // odd widths: the scalar reference order, identical for every T
     for (int64_t r = r0; r < r1; ++r) {
       expand_row(w, r, rb, tmp);
       const float b = w.bias ? load_as_f32(w.bias, w.bias_dtype, size_t(r)) : 0.0f;
@@ -248,10 +267,18 @@ void rows(const Linear& w, const float* x, int64_t T, float* y, int64_t r0, int6
       b[i] = w.bias ? load_as_f32(w.bias, w.bias_dtype, size_t(r + i)) : 0.0f;
     }
     switch (nr) {
-      case 4: tile_rows<4>(rb, in, x, T, y, out, r, b); break;
-      case 3: tile_rows<3>(rb, in, x, T, y, out, r, b); break;
-      case 2: tile_rows<2>(rb, in, x, T, y, out, r, b); break;
-      default: tile_rows<1>(rb, in, x, T, y, out, r, b); break;
+      case 4:
+        tile_rows<4>(rb, in, x, T, y, out, r, b);
+        break;
+      case 3:
+        tile_rows<3>(rb, in, x, T, y, out, r, b);
+        break;
+      case 2:
+        tile_rows<2>(rb, in, x, T, y, out, r, b);
+        break;
+      default:
+        tile_rows<1>(rb, in, x, T, y, out, r, b);
+        break;
     }
   }
 }

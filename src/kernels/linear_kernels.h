@@ -17,11 +17,17 @@ struct LinearKernels {
   void (*rows)(const Linear& w, const float* x, int64_t T, float* y, int64_t r0, int64_t r1, float* scratch);
 };
 
-const LinearKernels& linear_kernels();             // the dispatched family
+const LinearKernels& linear_kernels();                            // the dispatched family
 const LinearKernels* linear_kernels_for(const std::string& isa);  // nullptr if this CPU lacks it
 
-namespace isa_sse2 { extern const LinearKernels kernels; }
-namespace isa_avx2 { extern const LinearKernels kernels; }
-namespace isa_avx512 { extern const LinearKernels kernels; }
+namespace isa_sse2 {
+extern const LinearKernels kernels;
+}
+namespace isa_avx2 {
+extern const LinearKernels kernels;
+}
+namespace isa_avx512 {
+extern const LinearKernels kernels;
+}
 
 }  // namespace tqlm

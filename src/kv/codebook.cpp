@@ -31,7 +31,8 @@ struct Table {
     const double h = 2.0 / N;
     for (int i = 1; i <= N; ++i) {
       F[size_t(i)] = F[size_t(i - 1)] + 0.5 * h * (f[size_t(i - 1)] + f[size_t(i)]);
-      G[size_t(i)] = G[size_t(i - 1)] + 0.5 * h * (x[size_t(i - 1)] * f[size_t(i - 1)] + x[size_t(i)] * f[size_t(i)]);
+      G[size_t(i)] =
+          G[size_t(i - 1)] + 0.5 * h * (x[size_t(i - 1)] * f[size_t(i - 1)] + x[size_t(i)] * f[size_t(i)]);
     }
     const double Z = F[N];
     for (int i = 0; i <= N; ++i) F[size_t(i)] /= Z, G[size_t(i)] /= Z;

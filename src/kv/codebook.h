@@ -14,7 +14,7 @@ struct Codebook {
   int dim = 0, bits = 0;
   std::vector<float> centroids;   // [2^bits], ascending, symmetric about 0
   std::vector<float> boundaries;  // [2^bits - 1], midpoints between centroids
-  double mse = 0;                 // E[(x - c(x))^2] per coordinate under f (x d: per-vector MSE of a unit vector)
+  double mse = 0;  // E[(x - c(x))^2] per coordinate under f (x d: per-vector MSE of a unit vector)
 
   // Index of the nearest centroid (binary search over the boundaries).
   int quantize(float x) const;

@@ -22,7 +22,8 @@ class KVCache {
 
   // out[T, H, hd] = causal attention of queries q [T, H, hd] at positions [pos, pos + T) over the cached
   // keys/values [0, pos + t] of `layer` (GQA: query head h reads kv head h / (H / KV)).
-  virtual void attend(int64_t layer, int64_t pos, int64_t T, const float* q, float* out, ThreadPool& pool) = 0;
+  virtual void attend(int64_t layer, int64_t pos, int64_t T, const float* q, float* out,
+                      ThreadPool& pool) = 0;
 
   // Explicit dequantization of the stored key and value of (layer, position, kv head): k, v [hd]. For tests
   // and tools; attention never does this.
@@ -35,8 +36,8 @@ class KVCache {
   virtual const KVLayout& layout() const = 0;
   virtual std::string mode() const = 0;
 
-  int64_t length() const { return length_; }     // tokens cached (all layers)
-  void set_length(int64_t n) { length_ = n; }     // after a forward; truncation keeps pages
+  int64_t length() const { return length_; }   // tokens cached (all layers)
+  void set_length(int64_t n) { length_ = n; }  // after a forward; truncation keeps pages
   virtual void clear() { length_ = 0; }
 
  protected:

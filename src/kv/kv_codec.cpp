@@ -47,7 +47,9 @@ KVSideCodec::KVSideCodec(const KVSideFormat& f, int64_t head_dim, uint64_t seed)
 
 void KVSideCodec::encode(const float* x, uint8_t* codes, uint16_t* scale) const {
   switch (f_.codes) {
-    case KVCodes::F32: std::memcpy(codes, x, size_t(hd_) * 4); return;
+    case KVCodes::F32:
+      std::memcpy(codes, x, size_t(hd_) * 4);
+      return;
     case KVCodes::BF16: {
       uint16_t* c = reinterpret_cast<uint16_t*>(codes);
       for (int64_t i = 0; i < hd_; ++i) c[i] = f32_to_bf16(x[i]);
@@ -95,7 +97,9 @@ void KVSideCodec::encode(const float* x, uint8_t* codes, uint16_t* scale) const 
   }
 }
 
-float KVSideCodec::scale_value(uint16_t s) const { return f_.scale_bytes() ? f16_to_f32(s) : 1.0f; }
+float KVSideCodec::scale_value(uint16_t s) const {
+  return f_.scale_bytes() ? f16_to_f32(s) : 1.0f;
+}
 
 void KVSideCodec::to_stored_basis(const float* x, float mul, float* out) const {
   for (int64_t i = 0; i < f_.dim; ++i) out[i] = i < hd_ ? x[i] * mul : 0.0f;
@@ -123,18 +127,28 @@ void kv_decode_ref(const KVRowFormat& f, const uint8_t* codes, int64_t n, float*
     float* o = out + t * f.dim;
     for (int64_t i = 0; i < f.dim; ++i) {
       switch (f.codes) {
-        case KVCodes::F32: std::memcpy(&o[i], row + 4 * i, 4); break;
-        case KVCodes::BF16: o[i] = bf16_to_f32(uint16_t(row[2 * i] | row[2 * i + 1] << 8)); break;
-        case KVCodes::F16: o[i] = f16_to_f32(uint16_t(row[2 * i] | row[2 * i + 1] << 8)); break;
-        case KVCodes::Q8: o[i] = float(int8_t(row[i])); break;
-        case KVCodes::TURBO: o[i] = f.lut[get_bits(row, i, f.bits)]; break;
+        case KVCodes::F32:
+          std::memcpy(&o[i], row + 4 * i, 4);
+          break;
+        case KVCodes::BF16:
+          o[i] = bf16_to_f32(uint16_t(row[2 * i] | row[2 * i + 1] << 8));
+          break;
+        case KVCodes::F16:
+          o[i] = f16_to_f32(uint16_t(row[2 * i] | row[2 * i + 1] << 8));
+          break;
+        case KVCodes::Q8:
+          o[i] = float(int8_t(row[i]));
+          break;
+        case KVCodes::TURBO:
+          o[i] = f.lut[get_bits(row, i, f.bits)];
+          break;
       }
     }
   }
 }
 
-void kv_scores_ref(const float* q, int64_t R, int64_t ldq, const float* k, const float* scale, int64_t n, int64_t dim,
-                   float* s, int64_t lds) {
+void kv_scores_ref(const float* q, int64_t R, int64_t ldq, const float* k, const float* scale, int64_t n,
+                   int64_t dim, float* s, int64_t lds) {
   for (int64_t r = 0; r < R; ++r)
     for (int64_t t = 0; t < n; ++t) {
       float acc = 0;

@@ -5,11 +5,12 @@
 //   turboB       x (zero-padded to dim, a power of two) -> u = x / |x| -> y = H D u / sqrt(dim)
 //                (randomized Walsh-Hadamard, own sign vector D per side) -> idx_j = nearest Lloyd-Max
 //                centroid of y_j for dimension dim at B bits -> codes = idx packed LSB-first (idx_j at bits
-//                [jB, jB + B) of the row's bit stream); scale = |x| / |c(idx)| as fp16 (norm-corrected, so the
-//                reconstruction has the norm of x; TQLM_KV_NORM=raw stores |x| instead, for comparison)
+//                [jB, jB + B) of the row's bit stream); scale = |x| / |c(idx)| as fp16 (norm-corrected, so
+//                the reconstruction has the norm of x; TQLM_KV_NORM=raw stores |x| instead, for comparison)
 //
 // A stored vector reads back as scale * code_value(idx) in the stored basis (rotated for turbo). Attention
-// works in that basis: queries are rotated in with to_stored_basis, outputs rotated back with from_stored_basis.
+// works in that basis: queries are rotated in with to_stored_basis, outputs rotated back with
+// from_stored_basis.
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,8 @@
 // The KV cache: per layer and side (keys, values) a KVSideCodec and pages of kPageTokens tokens, allocated as
 // the context grows. Page layout: codes [KV][kPageTokens][code_bytes], then scales [KV][kPageTokens] (fp16).
 //
-// Attention reads the stored codes directly, a tile of tokens at a time (never a dequantized copy of the cache):
+// Attention reads the stored codes directly, a tile of tokens at a time (never a dequantized copy of the
+// cache):
 //   q_r   = Pi_K q * 1/sqrt(hd)                            (query rotated into the key basis, once per row)
 //   s_t   = kscale_t * <q_r, c_K[idx_t]>                   (kv_kernels().decode + scores)
 //   page partial: m = max s, w_t = exp(s_t - m), l = sum w, o = sum w_t * vscale_t * c_V[idx_t]
@@ -113,7 +114,9 @@ class PagedKVCache final : public KVCache {
   static int64_t scale_offset(const Side& s, int64_t token, int64_t h, int64_t KV) {
     return KV * kPageTokens * s.codec.format().code_bytes() + 2 * (h * kPageTokens + token % kPageTokens);
   }
-  uint8_t* codes(Side& s, int64_t token, int64_t h, bool grow) { return page(s, token, grow) + code_offset(s, token, h); }
+  uint8_t* codes(Side& s, int64_t token, int64_t h, bool grow) {
+    return page(s, token, grow) + code_offset(s, token, h);
+  }
   const uint8_t* codes(const Side& s, int64_t token, int64_t h) const {
     return page(s, token) + code_offset(s, token, h);
   }
@@ -135,13 +138,13 @@ class PagedKVCache final : public KVCache {
   KVLayout L_;
   int64_t H_, KV_, hd_;
   std::vector<Side> k_, v_;  // [layer]
-  // attend scratch: Q_ [KV, R, dim_k] rotated queries; Acc_ [KV, R, 2 + dim_v] row states; Part_ [KV, pages, R,
-  // 2 + dim_v] page partials (decode)
+  // attend scratch: Q_ [KV, R, dim_k] rotated queries; Acc_ [KV, R, 2 + dim_v] row states; Part_ [KV, pages,
+  // R, 2 + dim_v] page partials (decode)
   std::vector<float> Q_, Acc_, Part_;
 };
 
-void PagedKVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float* qr, int64_t R, const int64_t* nvis,
-                                float* part) const {
+void PagedKVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float* qr, int64_t R,
+                                const int64_t* nvis, float* part) const {
   const Side& ks = k_[size_t(layer)];
   const Side& vs = v_[size_t(layer)];
   const KVKernels& kk = kv_kernels();
@@ -155,13 +158,14 @@ void PagedKVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float
   if (np == 0) return;
   const int64_t tile = std::max<int64_t>(16, 4096 / std::max(dk, dv));
   thread_local std::vector<float> S, buf, sc;
-  S.resize(size_t(R * kPageTokens));       // [R, kPageTokens] scores, then weights
+  S.resize(size_t(R * kPageTokens));            // [R, kPageTokens] scores, then weights
   buf.resize(size_t(tile * std::max(dk, dv)));  // [tile, dim] decoded codes
-  sc.resize(size_t(tile));                 // [tile] per-vector scales
+  sc.resize(size_t(tile));                      // [tile] per-vector scales
   const int64_t t_first = p * kPageTokens;
   auto load_tile = [&](const Side& s, int64_t t0, int64_t nt) {  // codes -> buf [nt, dim], scales -> sc [nt]
     kk.decode(s.codec.row_format(), codes(s, t_first + t0, h), nt, buf.data());
-    if (s.codec.format().scale_bytes()) {  // the tile's fp16 scales are contiguous: decode them as one f16 row
+    if (s.codec.format()
+            .scale_bytes()) {  // the tile's fp16 scales are contiguous: decode them as one f16 row
       const uint8_t* p = page(s, t_first) + scale_offset(s, t_first + t0, h, KV_);
       kk.decode(KVRowFormat{KVCodes::F16, 16, nt, 2 * nt, nullptr}, p, 1, sc.data());
     } else {
@@ -194,7 +198,8 @@ void PagedKVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float
   }
 }
 
-void PagedKVCache::attend(int64_t layer, int64_t pos, int64_t T, const float* q, float* out, ThreadPool& pool) {
+void PagedKVCache::attend(int64_t layer, int64_t pos, int64_t T, const float* q, float* out,
+                          ThreadPool& pool) {
   const Side& ks = k_[size_t(layer)];
   const Side& vs = v_[size_t(layer)];
   const int64_t G = H_ / KV_, R = T * G, n = pos + T, pages = (n + kPageTokens - 1) / kPageTokens;
@@ -256,7 +261,8 @@ void PagedKVCache::attend(int64_t layer, int64_t pos, int64_t T, const float* q,
         for (int64_t r = 0; r < nr; ++r) nvis[size_t(r)] = visible(r0 + r, p);
         page_partial(layer, h, p, &Q_[size_t((h * R + r0) * dk)], nr, nvis.data(), part.data());
         for (int64_t r = 0; r < nr; ++r)
-          merge(acc[size_t(r)], part[size_t(r * ldp)], part[size_t(r * ldp + 1)], &part[size_t(r * ldp + 2)], dv);
+          merge(acc[size_t(r)], part[size_t(r * ldp)], part[size_t(r * ldp + 1)], &part[size_t(r * ldp + 2)],
+                dv);
       }
       for (int64_t r = 0; r < nr; ++r) {
         float* a = &Acc_[size_t((h * R + r0 + r) * ldp)];

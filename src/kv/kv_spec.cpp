@@ -18,17 +18,24 @@ KVSideFormat float_side(KVCodes c, int64_t hd) {
   return {c, c == KVCodes::F32 ? 32 : 16, hd};
 }
 
-bool valid_turbo_bits(int b) { return b == 2 || b == 3 || b == 4 || b == 8; }
+bool valid_turbo_bits(int b) {
+  return b == 2 || b == 3 || b == 4 || b == 8;
+}
 
 }  // namespace
 
 std::string KVSideFormat::name() const {
   switch (codes) {
-    case KVCodes::F32: return "f32";
-    case KVCodes::BF16: return "bf16";
-    case KVCodes::F16: return "f16";
-    case KVCodes::Q8: return "q8";
-    case KVCodes::TURBO: return "turbo" + std::to_string(bits);
+    case KVCodes::F32:
+      return "f32";
+    case KVCodes::BF16:
+      return "bf16";
+    case KVCodes::F16:
+      return "f16";
+    case KVCodes::Q8:
+      return "q8";
+    case KVCodes::TURBO:
+      return "turbo" + std::to_string(bits);
   }
   return "?";
 }
@@ -83,7 +90,8 @@ KVLayout kv_layout(const KVSpec& spec, const ModelConfig& cfg) {
 
 int64_t KVLayout::bytes_per_token() const {
   int64_t b = 0;
-  for (int64_t l = 0; l < layers; ++l) b += kv_heads * (k[size_t(l)].vector_bytes() + v[size_t(l)].vector_bytes());
+  for (int64_t l = 0; l < layers; ++l)
+    b += kv_heads * (k[size_t(l)].vector_bytes() + v[size_t(l)].vector_bytes());
   return b;
 }
 

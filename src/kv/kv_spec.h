@@ -46,8 +46,8 @@ std::vector<std::string> kv_plan_modes();
 struct KVLayout {
   std::string mode;
   int64_t layers = 0, kv_heads = 0, head_dim = 0;
-  int boundary = 0;                    // layers kept bf16 at each end (0 for the float modes)
-  std::vector<KVSideFormat> k, v;      // [layers]
+  int boundary = 0;                // layers kept bf16 at each end (0 for the float modes)
+  std::vector<KVSideFormat> k, v;  // [layers]
 
   // Real bytes per cached token over all layers: codes, norms/scales and bf16 boundary layers.
   int64_t bytes_per_token() const;

@@ -74,8 +74,8 @@ void parse_common(const json& c, const std::string& label, ModelConfig& m, doubl
   m.intermediate = get_int_or(c, "intermediate_size", 0);
   m.max_position = get_int_or(c, "max_position_embeddings", 0);
   if (m.n_heads == 0 || m.n_kv_heads == 0 || m.n_heads % m.n_kv_heads != 0)
-    fail("{}: num_attention_heads ({}) must be a positive multiple of num_key_value_heads ({})", label, m.n_heads,
-         m.n_kv_heads);
+    fail("{}: num_attention_heads ({}) must be a positive multiple of num_key_value_heads ({})", label,
+         m.n_heads, m.n_kv_heads);
   auto hd = c.find("head_dim");
   m.head_dim = (hd != c.end() && hd->is_number_integer()) ? hd->get<int64_t>() : m.hidden / m.n_heads;
   if (m.head_dim <= 0 || m.head_dim % 2) fail("{}: head_dim {} must be positive and even", label, m.head_dim);
@@ -85,17 +85,23 @@ void parse_common(const json& c, const std::string& label, ModelConfig& m, doubl
   // transformers >= 5 nests rope settings under rope_parameters
   const json* rp = nullptr;
   if (auto it = c.find("rope_parameters"); it != c.end() && it->is_object()) rp = &*it;
-  double theta = get_num_or(c, "rope_theta", rp ? get_num_or(*rp, "rope_theta", default_theta) : default_theta);
-  m.rotary_dim = get_int_or(c, "rotary_dim", int64_t(double(m.head_dim) * get_num_or(c, "partial_rotary_factor", 1.0)));
+  double theta =
+      get_num_or(c, "rope_theta", rp ? get_num_or(*rp, "rope_theta", default_theta) : default_theta);
+  m.rotary_dim =
+      get_int_or(c, "rotary_dim", int64_t(double(m.head_dim) * get_num_or(c, "partial_rotary_factor", 1.0)));
   if (m.rotary_dim <= 0 || m.rotary_dim > m.head_dim || m.rotary_dim % 2)
     fail("{}: rotary dimension {} must be even and at most head_dim {}", label, m.rotary_dim, m.head_dim);
   const json* sc = nullptr;
-  if (auto it = c.find("rope_scaling"); it != c.end() && it->is_object()) sc = &*it;
-  else if (rp && (rp->contains("rope_type") || rp->contains("type"))) sc = rp;
+  if (auto it = c.find("rope_scaling"); it != c.end() && it->is_object())
+    sc = &*it;
+  else if (rp && (rp->contains("rope_type") || rp->contains("type")))
+    sc = rp;
   std::string type = "default";
   if (sc) {
-    if (auto t = sc->find("rope_type"); t != sc->end() && t->is_string()) type = t->get<std::string>();
-    else if (auto t2 = sc->find("type"); t2 != sc->end() && t2->is_string()) type = t2->get<std::string>();
+    if (auto t = sc->find("rope_type"); t != sc->end() && t->is_string())
+      type = t->get<std::string>();
+    else if (auto t2 = sc->find("type"); t2 != sc->end() && t2->is_string())
+      type = t2->get<std::string>();
   }
   if (type == "default") {
     m.rope_inv_freq = default_inv_freq(m.rotary_dim, float(theta));

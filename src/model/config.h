@@ -12,25 +12,25 @@ namespace tqlm {
 enum class QkNorm { none, per_head, full };  // qwen3: RMSNorm(head_dim) per head; minimax: over all heads
 enum class Router {
   none,
-  softmax_topk,   // qwen3_moe: softmax (f32) -> top-k -> optional renormalisation
-  topk_softmax,   // mixtral: top-k on logits -> softmax over the k
-  sigmoid_bias,   // minimax: sigmoid (f32) -> top-k on score + bias -> unbiased scores renormalised
+  softmax_topk,  // qwen3_moe: softmax (f32) -> top-k -> optional renormalisation
+  topk_softmax,  // mixtral: top-k on logits -> softmax over the k
+  sigmoid_bias,  // minimax: sigmoid (f32) -> top-k on score + bias -> unbiased scores renormalised
 };
 
 struct ModelConfig {
-  std::string model_type;        // as written in config.json
-  std::string family;            // "llama", "moe" or "minimax": which arch_*.cpp parsed it
-  int64_t hidden = 0;            // D
+  std::string model_type;  // as written in config.json
+  std::string family;      // "llama", "moe" or "minimax": which arch_*.cpp parsed it
+  int64_t hidden = 0;      // D
   int64_t n_layers = 0;
-  int64_t n_heads = 0;           // H
-  int64_t n_kv_heads = 0;        // KV (GQA: query head h uses kv head h / (H / KV))
-  int64_t head_dim = 0;          // hd
-  int64_t intermediate = 0;      // dense MLP width
+  int64_t n_heads = 0;       // H
+  int64_t n_kv_heads = 0;    // KV (GQA: query head h uses kv head h / (H / KV))
+  int64_t head_dim = 0;      // hd
+  int64_t intermediate = 0;  // dense MLP width
   int64_t vocab = 0;
   int64_t max_position = 0;
   float rms_eps = 1e-6f;
   bool tie_embeddings = false;
-  bool attn_qkv_bias = false;    // qwen2
+  bool attn_qkv_bias = false;  // qwen2
   bool attn_o_bias = false;
   bool mlp_bias = false;
   QkNorm qk_norm = QkNorm::none;
@@ -67,8 +67,10 @@ void parse_common(const nlohmann::json& c, const std::string& label, ModelConfig
 }  // namespace cfg
 
 // Family parsers (one file each).
-void parse_llama_family(const nlohmann::json& c, const std::string& label, ModelConfig& m);    // llama, qwen2, qwen3
-void parse_moe_family(const nlohmann::json& c, const std::string& label, ModelConfig& m);      // qwen3_moe, mixtral
+void parse_llama_family(const nlohmann::json& c, const std::string& label,
+                        ModelConfig& m);  // llama, qwen2, qwen3
+void parse_moe_family(const nlohmann::json& c, const std::string& label,
+                      ModelConfig& m);  // qwen3_moe, mixtral
 void parse_minimax_family(const nlohmann::json& c, const std::string& label, ModelConfig& m);  // minimax_m2
 
 }  // namespace tqlm

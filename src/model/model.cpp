@@ -13,21 +13,21 @@ namespace tqlm {
 // Activation buffers, sized for the largest chunk seen so far (no per-token allocation).
 struct Model::Workspace {
   int64_t T = 0;
-  std::vector<float> x;      // [T, D]  residual stream
-  std::vector<float> xn;     // [T, D]  normed input of the current block
-  std::vector<float> q;      // [T, H*hd]
-  std::vector<float> k;      // [T, KV*hd]
-  std::vector<float> v;      // [T, KV*hd]
-  std::vector<float> att;    // [T, H*hd]  attention output before o_proj
-  std::vector<float> y;      // [T, D]  block output
-  std::vector<float> g, u;   // [T, I]  MLP gate / up (I = max dense, expert width)
-  std::vector<float> gates;  // [T, E]  router logits / scores
-  std::vector<int32_t> sel;  // [T, k]  selected experts
-  std::vector<float> selw;   // [T, k]  their weights
-  std::vector<float> xe;     // [T, D]  tokens gathered for one expert
-  std::vector<float> ye;     // [T, D]  that expert's output
-  std::vector<int64_t> rows; // [T]     which tokens the expert serves
-  std::vector<float> rows_w; // [T]     with which weight
+  std::vector<float> x;       // [T, D]  residual stream
+  std::vector<float> xn;      // [T, D]  normed input of the current block
+  std::vector<float> q;       // [T, H*hd]
+  std::vector<float> k;       // [T, KV*hd]
+  std::vector<float> v;       // [T, KV*hd]
+  std::vector<float> att;     // [T, H*hd]  attention output before o_proj
+  std::vector<float> y;       // [T, D]  block output
+  std::vector<float> g, u;    // [T, I]  MLP gate / up (I = max dense, expert width)
+  std::vector<float> gates;   // [T, E]  router logits / scores
+  std::vector<int32_t> sel;   // [T, k]  selected experts
+  std::vector<float> selw;    // [T, k]  their weights
+  std::vector<float> xe;      // [T, D]  tokens gathered for one expert
+  std::vector<float> ye;      // [T, D]  that expert's output
+  std::vector<int64_t> rows;  // [T]     which tokens the expert serves
+  std::vector<float> rows_w;  // [T]     with which weight
 };
 
 Model::Model(const std::string& path, int threads) {
@@ -41,7 +41,9 @@ Model::Model(const std::string& path, int threads) {
 
 Model::~Model() = default;
 
-std::unique_ptr<KVCache> Model::new_cache(const KVSpec& kv) const { return make_kv_cache(kv, cfg_); }
+std::unique_ptr<KVCache> Model::new_cache(const KVSpec& kv) const {
+  return make_kv_cache(kv, cfg_);
+}
 
 void Model::ensure_workspace(int64_t T) {
   if (T <= ws_->T) return;
@@ -75,17 +77,22 @@ void Model::forward(const int32_t* tokens, int64_t T, KVCache& cache, float* log
   Workspace& w = *ws_;
   // embed: x[t] = embed_tokens[token t]
   for (int64_t t = 0; t < T; ++t) {
-    if (tokens[t] < 0 || tokens[t] >= cfg_.vocab) fail("token id {} is outside the vocabulary [0, {})", tokens[t], cfg_.vocab);
+    if (tokens[t] < 0 || tokens[t] >= cfg_.vocab)
+      fail("token id {} is outside the vocabulary [0, {})", tokens[t], cfg_.vocab);
     linear_row_f32(w_->embed, tokens[t], &w.x[size_t(t * D)]);
   }
   for (int64_t l = 0; l < cfg_.n_layers; ++l) {
     const LayerWeights& lw = w_->layers[size_t(l)];
-    for (int64_t t = 0; t < T; ++t) rmsnorm_f32(&w.x[size_t(t * D)], lw.attn_norm.data(), D, cfg_.rms_eps, &w.xn[size_t(t * D)]);
+    for (int64_t t = 0; t < T; ++t)
+      rmsnorm_f32(&w.x[size_t(t * D)], lw.attn_norm.data(), D, cfg_.rms_eps, &w.xn[size_t(t * D)]);
     attention(l, T, pos, cache);  // y = attention(xn)
     for (int64_t i = 0; i < T * D; ++i) w.x[size_t(i)] += w.y[size_t(i)];
-    for (int64_t t = 0; t < T; ++t) rmsnorm_f32(&w.x[size_t(t * D)], lw.mlp_norm.data(), D, cfg_.rms_eps, &w.xn[size_t(t * D)]);
-    if (cfg_.layer_is_moe[size_t(l)]) moe(l, T);
-    else mlp(l, T);  // y = mlp(xn)
+    for (int64_t t = 0; t < T; ++t)
+      rmsnorm_f32(&w.x[size_t(t * D)], lw.mlp_norm.data(), D, cfg_.rms_eps, &w.xn[size_t(t * D)]);
+    if (cfg_.layer_is_moe[size_t(l)])
+      moe(l, T);
+    else
+      mlp(l, T);  // y = mlp(xn)
     for (int64_t i = 0; i < T * D; ++i) w.x[size_t(i)] += w.y[size_t(i)];
   }
   cache.set_length(pos + T);
@@ -109,11 +116,15 @@ void Model::attention(int64_t l, int64_t T, int64_t pos, KVCache& cache) {
       rmsnorm_f32(qt, lw.q_norm.data(), H * hd, cfg_.rms_eps, qt);
       rmsnorm_f32(kt, lw.k_norm.data(), KV * hd, cfg_.rms_eps, kt);
     } else if (cfg_.qk_norm == QkNorm::per_head) {  // qwen3: per head
-      for (int64_t h = 0; h < H; ++h) rmsnorm_f32(qt + h * hd, lw.q_norm.data(), hd, cfg_.rms_eps, qt + h * hd);
-      for (int64_t h = 0; h < KV; ++h) rmsnorm_f32(kt + h * hd, lw.k_norm.data(), hd, cfg_.rms_eps, kt + h * hd);
+      for (int64_t h = 0; h < H; ++h)
+        rmsnorm_f32(qt + h * hd, lw.q_norm.data(), hd, cfg_.rms_eps, qt + h * hd);
+      for (int64_t h = 0; h < KV; ++h)
+        rmsnorm_f32(kt + h * hd, lw.k_norm.data(), hd, cfg_.rms_eps, kt + h * hd);
     }
-    for (int64_t h = 0; h < H; ++h) rope_f32(qt + h * hd, cfg_.rotary_dim, cfg_.rope_inv_freq, pos + t, cfg_.rope_traditional);
-    for (int64_t h = 0; h < KV; ++h) rope_f32(kt + h * hd, cfg_.rotary_dim, cfg_.rope_inv_freq, pos + t, cfg_.rope_traditional);
+    for (int64_t h = 0; h < H; ++h)
+      rope_f32(qt + h * hd, cfg_.rotary_dim, cfg_.rope_inv_freq, pos + t, cfg_.rope_traditional);
+    for (int64_t h = 0; h < KV; ++h)
+      rope_f32(kt + h * hd, cfg_.rotary_dim, cfg_.rope_inv_freq, pos + t, cfg_.rope_traditional);
   }
   cache.write(l, pos, T, w.k.data(), w.v.data());
   cache.attend(l, pos, T, w.q.data(), w.att.data(), *pool_);  // [T, H*hd]
@@ -127,7 +138,7 @@ void Model::mlp(int64_t l, int64_t T) {
   linear_f32(lw.gate, w.xn.data(), T, w.g.data(), *pool_);  // [T, I]
   linear_f32(lw.up, w.xn.data(), T, w.u.data(), *pool_);    // [T, I]
   silu_mul_f32(w.g.data(), w.u.data(), T * I);
-  linear_f32(lw.down, w.g.data(), T, w.y.data(), *pool_);   // [T, D]
+  linear_f32(lw.down, w.g.data(), T, w.y.data(), *pool_);  // [T, D]
 }
 
 void Model::moe(int64_t l, int64_t T) {
@@ -153,8 +164,9 @@ void Model::moe(int64_t l, int64_t T) {
       }
     }
     std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                      [&](int32_t a, int32_t b) { return key[size_t(a)] > key[size_t(b)] || (key[size_t(a)] == key[size_t(b)] && a < b); });
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+      return key[size_t(a)] > key[size_t(b)] || (key[size_t(a)] == key[size_t(b)] && a < b);
+    });
     for (int64_t j = 0; j < k; ++j) st[j] = order[size_t(j)], wt[j] = gt[order[size_t(j)]];
     if (cfg_.router == Router::topk_softmax) {
       softmax_f32(wt, k);

@@ -49,7 +49,8 @@ class Loader {
   }
 
   // A Linear module with logical shape [E?, out, in]; n_experts = 0 means a plain 2-D weight.
-  Linear linear(const std::string& mod, int64_t out, int64_t in, int64_t n_experts = 0, bool optional_bias = true) {
+  Linear linear(const std::string& mod, int64_t out, int64_t in, int64_t n_experts = 0,
+                bool optional_bias = true) {
     Linear l;
     l.name = mod;
     Shape want = n_experts ? Shape{n_experts, out, in} : Shape{out, in};
@@ -67,7 +68,8 @@ class Loader {
     } else {
       const TensorView* t = ck_.tensors().find(mod + ".weight");
       if (!t && n_experts)
-        fail("{}: '{}.weight' is missing; per-expert HF tensors must be stacked first (tqlm convert)", ck_.path(), mod);
+        fail("{}: '{}.weight' is missing; per-expert HF tensors must be stacked first (tqlm convert)",
+             ck_.path(), mod);
       if (!t) fail("{}: tensor '{}.weight' is missing", ck_.path(), mod);
       if (t->shape != want)
         fail("{}: '{}' has shape {}, expected {}", ck_.path(), t->name, shape_str(t->shape), shape_str(want));
@@ -83,7 +85,8 @@ class Loader {
     if (const TensorView* b = ck_.tensors().find(mod + ".bias")) {
       if (!optional_bias) fail("{}: unexpected bias '{}'", ck_.path(), b->name);
       Shape bw = n_experts ? Shape{n_experts, out} : Shape{out};
-      if (b->shape != bw) fail("{}: '{}' has shape {}, expected {}", ck_.path(), b->name, shape_str(b->shape), shape_str(bw));
+      if (b->shape != bw)
+        fail("{}: '{}' has shape {}, expected {}", ck_.path(), b->name, shape_str(b->shape), shape_str(bw));
       l.bias = data(*b);
       l.bias_dtype = b->dtype;
     }
@@ -92,7 +95,8 @@ class Loader {
 
   std::vector<float> vec(const std::string& name, int64_t n) {
     const TensorView& t = need(name);
-    if (t.shape != Shape{n}) fail("{}: '{}' has shape {}, expected [{}]", ck_.path(), name, shape_str(t.shape), n);
+    if (t.shape != Shape{n})
+      fail("{}: '{}' has shape {}, expected [{}]", ck_.path(), name, shape_str(t.shape), n);
     if (!dtype_is_float(t.dtype)) fail("{}: '{}' must be a float tensor", ck_.path(), name);
     std::vector<float> v(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) v[size_t(i)] = load_as_f32(t.data, t.dtype, size_t(i));
@@ -112,8 +116,10 @@ std::unique_ptr<ModelWeights> load_weights(const Checkpoint& ck, const ModelConf
   const int64_t D = c.hidden, H = c.n_heads, KV = c.n_kv_heads, hd = c.head_dim;
   mw->embed = L.linear("model.embed_tokens", c.vocab, D);
   mw->final_norm = L.vec("model.norm.weight", D);
-  if (c.tie_embeddings && !ck.tensors().has("lm_head.weight")) mw->lm_head = mw->embed;
-  else mw->lm_head = L.linear("lm_head", c.vocab, D);
+  if (c.tie_embeddings && !ck.tensors().has("lm_head.weight"))
+    mw->lm_head = mw->embed;
+  else
+    mw->lm_head = L.linear("lm_head", c.vocab, D);
   mw->layers.resize(size_t(c.n_layers));
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LayerWeights& w = mw->layers[size_t(l)];
@@ -149,7 +155,8 @@ std::unique_ptr<ModelWeights> load_weights(const Checkpoint& ck, const ModelConf
         }
         auto parts = std::make_shared<std::vector<Linear>>();
         for (int64_t e = 0; e < c.n_experts; ++e)
-          parts->push_back(L.linear(m + "experts." + std::to_string(e) + "." + names[i][hf_w ? 1 : 0], out, in));
+          parts->push_back(
+              L.linear(m + "experts." + std::to_string(e) + "." + names[i][hf_w ? 1 : 0], out, in));
         *dst[i] = (*parts)[0];
         dst[i]->name = m + "experts.*." + names[i][hf_w ? 1 : 0];
         dst[i]->n_experts = c.n_experts;

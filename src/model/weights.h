@@ -14,16 +14,16 @@ namespace tqlm {
 
 // y = x W^T (+ b). W is [out, in], or [E, out, in] for stacked experts (select one with expert()).
 struct Linear {
-  std::string name;               // module path, for errors
+  std::string name;  // module path, for errors
   int64_t out = 0, in = 0, n_experts = 1;
-  int bits = 0, group_size = 0;   // bits == 0: a float weight
-  const uint32_t* wq = nullptr;   // quantized: [E, out, in*bits/32]
-  const void* scales = nullptr;   // quantized: [E, out, in/group] of sdtype
+  int bits = 0, group_size = 0;  // bits == 0: a float weight
+  const uint32_t* wq = nullptr;  // quantized: [E, out, in*bits/32]
+  const void* scales = nullptr;  // quantized: [E, out, in/group] of sdtype
   const void* biases = nullptr;
   DType sdtype = DType::BF16;
-  const void* w = nullptr;        // float: [E, out, in] of wdtype
+  const void* w = nullptr;  // float: [E, out, in] of wdtype
   DType wdtype = DType::BF16;
-  const void* bias = nullptr;     // optional Linear bias [E, out] of bias_dtype
+  const void* bias = nullptr;  // optional Linear bias [E, out] of bias_dtype
   DType bias_dtype = DType::BF16;
   // HF checkpoints keep experts as separate tensors (experts.E.*): then each expert is its own Linear.
   std::shared_ptr<const std::vector<Linear>> parts;
@@ -45,11 +45,11 @@ struct LayerWeights {
 };
 
 struct ModelWeights {
-  Linear embed;                            // [V, D]
+  Linear embed;  // [V, D]
   std::vector<LayerWeights> layers;
-  std::vector<float> final_norm;           // [D]
-  Linear lm_head;                          // [V, D] (the embedding when tied)
-  std::vector<std::vector<uint8_t>> owned; // aligned copies of unaligned tensors
+  std::vector<float> final_norm;            // [D]
+  Linear lm_head;                           // [V, D] (the embedding when tied)
+  std::vector<std::vector<uint8_t>> owned;  // aligned copies of unaligned tensors
 };
 
 // Resolves and shape-checks every tensor the architecture needs; errors name the tensor and shapes.

@@ -12,10 +12,13 @@ namespace tqlm {
 bool affine_bits_supported(int bits) {
   return bits == 2 || bits == 3 || bits == 4 || bits == 5 || bits == 6 || bits == 8;
 }
-bool affine_group_size_supported(int gs) { return gs == 32 || gs == 64 || gs == 128; }
+bool affine_group_size_supported(int gs) {
+  return gs == 32 || gs == 64 || gs == 128;
+}
 
 void affine_check(int bits, int group_size, int64_t cols, const char* what) {
-  if (!affine_bits_supported(bits)) fail("{}: affine bits must be one of 2, 3, 4, 5, 6, 8 (got {})", what, bits);
+  if (!affine_bits_supported(bits))
+    fail("{}: affine bits must be one of 2, 3, 4, 5, 6, 8 (got {})", what, bits);
   if (!affine_group_size_supported(group_size))
     fail("{}: affine group size must be 32, 64 or 128 (got {})", what, group_size);
   if (cols % group_size != 0)
@@ -81,7 +84,9 @@ void quantize_rows(Load load, int64_t rows, int64_t cols, int bits, int gs, uint
 
 void store_floats(const float* src, DType t, int64_t n, void* dst) {
   switch (t) {
-    case DType::F32: std::copy(src, src + n, static_cast<float*>(dst)); break;
+    case DType::F32:
+      std::copy(src, src + n, static_cast<float*>(dst));
+      break;
     case DType::F16: {
       auto* d = static_cast<uint16_t*>(dst);
       for (int64_t i = 0; i < n; ++i) d[i] = f32_to_f16(src[i]);
@@ -92,7 +97,8 @@ void store_floats(const float* src, DType t, int64_t n, void* dst) {
       for (int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(src[i]);
       break;
     }
-    default: fail("affine: unsupported float dtype {}", dtype_name(t));
+    default:
+      fail("affine: unsupported float dtype {}", dtype_name(t));
   }
 }
 
@@ -146,7 +152,8 @@ void affine_quantize(const void* w, DType dtype, int64_t rows, int64_t cols, int
                     b.data());
       break;
     }
-    default: fail("affine_quantize: input must be F32, F16 or BF16, got {}", dtype_name(dtype));
+    default:
+      fail("affine_quantize: input must be F32, F16 or BF16, got {}", dtype_name(dtype));
   }
   store_floats(s.data(), dtype, ngroups, scales);
   store_floats(b.data(), dtype, ngroups, biases);

@@ -14,12 +14,14 @@
 
 namespace tqlm {
 
-bool affine_bits_supported(int bits);         // 2, 3, 4, 5, 6, 8
-bool affine_group_size_supported(int gs);     // 32, 64, 128
+bool affine_bits_supported(int bits);      // 2, 3, 4, 5, 6, 8
+bool affine_group_size_supported(int gs);  // 32, 64, 128
 // Throws naming `what` unless bits/group size are supported and cols is a multiple of the group size.
 void affine_check(int bits, int group_size, int64_t cols, const char* what);
 
-inline int64_t affine_packed_cols(int64_t cols, int bits) { return cols * bits / 32; }
+inline int64_t affine_packed_cols(int64_t cols, int bits) {
+  return cols * bits / 32;
+}
 
 // W: `dtype` in {F32, F16, BF16}; scales/biases written in the same dtype.
 void affine_quantize(const void* w, DType dtype, int64_t rows, int64_t cols, int bits, int group_size,

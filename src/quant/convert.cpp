@@ -58,14 +58,17 @@ class Source {
     return nullptr;
   }
 
-  // Rows [r0, r0 + nr) of `module` ([rows, cols]), or of expert `e` of a stacked module, as `out_dtype` bytes.
-  void read(const std::string& module, int64_t e, int64_t r0, int64_t nr, int64_t rows, int64_t cols, DType out_dtype,
-            std::vector<uint8_t>& buf) {
+  // Rows [r0, r0 + nr) of `module` ([rows, cols]), or of expert `e` of a stacked module, as `out_dtype`
+  // bytes.
+  void read(const std::string& module, int64_t e, int64_t r0, int64_t nr, int64_t rows, int64_t cols,
+            DType out_dtype, std::vector<uint8_t>& buf) {
     std::string mod = module;
     int64_t slice = -1;  // expert index inside a stacked source tensor
     if (e >= 0) {
-      if (ck_.tensors().has(module + ".weight")) slice = e;  // already stacked (MLX, or HF pre-stacked)
-      else if (!find_expert(module, e, &mod)) fail("{}: no tensor for expert {} of '{}'", ck_.path(), e, module);
+      if (ck_.tensors().has(module + ".weight"))
+        slice = e;  // already stacked (MLX, or HF pre-stacked)
+      else if (!find_expert(module, e, &mod))
+        fail("{}: no tensor for expert {} of '{}'", ck_.path(), e, module);
     }
     const size_t n = size_t(nr * cols);
     buf.resize(n * dtype_size(out_dtype));
@@ -74,7 +77,8 @@ class Source {
       QuantizedWeight q = ck_.quantized(mod);
       requantized = true;
       const int64_t words = cols * q.bits / 32, groups = cols / q.group_size;
-      const auto* wq = static_cast<const uint32_t*>(static_cast<const void*>(q.weight->data)) + first_row * words;
+      const auto* wq =
+          static_cast<const uint32_t*>(static_cast<const void*>(q.weight->data)) + first_row * words;
       const size_t ss = dtype_size(q.scales->dtype);
       const uint8_t* s = q.scales->data + size_t(first_row * groups) * ss;
       const uint8_t* b = q.biases->data + size_t(first_row * groups) * ss;
@@ -86,9 +90,11 @@ class Source {
     }
     const TensorView& t = ck_.tensors().get(mod + ".weight");
     const size_t off = size_t(first_row * cols);
-    if (shape_numel(t.shape) < int64_t(off + n)) fail("{}: '{}' has shape {}, too small", ck_.path(), t.name, shape_str(t.shape));
+    if (shape_numel(t.shape) < int64_t(off + n))
+      fail("{}: '{}' has shape {}, too small", ck_.path(), t.name, shape_str(t.shape));
     if (t.dtype == DType::F8_E4M3 || t.dtype == DType::F8_E5M2) {
-      if (slice >= 0 || r0 % kFp8Block) fail("{}: '{}': stacked FP8 experts are not supported", ck_.path(), t.name);
+      if (slice >= 0 || r0 % kFp8Block)
+        fail("{}: '{}': stacked FP8 experts are not supported", ck_.path(), t.name);
       const TensorView& si = ck_.tensors().get(mod + ".weight_scale_inv");
       // the rows' slice of the weight and of its block scales (r0 is a multiple of 128)
       TensorView wv = t, sv = si;
@@ -98,7 +104,8 @@ class Source {
       const int64_t bc = (cols + kFp8Block - 1) / kFp8Block;
       sv.shape = {(nr + kFp8Block - 1) / kFp8Block, bc};
       if (si.shape.size() != 2 || si.shape[1] != bc || (r0 / kFp8Block + sv.shape[0]) > si.shape[0])
-        fail("{}: '{}' has shape {}, which does not match weight {}", ck_.path(), si.name, shape_str(si.shape), shape_str(t.shape));
+        fail("{}: '{}' has shape {}, which does not match weight {}", ck_.path(), si.name,
+             shape_str(si.shape), shape_str(t.shape));
       sv.data = si.data + size_t((r0 / kFp8Block) * bc) * dtype_size(si.dtype);
       std::vector<uint16_t> bf(n);
       fp8_block_dequantize(wv, sv, DType::BF16, bf.data());  // mlx_lm: product in f32, rounded to bf16
@@ -108,7 +115,8 @@ class Source {
       store(f, out_dtype, buf);
       return;
     }
-    if (!dtype_is_float(t.dtype)) fail("{}: '{}' has non-float dtype {}", ck_.path(), t.name, dtype_name(t.dtype));
+    if (!dtype_is_float(t.dtype))
+      fail("{}: '{}' has non-float dtype {}", ck_.path(), t.name, dtype_name(t.dtype));
     const uint8_t* first = t.data + off * dtype_size(t.dtype);
     if (t.dtype == out_dtype) {
       std::memcpy(buf.data(), first, n * dtype_size(t.dtype));
@@ -123,7 +131,8 @@ class Source {
   static void store(const std::vector<float>& f, DType t, std::vector<uint8_t>& buf) {
     buf.resize(f.size() * dtype_size(t));
     for (size_t i = 0; i < f.size(); ++i) {
-      if (t == DType::F32) std::memcpy(&buf[i * 4], &f[i], 4);
+      if (t == DType::F32)
+        std::memcpy(&buf[i * 4], &f[i], 4);
       else {
         const uint16_t h = t == DType::BF16 ? f32_to_bf16(f[i]) : f32_to_f16(f[i]);
         std::memcpy(&buf[i * 2], &h, 2);
@@ -143,7 +152,8 @@ void copy_side_files(const fs::path& src, const fs::path& dst) {
     const bool weights = n.rfind("model", 0) == 0 && n.find(".safetensors") != std::string::npos;
     if (!e.is_regular_file() || n == "config.json" || weights) continue;
     const std::string ext = e.path().extension().string();
-    if (ext == ".json" || ext == ".jinja" || ext == ".txt" || ext == ".model" || ext == ".tiktoken" || ext == ".py")
+    if (ext == ".json" || ext == ".jinja" || ext == ".txt" || ext == ".model" || ext == ".tiktoken" ||
+        ext == ".py")
       fs::copy_file(e.path(), dst / n);
   }
 }
@@ -152,7 +162,8 @@ void copy_side_files(const fs::path& src, const fs::path& dst) {
 
 ConvertResult convert_checkpoint(const std::string& src, const std::string& dst, const Policy& policy,
                                  const ConvertProgress& progress, int64_t block_rows) {
-  if (block_rows < 0 || block_rows % 128) fail("rows per step must be a positive multiple of 128, got {}", block_rows);
+  if (block_rows < 0 || block_rows % 128)
+    fail("rows per step must be a positive multiple of 128, got {}", block_rows);
   std::error_code ec;
   if (fs::exists(dst, ec)) fail("{}: destination exists; choose a new directory", dst);
   Checkpoint ck(src);
@@ -200,7 +211,8 @@ ConvertResult convert_checkpoint(const std::string& src, const std::string& dst,
   for (const auto& t : res.plan.tensors) {
     if (t.shape.size() == 1) {  // norms, biases: copy in the kept dtype
       const TensorView& v = ck.tensors().get(weight_name(t));
-      if (v.shape != t.shape) fail("{}: '{}' has shape {}, expected {}", src, v.name, shape_str(v.shape), shape_str(t.shape));
+      if (v.shape != t.shape)
+        fail("{}: '{}' has shape {}, expected {}", src, v.name, shape_str(v.shape), shape_str(t.shape));
       std::vector<float> f(size_t(v.numel()));
       for (size_t i = 0; i < f.size(); ++i) f[i] = load_as_f32(v.data, v.dtype, i);
       Source::store(f, t.decision.keep, buf);
@@ -212,7 +224,8 @@ ConvertResult convert_checkpoint(const std::string& src, const std::string& dst,
     const int64_t E = stacked ? t.shape[0] : 1, rows = t.shape[t.shape.size() - 2], cols = t.shape.back();
     // rows per step: about 32 MiB of f32, a multiple of the 128-row FP8 block
     const int64_t block =
-        block_rows ? block_rows : std::max<int64_t>(128, ((int64_t(8) << 20) / std::max<int64_t>(1, cols)) / 128 * 128);
+        block_rows ? block_rows
+                   : std::max<int64_t>(128, ((int64_t(8) << 20) / std::max<int64_t>(1, cols)) / 128 * 128);
     if (!t.decision.quantize) {
       for (int64_t e = 0; e < E; ++e)
         for (int64_t r0 = 0; r0 < rows; r0 += block) {
@@ -233,7 +246,8 @@ ConvertResult convert_checkpoint(const std::string& src, const std::string& dst,
       for (int64_t r0 = 0; r0 < rows; r0 += block) {
         const int64_t nr = std::min(block, rows - r0);
         source.read(t.module, stacked ? e : -1, r0, nr, rows, cols, sdt, buf);
-        affine_quantize(buf.data(), sdt, nr, cols, bits, gs, wq.data(), scales.data() + size_t(e) * sb + size_t(r0) * row_sb,
+        affine_quantize(buf.data(), sdt, nr, cols, bits, gs, wq.data(),
+                        scales.data() + size_t(e) * sb + size_t(r0) * row_sb,
                         biases.data() + size_t(e) * sb + size_t(r0) * row_sb);
         w.write(t.module + ".weight", wq.data(), size_t(nr * cols * bits / 32) * 4);
         done += size_t(nr * cols * bits / 32) * 4;
@@ -253,7 +267,8 @@ ConvertResult convert_checkpoint(const std::string& src, const std::string& dst,
   json cfg = ck.config();
   json q = {{"group_size", policy.default_group}, {"bits", policy.default_bits}, {"mode", "affine"}};
   for (const auto& t : res.plan.tensors)
-    if (t.decision.quantize && (t.decision.bits != policy.default_bits || t.decision.group_size != policy.default_group))
+    if (t.decision.quantize &&
+        (t.decision.bits != policy.default_bits || t.decision.group_size != policy.default_group))
       q[t.module] = {{"group_size", t.decision.group_size}, {"bits", t.decision.bits}, {"mode", "affine"}};
   cfg.erase("quantization_config");
   cfg["quantization"] = q;

@@ -7,13 +7,15 @@ namespace tqlm {
 void fp8_block_dequantize(const TensorView& w, const TensorView& s, DType out_dtype, void* out) {
   if (w.dtype != DType::F8_E4M3 && w.dtype != DType::F8_E5M2)
     fail("'{}': expected an F8_E4M3 or F8_E5M2 weight, got {}", w.name, dtype_name(w.dtype));
-  if (w.shape.size() != 2) fail("'{}': FP8 block dequantization needs a 2-D weight, got {}", w.name, shape_str(w.shape));
+  if (w.shape.size() != 2)
+    fail("'{}': FP8 block dequantization needs a 2-D weight, got {}", w.name, shape_str(w.shape));
   const int64_t rows = w.shape[0], cols = w.shape[1];
   const int64_t br = (rows + kFp8Block - 1) / kFp8Block, bc = (cols + kFp8Block - 1) / kFp8Block;
   if (s.shape != Shape{br, bc})
     fail("'{}': block scales must have shape {} for weight {}, got {}", s.name, shape_str({br, bc}),
          shape_str(w.shape), shape_str(s.shape));
-  if (!dtype_is_float(s.dtype)) fail("'{}': block scales must be a float type, got {}", s.name, dtype_name(s.dtype));
+  if (!dtype_is_float(s.dtype))
+    fail("'{}': block scales must be a float type, got {}", s.name, dtype_name(s.dtype));
   if (out_dtype != DType::F32 && out_dtype != DType::BF16 && out_dtype != DType::F16)
     fail("fp8_block_dequantize: output dtype {} unsupported", dtype_name(out_dtype));
   float lut[256];
@@ -24,9 +26,12 @@ void fp8_block_dequantize(const TensorView& w, const TensorView& s, DType out_dt
       const float scale = load_as_f32(s.data, s.dtype, size_t((i / kFp8Block) * bc + j / kFp8Block));
       const float v = lut[w.data[i * cols + j]] * scale;
       const size_t k = size_t(i * cols + j);
-      if (out_dtype == DType::F32) static_cast<float*>(out)[k] = v;
-      else if (out_dtype == DType::BF16) static_cast<uint16_t*>(out)[k] = f32_to_bf16(v);
-      else static_cast<uint16_t*>(out)[k] = f32_to_f16(v);
+      if (out_dtype == DType::F32)
+        static_cast<float*>(out)[k] = v;
+      else if (out_dtype == DType::BF16)
+        static_cast<uint16_t*>(out)[k] = f32_to_bf16(v);
+      else
+        static_cast<uint16_t*>(out)[k] = f32_to_f16(v);
     }
 }
 

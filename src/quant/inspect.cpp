@@ -1,8 +1,8 @@
 #include "quant/inspect.h"
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <cctype>
-#include <fmt/format.h>
 #include <map>
 
 namespace tqlm {
@@ -18,7 +18,8 @@ std::string join(const std::set<std::string>& s) {
   // numbers first in numeric order, then dtype names
   std::vector<std::string> v(s.begin(), s.end());
   std::stable_sort(v.begin(), v.end(), [](const std::string& a, const std::string& b) {
-    bool na = std::isdigit(static_cast<unsigned char>(a[0])), nb = std::isdigit(static_cast<unsigned char>(b[0]));
+    bool na = std::isdigit(static_cast<unsigned char>(a[0])),
+         nb = std::isdigit(static_cast<unsigned char>(b[0]));
     if (na != nb) return na;
     if (na) return std::stoi(a) < std::stoi(b);
     return a < b;
@@ -105,14 +106,15 @@ InspectReport inspect_checkpoint(const Checkpoint& ck) {
 }
 
 std::string format_inspect_table(const InspectReport& r) {
-  std::string out = fmt::format("{}  (model_type: {}, {} shard{})\n", r.path,
-                                r.model_type.empty() ? "?" : r.model_type, r.shards, r.shards == 1 ? "" : "s");
-  out += fmt::format("{:<12} {:>8} {:>10} {:>16} {:>10} {:>14} {:>12} {:>7}\n", "role", "tensors", "params", "bits",
-                     "group", "bytes", "size", "bpw");
+  std::string out =
+      fmt::format("{}  (model_type: {}, {} shard{})\n", r.path, r.model_type.empty() ? "?" : r.model_type,
+                  r.shards, r.shards == 1 ? "" : "s");
+  out += fmt::format("{:<12} {:>8} {:>10} {:>16} {:>10} {:>14} {:>12} {:>7}\n", "role", "tensors", "params",
+                     "bits", "group", "bytes", "size", "bpw");
   auto row = [&](std::string_view name, const RoleStats& s) {
     out += fmt::format("{:<12} {:>8} {:>10} {:>16} {:>10} {:>14} {:>12} {:>7.3f}\n", name, s.tensors,
-                       human_count(s.params), join(s.formats), join(s.group_sizes), s.bytes, human_bytes(s.bytes),
-                       s.bpw());
+                       human_count(s.params), join(s.formats), join(s.group_sizes), s.bytes,
+                       human_bytes(s.bytes), s.bpw());
   };
   for (const auto& s : r.roles) row(role_name(s.role), s);
   out += std::string(96, '-') + "\n";

@@ -15,8 +15,8 @@ namespace tqlm {
 struct RoleStats {
   Role role = Role::other;
   int64_t tensors = 0;
-  int64_t params = 0;       // logical (unquantized) parameter count
-  uint64_t bytes = 0;       // bytes stored in the files, scales/biases included
+  int64_t params = 0;             // logical (unquantized) parameter count
+  uint64_t bytes = 0;             // bytes stored in the files, scales/biases included
   std::set<std::string> formats;  // "4" (affine bits) or a dtype like "bf16"
   std::set<int> group_sizes;
   double bpw() const { return params ? double(bytes) * 8.0 / double(params) : 0.0; }

@@ -19,14 +19,16 @@ ConversionPlan plan_conversion(const ModelConfig& c, const Policy& policy, DType
   ConversionPlan plan;
   plan.policy = policy.name;
   const int L = int(c.n_layers);
-  auto add = [&](std::string module, Role role, int layer, Shape shape, DType dtype_1d = DType::BF16, bool oned = false) {
+  auto add = [&](std::string module, Role role, int layer, Shape shape, DType dtype_1d = DType::BF16,
+                 bool oned = false) {
     PlannedTensor t{std::move(module), role, layer, std::move(shape), {}, 0};
     const int64_t in = oned ? 0 : t.shape.back();
     t.decision = policy.decide(role, layer, L, in, src);
     if (oned) t.decision.keep = dtype_1d;
     const uint64_t n = uint64_t(t.params());
     if (t.decision.quantize)
-      t.bytes = n * uint64_t(t.decision.bits) / 8 + 2 * (n / uint64_t(t.decision.group_size)) * dtype_size(src);
+      t.bytes =
+          n * uint64_t(t.decision.bits) / 8 + 2 * (n / uint64_t(t.decision.group_size)) * dtype_size(src);
     else
       t.bytes = n * dtype_size(t.decision.keep);
     plan.tensors.push_back(std::move(t));
@@ -57,7 +59,8 @@ ConversionPlan plan_conversion(const ModelConfig& c, const Policy& policy, DType
       const std::string m = p + c.moe_prefix + ".";
       const int64_t E = c.n_experts, I = c.moe_intermediate;
       add(m + "gate", Role::router, l, {E, D});
-      if (c.router == Router::sigmoid_bias) add(m + "e_score_correction_bias", Role::router, l, {E}, DType::F32, true);
+      if (c.router == Router::sigmoid_bias)
+        add(m + "e_score_correction_bias", Role::router, l, {E}, DType::F32, true);
       add(m + "switch_mlp.gate_proj", Role::expert_gate, l, {E, I, D});
       add(m + "switch_mlp.up_proj", Role::expert_up, l, {E, I, D});
       add(m + "switch_mlp.down_proj", Role::expert_down, l, {E, D, I});
@@ -98,7 +101,8 @@ ConversionPlan plan_conversion(const ModelConfig& c, const Policy& policy, DType
       plan.report.roles.push_back(r);
     }
   // shards of at most 5 GiB, as the writer will cut them
-  plan.report.shards = size_t(std::max<uint64_t>(1, (plan.report.total.bytes + (5ull << 30) - 1) / (5ull << 30)));
+  plan.report.shards =
+      size_t(std::max<uint64_t>(1, (plan.report.total.bytes + (5ull << 30) - 1) / (5ull << 30)));
   return plan;
 }
 

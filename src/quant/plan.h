@@ -13,19 +13,19 @@
 namespace tqlm {
 
 struct PlannedTensor {
-  std::string module;     // MLX module path (experts stacked: ...switch_mlp.gate_proj)
+  std::string module;  // MLX module path (experts stacked: ...switch_mlp.gate_proj)
   Role role;
   int layer;
-  Shape shape;            // logical [E?, out, in] or [n]
+  Shape shape;  // logical [E?, out, in] or [n]
   QuantDecision decision;
-  uint64_t bytes = 0;     // stored bytes (packed weights + scales + biases, or the float tensor)
+  uint64_t bytes = 0;  // stored bytes (packed weights + scales + biases, or the float tensor)
   int64_t params() const { return shape_numel(shape); }
 };
 
 struct ConversionPlan {
   std::string policy;
   std::vector<PlannedTensor> tensors;
-  InspectReport report;   // per-role totals, as `tqlm inspect` would print for the result
+  InspectReport report;  // per-role totals, as `tqlm inspect` would print for the result
 };
 
 // source_dtype: the checkpoint's float dtype (config torch_dtype; scales and kept tensors use it).

@@ -13,22 +13,32 @@ using json = nlohmann::json;
 
 bool LayerSelector::matches(int layer, int n) const {
   switch (kind) {
-    case all: return true;
-    case global: return layer < 0;
-    case first: return layer >= 0 && layer < a;
-    case last: return layer >= 0 && layer >= n - a;
-    case range: return layer >= a && layer <= b;
+    case all:
+      return true;
+    case global:
+      return layer < 0;
+    case first:
+      return layer >= 0 && layer < a;
+    case last:
+      return layer >= 0 && layer >= n - a;
+    case range:
+      return layer >= a && layer <= b;
   }
   return false;
 }
 
 std::string LayerSelector::str() const {
   switch (kind) {
-    case all: return "all";
-    case global: return "global";
-    case first: return "first:" + std::to_string(a);
-    case last: return "last:" + std::to_string(a);
-    case range: return std::to_string(a) + "-" + std::to_string(b);
+    case all:
+      return "all";
+    case global:
+      return "global";
+    case first:
+      return "first:" + std::to_string(a);
+    case last:
+      return "last:" + std::to_string(a);
+    case range:
+      return std::to_string(a) + "-" + std::to_string(b);
   }
   return "?";
 }
@@ -42,13 +52,18 @@ LayerSelector parse_selector(const std::string& s, const std::string& where) {
       fail("{}: layer selector '{}' is not all, global, first:N, last:N, N or A-B", where, s);
     return std::stoi(t);
   };
-  if (s == "all") sel.kind = LayerSelector::all;
-  else if (s == "global") sel.kind = LayerSelector::global;
-  else if (s.rfind("first:", 0) == 0) sel.kind = LayerSelector::first, sel.a = num(s.substr(6));
-  else if (s.rfind("last:", 0) == 0) sel.kind = LayerSelector::last, sel.a = num(s.substr(5));
+  if (s == "all")
+    sel.kind = LayerSelector::all;
+  else if (s == "global")
+    sel.kind = LayerSelector::global;
+  else if (s.rfind("first:", 0) == 0)
+    sel.kind = LayerSelector::first, sel.a = num(s.substr(6));
+  else if (s.rfind("last:", 0) == 0)
+    sel.kind = LayerSelector::last, sel.a = num(s.substr(5));
   else if (auto d = s.find('-'); d != std::string::npos)
     sel.kind = LayerSelector::range, sel.a = num(s.substr(0, d)), sel.b = num(s.substr(d + 1));
-  else sel.kind = LayerSelector::range, sel.a = sel.b = num(s);
+  else
+    sel.kind = LayerSelector::range, sel.a = sel.b = num(s);
   return sel;
 }
 
@@ -82,8 +97,8 @@ const std::vector<Role> kAttn = {Role::attn_q, Role::attn_k, Role::attn_v, Role:
 }  // namespace
 
 std::vector<std::string> Policy::preset_names() {
-  return {"config-i", "config-i-dense", "uniform-2", "uniform-3", "uniform-4", "uniform-8",
-          "mixed-2-6", "mixed-3-4", "mixed-3-6", "mixed-4-6"};
+  return {"config-i",  "config-i-dense", "uniform-2", "uniform-3", "uniform-4",
+          "uniform-8", "mixed-2-6",      "mixed-3-4", "mixed-3-6", "mixed-4-6"};
 }
 
 Policy Policy::preset(const std::string& n) {
@@ -94,23 +109,18 @@ Policy Policy::preset(const std::string& n) {
     // 2-bit and down 3-bit, attention 4-bit, router kept f16, embeddings and head 8-bit; group 64.
     p.default_bits = 4;
     p.default_group = 64;
-    p.rules = {rule({Role::router}, {}, 0, 0, DType::F16),
-               rule({}, {"first:2", "last:2"}, 8),
-               rule({Role::embed, Role::lm_head}, {}, 8),
-               rule({Role::expert_gate, Role::expert_up}, {}, 2),
-               rule({Role::expert_down}, {}, 3),
-               rule(kAttn, {}, 4)};
+    p.rules = {rule({Role::router}, {}, 0, 0, DType::F16), rule({}, {"first:2", "last:2"}, 8),
+               rule({Role::embed, Role::lm_head}, {}, 8),  rule({Role::expert_gate, Role::expert_up}, {}, 2),
+               rule({Role::expert_down}, {}, 3),           rule(kAttn, {}, 4)};
   } else if (n == "config-i-dense") {
     // TurboQuant+ dense Config-I mapped onto MLX affine at equal bits per weight: boundary 2+2 q8_0 ->
     // 8-bit g32 (8.5 -> 9.0 bpw), attention and ffn gate/up TQ4_1S (5.0 bpw) -> 4-bit g32 (5.0 bpw), ffn_down
     // Q4_K (4.5 bpw) -> 4-bit g64 (4.5 bpw), embeddings/head q8_0 -> 8-bit g32; router kept f16.
     p.default_bits = 4;
     p.default_group = 32;
-    p.rules = {rule({Role::router}, {}, 0, 0, DType::F16),
-               rule({}, {"first:2", "last:2"}, 8, 32),
+    p.rules = {rule({Role::router}, {}, 0, 0, DType::F16), rule({}, {"first:2", "last:2"}, 8, 32),
                rule({Role::embed, Role::lm_head}, {}, 8, 32),
-               rule({Role::mlp_down, Role::expert_down, Role::shared_down}, {}, 4, 64),
-               rule({}, {}, 4, 32)};
+               rule({Role::mlp_down, Role::expert_down, Role::shared_down}, {}, 4, 64), rule({}, {}, 4, 32)};
   } else if (n.rfind("uniform-", 0) == 0 && n.size() == 9) {
     p.default_bits = n[8] - '0';
     check_bits(p.default_bits, n);
@@ -205,17 +215,18 @@ QuantDecision Policy::decide(Role role, int layer, int n_layers, int64_t in_dim,
   if (mixed_low) {
     // mlx_lm: high bits for v_proj and down projections in the layers use_more_bits picks, and lm_head
     const int L = n_layers;
-    const bool more = layer >= 0 && (layer < L / 8 || layer >= 7 * L / 8 || ((layer - L / 8) % 3 + 3) % 3 == 2);
-    const bool hi = role == Role::lm_head ||
-                    (more && (role == Role::attn_v || role == Role::mlp_down || role == Role::expert_down ||
-                              role == Role::shared_down));
+    const bool more =
+        layer >= 0 && (layer < L / 8 || layer >= 7 * L / 8 || ((layer - L / 8) % 3 + 3) % 3 == 2);
+    const bool hi =
+        role == Role::lm_head || (more && (role == Role::attn_v || role == Role::mlp_down ||
+                                           role == Role::expert_down || role == Role::shared_down));
     bits = hi ? mixed_high : mixed_low;
   } else {
     for (size_t i = 0; i < rules.size(); ++i) {
       const PolicyRule& r = rules[i];
       if (!r.roles.empty() && std::find(r.roles.begin(), r.roles.end(), role) == r.roles.end()) continue;
-      if (!r.layers.empty() &&
-          std::none_of(r.layers.begin(), r.layers.end(), [&](const auto& s) { return s.matches(layer, n_layers); }))
+      if (!r.layers.empty() && std::none_of(r.layers.begin(), r.layers.end(),
+                                            [&](const auto& s) { return s.matches(layer, n_layers); }))
         continue;
       d.rule = int(i);
       if (r.keep) {

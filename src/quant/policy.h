@@ -19,24 +19,24 @@ namespace tqlm {
 
 struct LayerSelector {
   enum Kind { all, global, first, last, range } kind = all;  // global: tensors outside the layers
-  int a = 0, b = 0;                                           // first:a, last:a, range [a, b]
+  int a = 0, b = 0;                                          // first:a, last:a, range [a, b]
   bool matches(int layer, int n_layers) const;
   std::string str() const;
 };
 
 struct PolicyRule {
-  std::vector<Role> roles;   // empty: any role
+  std::vector<Role> roles;            // empty: any role
   std::vector<LayerSelector> layers;  // empty: any position (OR of selectors)
-  int bits = 0, group_size = 0;        // 0 group: the policy default
-  std::optional<DType> keep;           // keep as float (F16, BF16, F32)
+  int bits = 0, group_size = 0;       // 0 group: the policy default
+  std::optional<DType> keep;          // keep as float (F16, BF16, F32)
 };
 
 struct QuantDecision {
   bool quantize = false;
   int bits = 0, group_size = 0;
-  DType keep = DType::BF16;            // when not quantized
-  int rule = -1;                       // index of the rule that decided (-1: default / structural)
-  std::string note;                    // fallbacks applied (e.g. group size that does not divide)
+  DType keep = DType::BF16;  // when not quantized
+  int rule = -1;             // index of the rule that decided (-1: default / structural)
+  std::string note;          // fallbacks applied (e.g. group size that does not divide)
 };
 
 class Policy {

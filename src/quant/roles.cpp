@@ -8,9 +8,9 @@ namespace tqlm {
 
 namespace {
 constexpr std::array<std::string_view, kNumRoles> kNames = {
-    "embed",       "lm_head",     "attn_q",      "attn_k",    "attn_v",   "attn_o",
-    "router",      "expert_gate", "expert_up",   "expert_down", "shared_gate", "shared_up",
-    "shared_down", "mlp_gate",    "mlp_up",      "mlp_down",  "norm",     "other"};
+    "embed",       "lm_head",     "attn_q",    "attn_k",      "attn_v",      "attn_o",
+    "router",      "expert_gate", "expert_up", "expert_down", "shared_gate", "shared_up",
+    "shared_down", "mlp_gate",    "mlp_up",    "mlp_down",    "norm",        "other"};
 
 bool ends_with(std::string_view s, std::string_view suf) {
   return s.size() >= suf.size() && s.substr(s.size() - suf.size()) == suf;
@@ -49,7 +49,9 @@ int gud(std::string_view leaf) {
 }
 }  // namespace
 
-std::string_view role_name(Role r) { return kNames[size_t(r)]; }
+std::string_view role_name(Role r) {
+  return kNames[size_t(r)];
+}
 
 std::optional<Role> role_from_name(std::string_view s) {
   for (int i = 0; i < kNumRoles; ++i)
@@ -81,20 +83,30 @@ TensorRole classify_tensor(std::string_view name) {
     return false;
   };
 
-  if (leaf == "embed_tokens" || leaf == "wte" || leaf == "tok_embeddings") r.role = Role::embed;
-  else if (leaf == "lm_head" || leaf == "output") r.role = Role::lm_head;
-  else if (leaf.find("norm") != std::string_view::npos) r.role = Role::norm;
-  else if (leaf == "q_proj") r.role = Role::attn_q;
-  else if (leaf == "k_proj") r.role = Role::attn_k;
-  else if (leaf == "v_proj") r.role = Role::attn_v;
-  else if (leaf == "o_proj") r.role = Role::attn_o;
+  if (leaf == "embed_tokens" || leaf == "wte" || leaf == "tok_embeddings")
+    r.role = Role::embed;
+  else if (leaf == "lm_head" || leaf == "output")
+    r.role = Role::lm_head;
+  else if (leaf.find("norm") != std::string_view::npos)
+    r.role = Role::norm;
+  else if (leaf == "q_proj")
+    r.role = Role::attn_q;
+  else if (leaf == "k_proj")
+    r.role = Role::attn_k;
+  else if (leaf == "v_proj")
+    r.role = Role::attn_v;
+  else if (leaf == "o_proj")
+    r.role = Role::attn_o;
   else if (leaf == "e_score_correction_bias" || leaf == "shared_expert_gate" ||
            (leaf == "gate" && (has("mlp") || has("block_sparse_moe"))))
     r.role = Role::router;
   else if (int k = gud(leaf); k >= 0) {
-    if (has("experts") || has("switch_mlp")) r.role = Role(int(Role::expert_gate) + k);
-    else if (has("shared_expert") || has("shared_experts") || has("shared_mlp")) r.role = Role(int(Role::shared_gate) + k);
-    else if (has("mlp") || has("feed_forward") || has("block_sparse_moe")) r.role = Role(int(Role::mlp_gate) + k);
+    if (has("experts") || has("switch_mlp"))
+      r.role = Role(int(Role::expert_gate) + k);
+    else if (has("shared_expert") || has("shared_experts") || has("shared_mlp"))
+      r.role = Role(int(Role::shared_gate) + k);
+    else if (has("mlp") || has("feed_forward") || has("block_sparse_moe"))
+      r.role = Role(int(Role::mlp_gate) + k);
   }
   return r;
 }

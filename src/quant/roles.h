@@ -10,8 +10,24 @@
 namespace tqlm {
 
 enum class Role {
-  embed, lm_head, attn_q, attn_k, attn_v, attn_o, router, expert_gate, expert_up, expert_down,
-  shared_gate, shared_up, shared_down, mlp_gate, mlp_up, mlp_down, norm, other
+  embed,
+  lm_head,
+  attn_q,
+  attn_k,
+  attn_v,
+  attn_o,
+  router,
+  expert_gate,
+  expert_up,
+  expert_down,
+  shared_gate,
+  shared_up,
+  shared_down,
+  mlp_gate,
+  mlp_up,
+  mlp_down,
+  norm,
+  other
 };
 constexpr int kNumRoles = int(Role::other) + 1;
 
@@ -20,8 +36,8 @@ std::optional<Role> role_from_name(std::string_view s);
 
 struct TensorRole {
   Role role = Role::other;
-  int layer = -1;      // transformer layer index, -1 for global tensors
-  int expert = -1;     // HF per-expert tensors (experts.E.*), else -1
+  int layer = -1;   // transformer layer index, -1 for global tensors
+  int expert = -1;  // HF per-expert tensors (experts.E.*), else -1
 };
 
 // `name` may be a tensor name (with .weight/.scales/.biases/.bias) or a module path.

@@ -11,8 +11,9 @@ ChatSession::ChatSession(const ChatSessionOptions& opt) {
   gen_ = std::make_unique<Generator>(*model_, *tok_, opt.kv);
 }
 
-std::vector<int32_t> ChatSession::encode_chat(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
-                                              bool add_generation_prompt, const nlohmann::ordered_json& kwargs,
+std::vector<int32_t> ChatSession::encode_chat(const nlohmann::ordered_json& messages,
+                                              const nlohmann::ordered_json& tools, bool add_generation_prompt,
+                                              const nlohmann::ordered_json& kwargs,
                                               std::string* rendered) const {
   if (!tpl_) fail("no chat template in use (--raw); cannot format a conversation");
   std::string text = tpl_->render(messages, tools, add_generation_prompt, kwargs);
@@ -22,6 +23,8 @@ std::vector<int32_t> ChatSession::encode_chat(const nlohmann::ordered_json& mess
   return tok_->encode(text, /*add_special_tokens=*/!has_bos);
 }
 
-std::vector<int32_t> ChatSession::encode_raw(const std::string& text) const { return tok_->encode(text, true); }
+std::vector<int32_t> ChatSession::encode_raw(const std::string& text) const {
+  return tok_->encode(text, true);
+}
 
 }  // namespace tqlm

@@ -33,8 +33,9 @@ class ChatSession {
 
   // Renders messages with the chat template (errors if there is none) and tokenizes the result; a BOS
   // is added only when the tokenizer adds one and the rendered text does not already start with it.
-  std::vector<int32_t> encode_chat(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
-                                   bool add_generation_prompt, const nlohmann::ordered_json& kwargs,
+  std::vector<int32_t> encode_chat(const nlohmann::ordered_json& messages,
+                                   const nlohmann::ordered_json& tools, bool add_generation_prompt,
+                                   const nlohmann::ordered_json& kwargs,
                                    std::string* rendered = nullptr) const;
   // Plain text prompt, tokenized with the tokenizer's special tokens (BOS) as HF would add them.
   std::vector<int32_t> encode_raw(const std::string& text) const;

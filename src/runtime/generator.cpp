@@ -10,10 +10,13 @@ namespace tqlm {
 
 namespace {
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 void add_ids(const nlohmann::json& v, std::set<int32_t>& out) {
-  if (v.is_number_integer()) out.insert(v.get<int32_t>());
+  if (v.is_number_integer())
+    out.insert(v.get<int32_t>());
   else if (v.is_array())
     for (const auto& x : v)
       if (x.is_number_integer()) out.insert(x.get<int32_t>());
@@ -36,15 +39,18 @@ std::set<int32_t> model_eos_ids(const Model& m, const Tokenizer& tok) {
   std::set<int32_t> ids;
   if (const auto& g = m.checkpoint().generation_config(); g && g->is_object())
     if (auto it = g->find("eos_token_id"); it != g->end()) add_ids(*it, ids);
-  if (auto it = m.checkpoint().config().find("eos_token_id"); it != m.checkpoint().config().end()) add_ids(*it, ids);
+  if (auto it = m.checkpoint().config().find("eos_token_id"); it != m.checkpoint().config().end())
+    add_ids(*it, ids);
   const auto tc_path = std::filesystem::path(m.checkpoint().path()) / "tokenizer_config.json";
   std::error_code ec;
   if (std::filesystem::exists(tc_path, ec)) {
     nlohmann::json tc = read_json_file(tc_path.string());
     auto eos = tc.find("eos_token");
     std::string name;
-    if (eos != tc.end() && eos->is_string()) name = eos->get<std::string>();
-    else if (eos != tc.end() && eos->is_object() && eos->contains("content")) name = (*eos)["content"].get<std::string>();
+    if (eos != tc.end() && eos->is_string())
+      name = eos->get<std::string>();
+    else if (eos != tc.end() && eos->is_object() && eos->contains("content"))
+      name = (*eos)["content"].get<std::string>();
     if (!name.empty())
       if (auto id = tok.token_to_id(name)) ids.insert(*id);
   }
@@ -58,12 +64,14 @@ Generator::Generator(Model& model, const Tokenizer& tok, const KVSpec& kv)
     if (auto id = tok.token_to_id(t)) keep_special.insert(*id);
 }
 
-GenerateStats Generator::generate(const std::vector<int32_t>& prompt, Sampler& sampler, const GenerateOptions& opt,
+GenerateStats Generator::generate(const std::vector<int32_t>& prompt, Sampler& sampler,
+                                  const GenerateOptions& opt,
                                   const std::function<bool(const std::string&)>& on_text) {
   GenerateStats st;
   if (prompt.empty()) fail("the prompt is empty");
   const int64_t vocab = model_.config().vocab;
-  const int64_t ctx = opt.ctx > 0 ? opt.ctx : (model_.config().max_position > 0 ? model_.config().max_position : 1 << 30);
+  const int64_t ctx =
+      opt.ctx > 0 ? opt.ctx : (model_.config().max_position > 0 ? model_.config().max_position : 1 << 30);
   if (int64_t(prompt.size()) >= ctx)
     fail("the prompt has {} tokens, which does not fit the context of {} tokens (--ctx)", prompt.size(), ctx);
 
@@ -91,7 +99,8 @@ GenerateStats Generator::generate(const std::vector<int32_t>& prompt, Sampler& s
   bool stopped = false;
   auto emit = [&](bool final) {
     size_t keep = final ? 0 : held_back(pending, opt.stop);
-    while (keep < pending.size() && keep > 0 && (uint8_t(pending[pending.size() - keep]) & 0xC0) == 0x80) ++keep;
+    while (keep < pending.size() && keep > 0 && (uint8_t(pending[pending.size() - keep]) & 0xC0) == 0x80)
+      ++keep;
     if (pending.size() > keep) {
       if (!on_text(pending.substr(0, pending.size() - keep))) stopped = true;
       pending.erase(0, pending.size() - keep);

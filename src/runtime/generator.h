@@ -20,16 +20,16 @@ struct GenerateOptions {
   int max_tokens = 256;
   std::vector<std::string> stop;  // stop strings (not included in the output)
   bool ignore_eos = false;
-  int64_t prefill_chunk = 512;    // tokens per prefill forward
-  int64_t ctx = 0;                // context limit (0: the model's max_position_embeddings)
+  int64_t prefill_chunk = 512;  // tokens per prefill forward
+  int64_t ctx = 0;              // context limit (0: the model's max_position_embeddings)
 };
 
 struct GenerateStats {
-  int64_t prompt_tokens = 0;      // tokens actually prefilled (after reusing the cached prefix)
-  int64_t cached_tokens = 0;      // prompt tokens found in the cache
+  int64_t prompt_tokens = 0;  // tokens actually prefilled (after reusing the cached prefix)
+  int64_t cached_tokens = 0;  // prompt tokens found in the cache
   int64_t generated = 0;
   double prompt_seconds = 0, gen_seconds = 0;
-  std::string finish_reason;      // "stop" (EOS or stop string) or "length"
+  std::string finish_reason;  // "stop" (EOS or stop string) or "length"
   double prompt_tps() const { return prompt_seconds > 0 ? double(prompt_tokens) / prompt_seconds : 0; }
   double gen_tps() const { return gen_seconds > 0 ? double(generated) / gen_seconds : 0; }
 };

@@ -16,14 +16,16 @@ void SamplingParams::apply_generation_config(const nlohmann::json& g) {
   num("min_p", min_p);
   num("repetition_penalty", repetition_penalty);
   if (auto it = g.find("top_k"); it != g.end() && it->is_number_integer()) top_k = it->get<int>();
-  if (auto it = g.find("do_sample"); it != g.end() && it->is_boolean() && !it->get<bool>()) temperature = 0.0f;
+  if (auto it = g.find("do_sample"); it != g.end() && it->is_boolean() && !it->get<bool>())
+    temperature = 0.0f;
 }
 
 int32_t Sampler::sample(float* logits, int64_t vocab, const std::vector<int32_t>& history) {
   if (p_.repetition_penalty != 1.0f && !history.empty()) {
     // CTRL-style: divide positive logits, multiply negative ones, once per distinct recent token.
     std::unordered_set<int32_t> seen;
-    const size_t start = history.size() > size_t(p_.repetition_context) ? history.size() - p_.repetition_context : 0;
+    const size_t start =
+        history.size() > size_t(p_.repetition_context) ? history.size() - p_.repetition_context : 0;
     for (size_t i = start; i < history.size(); ++i) {
       const int32_t t = history[i];
       if (t < 0 || t >= vocab || !seen.insert(t).second) continue;
@@ -36,7 +38,9 @@ int32_t Sampler::sample(float* logits, int64_t vocab, const std::vector<int32_t>
   cand_.clear();
   for (int64_t i = 0; i < vocab; ++i) cand_.emplace_back(logits[i] / p_.temperature, int32_t(i));
   size_t n = cand_.size();
-  auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+  auto by_logit = [](const auto& a, const auto& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
   if (p_.top_k > 0 && size_t(p_.top_k) < n) {
     std::partial_sort(cand_.begin(), cand_.begin() + p_.top_k, cand_.end(), by_logit);
     n = size_t(p_.top_k);

@@ -11,7 +11,9 @@ namespace {
 constexpr size_t kCacheMaxWords = 200000;
 constexpr size_t kCacheMaxWordBytes = 256;
 
-uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
+uint64_t pair_key(int32_t a, int32_t b) {
+  return (uint64_t(uint32_t(a)) << 32) | uint32_t(b);
+}
 
 }  // namespace
 
@@ -247,8 +249,10 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
       return;
     }
   }
-  if (word.size() > kCacheMaxWordBytes && prefix_.empty() && suffix_.empty()) merge_long(word, out);
-  else merge_cached(word, out);
+  if (word.size() > kCacheMaxWordBytes && prefix_.empty() && suffix_.empty())
+    merge_long(word, out);
+  else
+    merge_cached(word, out);
 }
 
 }  // namespace tqlm

@@ -48,7 +48,7 @@ class BpeModel {
   std::vector<std::string> vocab_r_;
   std::vector<bool> has_id_;
   std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges_;  // (a << 32 | b) -> (rank, new id)
-  std::unordered_map<char32_t, int32_t> char_ids_;                     // single-character tokens
+  std::unordered_map<char32_t, int32_t> char_ids_;                    // single-character tokens
   std::optional<int32_t> unk_;
   bool fuse_unk_ = false;
   bool byte_fallback_ = false;

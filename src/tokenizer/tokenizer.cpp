@@ -57,8 +57,10 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
   std::vector<int32_t> out;
   if (add_special_tokens) out = post_.prefix;
   for (const Segment& s : segments(text)) {
-    if (s.id >= 0) out.push_back(s.id);
-    else if (!s.text.empty()) encode_text(s.text, s.at_start, out);
+    if (s.id >= 0)
+      out.push_back(s.id);
+    else if (!s.text.empty())
+      encode_text(s.text, s.at_start, out);
   }
   if (add_special_tokens) out.insert(out.end(), post_.suffix.begin(), post_.suffix.end());
   return out;

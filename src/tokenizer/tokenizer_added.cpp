@@ -99,8 +99,10 @@ AddedVocab::AddedVocab(const nlohmann::json& added, const Normalizer* normalizer
     for (size_t k = 0; k < tokens_.size(); ++k) {
       const AddedToken& t = tokens_[k];
       if (t.special != (pass == 0)) continue;
-      if (!t.normalized) raw_.add(t.content, static_cast<int>(k));
-      else normalized_.add(normalizer ? normalizer->normalize(t.content) : t.content, static_cast<int>(k));
+      if (!t.normalized)
+        raw_.add(t.content, static_cast<int>(k));
+      else
+        normalized_.add(normalizer ? normalizer->normalize(t.content) : t.content, static_cast<int>(k));
     }
   }
 }

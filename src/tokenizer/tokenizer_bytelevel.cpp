@@ -30,7 +30,9 @@ const Alphabet& alphabet() {
 
 }  // namespace
 
-const std::string& byte_char(uint8_t b) { return alphabet().chars[b]; }
+const std::string& byte_char(uint8_t b) {
+  return alphabet().chars[b];
+}
 
 void encode(std::string_view bytes, std::string& out) {
   const Alphabet& a = alphabet();

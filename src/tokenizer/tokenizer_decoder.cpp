@@ -120,9 +120,10 @@ void Decoder::add(const json& j, const std::string& where) {
     s->start = tokjson::req(j, "start", where).get<size_t>();
     s->stop = tokjson::req(j, "stop", where).get<size_t>();
   } else {
-    fail("{}: unsupported decoder type '{}' (supported: ByteLevel, Metaspace, Replace, ByteFallback, Fuse, "
-         "Strip, Sequence)",
-         where, type);
+    fail(
+        "{}: unsupported decoder type '{}' (supported: ByteLevel, Metaspace, Replace, ByteFallback, Fuse, "
+        "Strip, Sequence)",
+        where, type);
   }
   steps_.push_back(std::move(s));
 }
@@ -145,8 +146,10 @@ std::string Decoder::decode(std::vector<std::string> tokens) const {
         std::string bytes;
         for (const auto& t : tokens) {
           std::string b;
-          if (bytelevel::decode(t, b)) bytes += b;
-          else bytes += t;
+          if (bytelevel::decode(t, b))
+            bytes += b;
+          else
+            bytes += t;
         }
         tokens.assign(1, utf8::lossy(bytes));
         break;
@@ -165,8 +168,10 @@ std::string Decoder::decode(std::vector<std::string> tokens) const {
         size_t run_count = 0;
         auto flush = [&] {
           if (!run_count) return;
-          if (utf8::first_invalid(run) == std::string::npos) out.push_back(run);
-          else for (size_t k = 0; k < run_count; ++k) out.push_back("\xEF\xBF\xBD");
+          if (utf8::first_invalid(run) == std::string::npos)
+            out.push_back(run);
+          else
+            for (size_t k = 0; k < run_count; ++k) out.push_back("\xEF\xBF\xBD");
           run.clear();
           run_count = 0;
         };

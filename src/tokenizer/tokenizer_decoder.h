@@ -24,8 +24,8 @@ class Decoder {
   std::string decode(std::vector<std::string> tokens) const;
 
   struct StreamState {
-    size_t index = 0;        // tokens seen so far
-    size_t strip_left = 0;   // leading characters a fused Strip may still remove
+    size_t index = 0;       // tokens seen so far
+    size_t strip_left = 0;  // leading characters a fused Strip may still remove
     bool strip_init = false;
   };
   // Bytes of one token in a stream (possibly an incomplete UTF-8 sequence).

@@ -52,9 +52,10 @@ void apply(PostProcessor& p, const json& j, const std::string& where) {
     wrap(p, before, after);
     return;
   }
-  fail("{}: unsupported post_processor type '{}' (supported: TemplateProcessing, BertProcessing, "
-       "RobertaProcessing, ByteLevel, Sequence)",
-       where, type);
+  fail(
+      "{}: unsupported post_processor type '{}' (supported: TemplateProcessing, BertProcessing, "
+      "RobertaProcessing, ByteLevel, Sequence)",
+      where, type);
 }
 
 }  // namespace

@@ -54,8 +54,10 @@ struct Split : PreTokenizer {
     Ranges m;
     split_each(pieces, [&](const std::string& s, Ranges& out) {
       m.clear();
-      if (regex) regex->find_all(s, m);
-      else literal_matches(s, literal, m);
+      if (regex)
+        regex->find_all(s, m);
+      else
+        literal_matches(s, literal, m);
       out = split_ranges(s.size(), m, behavior, invert);
     });
   }
@@ -109,8 +111,10 @@ struct Metaspace : PreTokenizer {
       std::string t;
       t.reserve(p.text.size() + 8);
       for (char c : p.text) {
-        if (c == ' ') t += replacement;
-        else t += c;
+        if (c == ' ')
+          t += replacement;
+        else
+          t += c;
       }
       const bool starts = t.compare(0, replacement.size(), replacement) == 0;
       if (!starts && (prepend == Prepend::kAlways || (prepend == Prepend::kFirst && p.at_start))) {
@@ -179,8 +183,10 @@ ByteRanges split_ranges(size_t len, const ByteRanges& matches, SplitBehavior beh
     case SplitBehavior::kContiguous: {
       bool prev_match = false;
       for (Part p : parts) {
-        if (p.match == prev_match && !merged.empty()) merged.back().e = p.e;
-        else merged.push_back({p.b, p.e, false});
+        if (p.match == prev_match && !merged.empty())
+          merged.back().e = p.e;
+        else
+          merged.push_back({p.b, p.e, false});
         prev_match = p.match;
       }
       break;
@@ -188,8 +194,10 @@ ByteRanges split_ranges(size_t len, const ByteRanges& matches, SplitBehavior beh
     case SplitBehavior::kMergedWithPrevious: {
       bool prev_match = false;
       for (Part p : parts) {
-        if (p.match && !prev_match && !merged.empty()) merged.back().e = p.e;
-        else merged.push_back({p.b, p.e, false});
+        if (p.match && !prev_match && !merged.empty())
+          merged.back().e = p.e;
+        else
+          merged.push_back({p.b, p.e, false});
         prev_match = p.match;
       }
       break;
@@ -198,8 +206,10 @@ ByteRanges split_ranges(size_t len, const ByteRanges& matches, SplitBehavior beh
       bool prev_match = false;
       for (size_t k = parts.size(); k-- > 0;) {
         const Part p = parts[k];
-        if (p.match && !prev_match && !merged.empty()) merged.back().b = p.b;
-        else merged.push_back({p.b, p.e, false});
+        if (p.match && !prev_match && !merged.empty())
+          merged.back().b = p.b;
+        else
+          merged.push_back({p.b, p.e, false});
         prev_match = p.match;
       }
       std::reverse(merged.begin(), merged.end());
@@ -249,10 +259,14 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& j, const std::strin
     p->split = tokjson::opt_bool(j, "split", true);
     std::string scheme = tokjson::opt_string(j, "prepend_scheme", "");
     if (scheme.empty()) scheme = tokjson::opt_bool(j, "add_prefix_space", true) ? "always" : "never";
-    if (scheme == "always") p->prepend = Prepend::kAlways;
-    else if (scheme == "first") p->prepend = Prepend::kFirst;
-    else if (scheme == "never") p->prepend = Prepend::kNever;
-    else fail("{}.prepend_scheme: unsupported value '{}'", where, scheme);
+    if (scheme == "always")
+      p->prepend = Prepend::kAlways;
+    else if (scheme == "first")
+      p->prepend = Prepend::kFirst;
+    else if (scheme == "never")
+      p->prepend = Prepend::kNever;
+    else
+      fail("{}.prepend_scheme: unsupported value '{}'", where, scheme);
     return p;
   }
   if (type == "WhitespaceSplit") return std::make_unique<WhitespaceSplit>();
@@ -265,9 +279,10 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& j, const std::strin
     }
     return p;
   }
-  fail("{}: unsupported pre_tokenizer type '{}' (supported: ByteLevel, Split, Digits, Metaspace, "
-       "WhitespaceSplit, Sequence)",
-       where, type);
+  fail(
+      "{}: unsupported pre_tokenizer type '{}' (supported: ByteLevel, Split, Digits, Metaspace, "
+      "WhitespaceSplit, Sequence)",
+      where, type);
 }
 
 }  // namespace tqlm

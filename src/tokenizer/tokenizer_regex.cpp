@@ -35,7 +35,9 @@ ThreadScratch& scratch() {
 constexpr const char* kWhiteSpace =
     "\\t-\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}";
 
-size_t utf8_char_len(unsigned char b) { return b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4; }
+size_t utf8_char_len(unsigned char b) {
+  return b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+}
 
 }  // namespace
 
@@ -47,9 +49,12 @@ std::string onig_to_pcre2(std::string_view p) {
     const char c = p[i];
     if (c == '\\' && i + 1 < p.size()) {
       const char e = p[i + 1];
-      if (e == 's') out += class_depth ? kWhiteSpace : "[" + std::string(kWhiteSpace) + "]";
-      else if (e == 'S' && !class_depth) out += "[^" + std::string(kWhiteSpace) + "]";
-      else out.append(p.substr(i, 2));
+      if (e == 's')
+        out += class_depth ? kWhiteSpace : "[" + std::string(kWhiteSpace) + "]";
+      else if (e == 'S' && !class_depth)
+        out += "[^" + std::string(kWhiteSpace) + "]";
+      else
+        out.append(p.substr(i, 2));
       ++i;
       continue;
     }
@@ -82,7 +87,9 @@ Regex::Regex(std::string_view pattern, std::string_view label) : pattern_(patter
   jit_ = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
 }
 
-Regex::~Regex() { pcre2_code_free(static_cast<pcre2_code*>(code_)); }
+Regex::~Regex() {
+  pcre2_code_free(static_cast<pcre2_code*>(code_));
+}
 
 void Regex::find_all(std::string_view s, std::vector<std::pair<size_t, size_t>>& out) const {
   auto* code = static_cast<pcre2_code*>(code_);

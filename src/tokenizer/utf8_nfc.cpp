@@ -39,9 +39,12 @@ int ccc(char32_t cp) {
   while (lo < hi) {
     const size_t mid = (lo + hi) / 2;
     const uint32_t* r = detail::kCccTable + 3 * mid;
-    if (cp < r[0]) hi = mid;
-    else if (cp > r[1]) lo = mid + 1;
-    else return static_cast<int>(r[2]);
+    if (cp < r[0])
+      hi = mid;
+    else if (cp > r[1])
+      lo = mid + 1;
+    else
+      return static_cast<int>(r[2]);
   }
   return 0;
 }

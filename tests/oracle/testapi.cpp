@@ -4,14 +4,14 @@
 #include <cstdint>
 #include <string>
 
+#include <cstring>
 #include "core/dtype.h"
 #include "core/error.h"
+#include "io/safetensors.h"
+#include "kv/codebook.h"
+#include "model/model.h"
 #include "quant/affine.h"
 #include "quant/fp8.h"
-#include "io/safetensors.h"
-#include "model/model.h"
-#include "kv/codebook.h"
-#include <cstring>
 
 namespace {
 thread_local std::string g_err;
@@ -36,11 +36,15 @@ int guarded(F f) {
 
 extern "C" {
 
-const char* tqlm_last_error() { return g_err.c_str(); }
+const char* tqlm_last_error() {
+  return g_err.c_str();
+}
 
-int tqlm_affine_quantize(const void* w, const char* dtype, int64_t rows, int64_t cols, int bits, int group_size,
-                         uint32_t* wq, void* scales, void* biases) {
-  return guarded([&] { tqlm::affine_quantize(w, parse_dtype(dtype), rows, cols, bits, group_size, wq, scales, biases); });
+int tqlm_affine_quantize(const void* w, const char* dtype, int64_t rows, int64_t cols, int bits,
+                         int group_size, uint32_t* wq, void* scales, void* biases) {
+  return guarded([&] {
+    tqlm::affine_quantize(w, parse_dtype(dtype), rows, cols, bits, group_size, wq, scales, biases);
+  });
 }
 
 int tqlm_affine_dequantize(const uint32_t* wq, const void* scales, const void* biases, const char* dtype,
@@ -54,7 +58,8 @@ int tqlm_affine_dequantize(const uint32_t* wq, const void* scales, const void* b
 int tqlm_f32_to_half(const float* in, int64_t n, const char* dtype, uint16_t* out) {
   return guarded([&] {
     tqlm::DType t = parse_dtype(dtype);
-    for (int64_t i = 0; i < n; ++i) out[i] = t == tqlm::DType::BF16 ? tqlm::f32_to_bf16(in[i]) : tqlm::f32_to_f16(in[i]);
+    for (int64_t i = 0; i < n; ++i)
+      out[i] = t == tqlm::DType::BF16 ? tqlm::f32_to_bf16(in[i]) : tqlm::f32_to_f16(in[i]);
   });
 }
 
@@ -72,7 +77,10 @@ int tqlm_fp8_block_dequantize(const uint8_t* w, int64_t rows, int64_t cols, cons
     tqlm::TensorView wv{"w", tqlm::DType::F8_E4M3, {rows, cols}, w, size_t(rows * cols)};
     tqlm::DType sd = parse_dtype(scale_dtype);
     int64_t br = (rows + 127) / 128, bc = (cols + 127) / 128;
-    tqlm::TensorView sv{"scale_inv", sd, {br, bc}, static_cast<const uint8_t*>(scale_inv),
+    tqlm::TensorView sv{"scale_inv",
+                        sd,
+                        {br, bc},
+                        static_cast<const uint8_t*>(scale_inv),
                         size_t(br * bc) * tqlm::dtype_size(sd)};
     tqlm::fp8_block_dequantize(wv, sv, parse_dtype(out_dtype), out);
   });
@@ -88,7 +96,8 @@ int64_t tqlm_read_tensor(const char* path, const char* name, void* out, int64_t 
   int rc = guarded([&] {
     tqlm::TensorStore store(path);
     const tqlm::TensorView& t = store.get(name);
-    if (int64_t(t.nbytes) > capacity) tqlm::fail("tensor '{}' has {} bytes, buffer {}", name, t.nbytes, capacity);
+    if (int64_t(t.nbytes) > capacity)
+      tqlm::fail("tensor '{}' has {} bytes, buffer {}", name, t.nbytes, capacity);
     std::memcpy(out, t.data, t.nbytes);
     n = int64_t(t.nbytes);
   });
@@ -115,9 +124,13 @@ void* tqlm_model_open(const char* path, const char* kv_mode, int kv_boundary, in
   return m;
 }
 
-void tqlm_model_close(void* h) { delete static_cast<TqlmModel*>(h); }
+void tqlm_model_close(void* h) {
+  delete static_cast<TqlmModel*>(h);
+}
 
-int64_t tqlm_model_vocab(void* h) { return static_cast<TqlmModel*>(h)->model->config().vocab; }
+int64_t tqlm_model_vocab(void* h) {
+  return static_cast<TqlmModel*>(h)->model->config().vocab;
+}
 
 // Appends tokens[0..n) to the model's cache; logits [n, vocab] if all_logits else [1, vocab].
 int tqlm_model_forward(void* h, const int32_t* tokens, int64_t n, int all_logits, float* logits) {
@@ -127,11 +140,14 @@ int tqlm_model_forward(void* h, const int32_t* tokens, int64_t n, int all_logits
   });
 }
 
-void tqlm_model_reset(void* h) { static_cast<TqlmModel*>(h)->cache->clear(); }
+void tqlm_model_reset(void* h) {
+  static_cast<TqlmModel*>(h)->cache->clear();
+}
 }
 
 extern "C" {
-// Lloyd-Max codebook for one coordinate of a random unit vector in R^dim: centroids [2^bits], per-coordinate MSE.
+// Lloyd-Max codebook for one coordinate of a random unit vector in R^dim: centroids [2^bits], per-coordinate
+// MSE.
 int tqlm_codebook(int dim, int bits, float* centroids, double* mse) {
   return guarded([&] {
     const tqlm::Codebook& cb = tqlm::lloyd_max_codebook(dim, bits);

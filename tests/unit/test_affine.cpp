@@ -105,8 +105,9 @@ TEST(QuantConfig, GlobalAndOverrides) {
 }
 
 TEST(QuantConfig, RejectsOtherModesNamingThem) {
-  for (const char* text : {R"({"quantization": {"group_size": 32, "bits": 4, "mode": "mxfp4"}})",
-                           R"({"quantization": {"group_size": 64, "bits": 4, "a.b": {"mode": "nvfp4", "bits": 4}}})"}) {
+  for (const char* text :
+       {R"({"quantization": {"group_size": 32, "bits": 4, "mode": "mxfp4"}})",
+        R"({"quantization": {"group_size": 64, "bits": 4, "a.b": {"mode": "nvfp4", "bits": 4}}})"}) {
     try {
       parse_quant_config(nlohmann::json::parse(text), "config.json");
       FAIL() << text;
@@ -119,5 +120,7 @@ TEST(QuantConfig, RejectsOtherModesNamingThem) {
   EXPECT_THROW(parse_quant_config(nlohmann::json::parse(R"({"quantization": {"bits": 7}})"), "c"), Error);
   EXPECT_FALSE(parse_quant_config(nlohmann::json::parse(R"({"model_type": "llama"})"), "c").present);
   // An HF fp8 quantization_config is not an MLX quantization block.
-  EXPECT_FALSE(parse_quant_config(nlohmann::json::parse(R"({"quantization_config": {"quant_method": "fp8"}})"), "c").present);
+  EXPECT_FALSE(
+      parse_quant_config(nlohmann::json::parse(R"({"quantization_config": {"quant_method": "fp8"}})"), "c")
+          .present);
 }

@@ -27,11 +27,11 @@ TEST(DType, F16AllCodesRoundTrip) {
 }
 
 TEST(DType, F16RoundingTiesToEven) {
-  EXPECT_EQ(f32_to_f16(1.0f + 0x1p-11f), 0x3c00);        // halfway, even below
-  EXPECT_EQ(f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02);    // halfway, even above
-  EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);               // rounds to inf
+  EXPECT_EQ(f32_to_f16(1.0f + 0x1p-11f), 0x3c00);      // halfway, even below
+  EXPECT_EQ(f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02);  // halfway, even above
+  EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);             // rounds to inf
   EXPECT_EQ(f32_to_f16(65519.0f), 0x7bff);
-  EXPECT_EQ(f32_to_f16(0x1p-25f), 0x0000);               // half of the smallest subnormal: ties to 0
+  EXPECT_EQ(f32_to_f16(0x1p-25f), 0x0000);  // half of the smallest subnormal: ties to 0
   EXPECT_EQ(f32_to_f16(0x1.8p-25f), 0x0001);
   EXPECT_EQ(f32_to_f16(-0.0f), 0x8000);
 }

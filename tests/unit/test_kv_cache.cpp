@@ -20,8 +20,8 @@ using namespace tqlm;
 
 namespace {
 
-const char* kModes[] = {"f32", "bf16", "f16", "q8", "turbo2", "turbo3", "turbo4", "turbo8", "turbo4v2", "turbo2v4",
-                        "turbo8v3", "turbo3v8"};
+const char* kModes[] = {"f32",    "bf16",   "f16",      "q8",       "turbo2",   "turbo3",
+                        "turbo4", "turbo8", "turbo4v2", "turbo2v4", "turbo8v3", "turbo3v8"};
 
 ModelConfig small_config(int64_t layers, int64_t H, int64_t KV, int64_t hd) {
   ModelConfig c;
@@ -56,7 +56,8 @@ TEST(KVKernels, EveryFamilyMatchesReference) {
         std::vector<uint8_t> codes(size_t(n * f.code_bytes()));
         std::vector<uint16_t> sc(static_cast<size_t>(n));
         auto x = randn(size_t(n * hd), rng);
-        for (int64_t t = 0; t < n; ++t) codec.encode(&x[size_t(t * hd)], &codes[size_t(t * f.code_bytes())], &sc[size_t(t)]);
+        for (int64_t t = 0; t < n; ++t)
+          codec.encode(&x[size_t(t * hd)], &codes[size_t(t * f.code_bytes())], &sc[size_t(t)]);
         std::vector<float> a(size_t(n * d)), b(size_t(n * d));
         kk->decode(codec.row_format(), codes.data(), n, a.data());
         kv_decode_ref(codec.row_format(), codes.data(), n, b.data());
@@ -73,19 +74,22 @@ TEST(KVKernels, EveryFamilyMatchesReference) {
             EXPECT_NEAR(s1[i], s2[i], 1e-5 * mag * std::fabs(scale[size_t(t)]) + 1e-6) << isa << mode;
           }
         std::vector<float> e1(static_cast<size_t>(n)), e2(static_cast<size_t>(n));
-        for (int64_t t = 0; t < n; ++t) e1[size_t(t)] = e2[size_t(t)] = -std::fabs(s2[size_t(t)]) * 9.0f - 0.01f * float(t);
-        e1[3] = e2[3] = -100.0f;  // underflows to (about) 0
+        for (int64_t t = 0; t < n; ++t)
+          e1[size_t(t)] = e2[size_t(t)] = -std::fabs(s2[size_t(t)]) * 9.0f - 0.01f * float(t);
+        e1[3] = e2[3] = -100.0f;                                   // underflows to (about) 0
         const float mx = *std::max_element(e1.begin(), e1.end());  // softmax: exp(s - max), terms <= 1
         const float sum1 = kk->exp_sum(e1.data(), n, mx), sum2 = kv_exp_sum_ref(e2.data(), n, mx);
         EXPECT_NEAR(sum1, sum2, 1e-6f * sum2) << isa;
-        for (int64_t t = 0; t < n; ++t) EXPECT_NEAR(e1[size_t(t)], e2[size_t(t)], 3e-7f * e2[size_t(t)] + 1e-30f) << isa;
+        for (int64_t t = 0; t < n; ++t)
+          EXPECT_NEAR(e1[size_t(t)], e2[size_t(t)], 3e-7f * e2[size_t(t)] + 1e-30f) << isa;
         std::vector<float> o1(size_t(R * d), 0.5f), o2(size_t(R * d), 0.5f);
         kk->accumulate(p.data(), R, n, a.data(), scale.data(), n, d, o1.data(), d);
         kv_accumulate_ref(p.data(), R, n, a.data(), scale.data(), n, d, o2.data(), d);
         for (size_t i = 0; i < o1.size(); ++i) {
           double mag = 0.5;
           for (int64_t t = 0; t < n; ++t)
-            mag += std::fabs(p[size_t(int64_t(i) / d * n + t)] * scale[size_t(t)] * a[size_t(t * d + int64_t(i) % d)]);
+            mag += std::fabs(p[size_t(int64_t(i) / d * n + t)] * scale[size_t(t)] *
+                             a[size_t(t * d + int64_t(i) % d)]);
           EXPECT_NEAR(o1[i], o2[i], 1e-5 * mag) << isa << mode;
         }
       }
@@ -114,10 +118,13 @@ TEST(KVCodec, TurboCodesAreNearestCentroidsOfTheRotatedUnitVector) {
     double cc = 0;
     for (int64_t j = 0; j < hd; ++j) {
       uint32_t idx = 0;
-      for (int i = 0; i < bits; ++i) idx |= uint32_t((codes[size_t((j * bits + i) / 8)] >> ((j * bits + i) % 8)) & 1) << i;
+      for (int i = 0; i < bits; ++i)
+        idx |= uint32_t((codes[size_t((j * bits + i) / 8)] >> ((j * bits + i) % 8)) & 1) << i;
       int best = 0;
       for (int k = 1; k < (1 << bits); ++k)
-        if (std::fabs(y[size_t(j)] - cb.centroids[size_t(k)]) < std::fabs(y[size_t(j)] - cb.centroids[size_t(best)])) best = k;
+        if (std::fabs(y[size_t(j)] - cb.centroids[size_t(k)]) <
+            std::fabs(y[size_t(j)] - cb.centroids[size_t(best)]))
+          best = k;
       ASSERT_EQ(int(idx), best) << "bits " << bits << " coord " << j;
       cc += double(cb.centroids[idx]) * cb.centroids[idx];
     }
@@ -146,8 +153,9 @@ TEST(KVCache, AttentionOverCodesEqualsAttentionOverDequantizedCache) {
       auto prefill = make_kv_cache({mode, 1}, c), decode = make_kv_cache({mode, 1}, c);
       auto k = randn(size_t(n * KV * hd), rng), v = randn(size_t(n * KV * hd), rng);
       auto q = randn(size_t(n * H * hd), rng, 2.0f);
-      for (int64_t i = 0; i < n * KV; ++i) k[size_t(i * hd)] += 4.0f;  // an outlier channel, as real keys have
-      const int64_t layer = 2;                                          // compressed (boundary 1 of 5)
+      for (int64_t i = 0; i < n * KV; ++i)
+        k[size_t(i * hd)] += 4.0f;  // an outlier channel, as real keys have
+      const int64_t layer = 2;      // compressed (boundary 1 of 5)
       std::vector<float> out_p(size_t(n * H * hd)), out_d(size_t(n * H * hd));
       for (int64_t pos = 0; pos < n;) {  // chunks of 1, 7, 64, ... tokens
         const int64_t T = std::min<int64_t>(n - pos, pos == 0 ? 1 : pos < 10 ? 7 : 97);
@@ -173,7 +181,8 @@ TEST(KVCache, AttentionOverCodesEqualsAttentionOverDequantizedCache) {
           double m = -1e300;
           for (int64_t s = 0; s <= t; ++s) {
             double d = 0;
-            for (int64_t j = 0; j < hd; ++j) d += double(q[size_t((t * H + hq) * hd + j)]) * K[size_t((s * KV + h) * hd + j)];
+            for (int64_t j = 0; j < hd; ++j)
+              d += double(q[size_t((t * H + hq) * hd + j)]) * K[size_t((s * KV + h) * hd + j)];
             sc[size_t(s)] = d / std::sqrt(double(hd));
             m = std::max(m, sc[size_t(s)]);
           }
@@ -211,7 +220,8 @@ TEST(KVCache, BoundaryLayersStayBf16AndBytesAreCounted) {
   // boundary layers hold bf16 exactly
   std::vector<float> kk(64), vv(64);
   cache->dequantize(0, 5, 1, kk.data(), vv.data());
-  for (int j = 0; j < 64; ++j) EXPECT_EQ(kk[size_t(j)], bf16_to_f32(f32_to_bf16(k[size_t((5 * 2 + 1) * 64 + j)])));
+  for (int j = 0; j < 64; ++j)
+    EXPECT_EQ(kk[size_t(j)], bf16_to_f32(f32_to_bf16(k[size_t((5 * 2 + 1) * 64 + j)])));
   // modes: boundary capped at layers / 2; float modes have no boundary; errors name the mode
   EXPECT_EQ(kv_layout({"q8", 100}, c).boundary, 3);
   EXPECT_EQ(kv_layout({"bf16", 2}, c).boundary, 0);

@@ -19,7 +19,8 @@ struct Buffers {
   std::vector<uint8_t> scales, biases, wf, bias;
 };
 
-Linear make_linear(Buffers& b, int64_t out, int64_t in, int bits, int gs, DType dt, bool with_bias, std::mt19937& rng) {
+Linear make_linear(Buffers& b, int64_t out, int64_t in, int bits, int gs, DType dt, bool with_bias,
+                   std::mt19937& rng) {
   std::normal_distribution<float> nd;
   std::vector<float> w(size_t(out * in));
   for (auto& v : w) v = nd(rng);
@@ -33,7 +34,8 @@ Linear make_linear(Buffers& b, int64_t out, int64_t in, int bits, int gs, DType 
     b.biases.resize(b.scales.size());
     std::vector<uint8_t> src(w.size() * dtype_size(dt));
     for (size_t i = 0; i < w.size(); ++i) {
-      if (dt == DType::F32) std::memcpy(&src[i * 4], &w[i], 4);
+      if (dt == DType::F32)
+        std::memcpy(&src[i * 4], &w[i], 4);
       else {
         uint16_t h = dt == DType::BF16 ? f32_to_bf16(w[i]) : f32_to_f16(w[i]);
         std::memcpy(&src[i * 2], &h, 2);
@@ -49,7 +51,8 @@ Linear make_linear(Buffers& b, int64_t out, int64_t in, int bits, int gs, DType 
   } else {
     b.wf.resize(w.size() * dtype_size(dt));
     for (size_t i = 0; i < w.size(); ++i) {
-      if (dt == DType::F32) std::memcpy(&b.wf[i * 4], &w[i], 4);
+      if (dt == DType::F32)
+        std::memcpy(&b.wf[i * 4], &w[i], 4);
       else {
         uint16_t h = dt == DType::BF16 ? f32_to_bf16(w[i]) : f32_to_f16(w[i]);
         std::memcpy(&b.wf[i * 2], &h, 2);
@@ -95,7 +98,8 @@ TEST(LinearKernels, EveryFamilyMatchesReference) {
             k->rows(l, x.data(), T, got.data(), 0, out, scratch.data());
             for (size_t i = 0; i < ref.size(); ++i)
               ASSERT_NEAR(got[i], ref[i], 1e-4f * (1.0f + std::abs(ref[i])))
-                  << isa << " bits=" << bits << " gs=" << gs << " dtype=" << dtype_name(dt) << " T=" << T << " i=" << i;
+                  << isa << " bits=" << bits << " gs=" << gs << " dtype=" << dtype_name(dt) << " T=" << T
+                  << " i=" << i;
           }
   }
   EXPECT_GE(families, 1);

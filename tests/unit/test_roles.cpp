@@ -30,12 +30,12 @@ TEST(Roles, DenseLlamaQwen) {
 }
 
 TEST(Roles, MoE) {
-  expect_role("model.layers.1.mlp.gate.weight", Role::router, 1);                       // qwen3_moe
+  expect_role("model.layers.1.mlp.gate.weight", Role::router, 1);  // qwen3_moe
   expect_role("model.layers.1.mlp.switch_mlp.gate_proj.weight", Role::expert_gate, 1);
   expect_role("model.layers.1.mlp.experts.7.down_proj.weight", Role::expert_down, 1);  // HF qwen3_moe
   expect_role("model.layers.1.mlp.shared_expert.up_proj.weight", Role::shared_up, 1);  // qwen2_moe
   expect_role("model.layers.1.mlp.shared_expert_gate.weight", Role::router, 1);
-  expect_role("model.layers.5.block_sparse_moe.gate.weight", Role::router, 5);          // mixtral/minimax
+  expect_role("model.layers.5.block_sparse_moe.gate.weight", Role::router, 5);  // mixtral/minimax
   expect_role("model.layers.5.block_sparse_moe.e_score_correction_bias", Role::router, 5);
   expect_role("model.layers.5.block_sparse_moe.experts.0.w1.weight", Role::expert_gate, 5);
   expect_role("model.layers.5.block_sparse_moe.experts.0.w3.weight", Role::expert_up, 5);

@@ -40,15 +40,17 @@ void expect_parse_error(const std::string& img, std::initializer_list<const char
   } catch (const Error& e) {
     std::string m = e.what();
     EXPECT_NE(m.find("x.safetensors"), std::string::npos) << m;
-    for (const char* f : fragments) EXPECT_NE(m.find(f), std::string::npos) << "missing '" << f << "' in: " << m;
+    for (const char* f : fragments)
+      EXPECT_NE(m.find(f), std::string::npos) << "missing '" << f << "' in: " << m;
   }
 }
 
 }  // namespace
 
 TEST(Safetensors, ParsesValidHeader) {
-  std::string h = R"({"__metadata__":{"format":"mlx"},"b":{"dtype":"BF16","shape":[2,3],"data_offsets":[8,20]},)"
-                  R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  std::string h =
+      R"({"__metadata__":{"format":"mlx"},"b":{"dtype":"BF16","shape":[2,3],"data_offsets":[8,20]},)"
+      R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
   std::string img = raw_file(h, 20);
   auto hd = parse_safetensors(reinterpret_cast<const uint8_t*>(img.data()), img.size(), "x");
   ASSERT_EQ(hd.tensors.size(), 2u);
@@ -61,7 +63,8 @@ TEST(Safetensors, ParsesValidHeader) {
 }
 
 TEST(Safetensors, AllDTypesAccepted) {
-  const char* names[] = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2", "I64", "I32", "I16", "I8", "U8", "U32", "BOOL"};
+  const char* names[] = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2", "I64",
+                         "I32", "I16", "I8",  "U8",   "U32",     "BOOL"};
   for (const char* n : names) {
     size_t sz = dtype_size(*dtype_from_name(n));
     std::string h = std::string(R"({"t":{"dtype":")") + n + R"(","shape":[3],"data_offsets":[0,)" +
@@ -77,16 +80,22 @@ TEST(Safetensors, HostileHeaders) {
   expect_parse_error(raw_file("{}", 0, uint64_t(1) << 40), {"limit"});
   expect_parse_error(raw_file("{\"a\": ", 0), {"not valid JSON"});
   expect_parse_error(raw_file("[1,2]", 0), {"JSON object"});
-  expect_parse_error(raw_file(R"({"w":{"dtype":"F4","shape":[2],"data_offsets":[0,1]}})", 1), {"'w'", "unknown dtype 'F4'"});
-  expect_parse_error(raw_file(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8), {"'w'", "needs 12 bytes"});
-  expect_parse_error(raw_file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 4), {"'w'", "past the end"});
-  expect_parse_error(raw_file(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8), {"'w'", "shape[0]"});
-  expect_parse_error(raw_file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", 8), {"'w'", "reversed"});
+  expect_parse_error(raw_file(R"({"w":{"dtype":"F4","shape":[2],"data_offsets":[0,1]}})", 1),
+                     {"'w'", "unknown dtype 'F4'"});
+  expect_parse_error(raw_file(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8),
+                     {"'w'", "needs 12 bytes"});
+  expect_parse_error(raw_file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 4),
+                     {"'w'", "past the end"});
+  expect_parse_error(raw_file(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8),
+                     {"'w'", "shape[0]"});
+  expect_parse_error(raw_file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", 8),
+                     {"'w'", "reversed"});
   expect_parse_error(raw_file(R"({"w":{"dtype":"F32","shape":[2]}})", 8), {"'w'", "data_offsets"});
-  expect_parse_error(raw_file(R"({"w":{"dtype":"F32","shape":[4611686018427387904,8],"data_offsets":[0,8]}})", 8),
-                     {"'w'"});
+  expect_parse_error(
+      raw_file(R"({"w":{"dtype":"F32","shape":[4611686018427387904,8],"data_offsets":[0,8]}})", 8), {"'w'"});
   expect_parse_error(raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                              R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12),
+                              R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                              12),
                      {"overlap", "'a'", "'b'"});
   expect_parse_error(raw_file(R"({"__metadata__":{"format":3}})", 0), {"__metadata__"});
   expect_parse_error(raw_file(R"({"__metadata__":[1]})", 0), {"__metadata__"});
@@ -187,7 +196,8 @@ TEST(Safetensors, IndexProblemsAreNamed) {
   }
   write_file(d / "model.safetensors.index.json", R"({"weight_map": {"a": "../etc/passwd"}})");
   EXPECT_THROW(TensorStore s(d.string()), Error);
-  write_file(d / "model.safetensors.index.json", R"({"weight_map": {"zzz": "model-00001-of-00002.safetensors"}})");
+  write_file(d / "model.safetensors.index.json",
+             R"({"weight_map": {"zzz": "model-00001-of-00002.safetensors"}})");
   try {
     TensorStore s(d.string());
     FAIL();

@@ -29,8 +29,13 @@ json byte_level_json() {
   }
   json added = json::array();
   auto add = [&](const char* content, int id, bool special, bool lstrip, bool rstrip, bool single_word) {
-    added.push_back({{"id", id}, {"content", content}, {"special", special}, {"lstrip", lstrip},
-                     {"rstrip", rstrip}, {"single_word", single_word}, {"normalized", false}});
+    added.push_back({{"id", id},
+                     {"content", content},
+                     {"special", special},
+                     {"lstrip", lstrip},
+                     {"rstrip", rstrip},
+                     {"single_word", single_word},
+                     {"normalized", false}});
   };
   add("<|im_start|>", 300, true, false, false, false);
   add("<mask>", 301, true, true, true, false);
@@ -49,31 +54,35 @@ json sentencepiece_json() {
   for (int b = 0; b < 256; ++b) vocab[fmt::format("<0x{:02X}>", b)] = 3 + b;
   int next = 259;
   for (const char* t : {"\xE2\x96\x81", "h", "i", "\xE2\x96\x81h", "\xE2\x96\x81hi"}) vocab[t] = next++;
-  return {
-      {"model",
-       {{"type", "BPE"}, {"vocab", vocab}, {"merges", {"\xE2\x96\x81 h", "\xE2\x96\x81h i"}},
-        {"byte_fallback", true}, {"fuse_unk", true}, {"unk_token", "<unk>"}}},
-      {"added_tokens",
-       {{{"id", 1}, {"content", "<s>"}, {"special", true}, {"normalized", false}},
-        {{"id", 2}, {"content", "</s>"}, {"special", true}, {"normalized", false}}}},
-      {"normalizer",
-       {{"type", "Sequence"},
-        {"normalizers",
-         {{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}},
-          {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xE2\x96\x81"}}}}}},
-      {"pre_tokenizer", nullptr},
-      {"post_processor",
-       {{"type", "TemplateProcessing"},
-        {"single",
-         {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-        {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {1}}, {"tokens", {"<s>"}}}}}}}},
-      {"decoder",
-       {{"type", "Sequence"},
-        {"decoders",
-         {{{"type", "Replace"}, {"pattern", {{"String", "\xE2\x96\x81"}}}, {"content", " "}},
-          {{"type", "ByteFallback"}},
-          {{"type", "Fuse"}},
-          {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}}}};
+  return {{"model",
+           {{"type", "BPE"},
+            {"vocab", vocab},
+            {"merges", {"\xE2\x96\x81 h", "\xE2\x96\x81h i"}},
+            {"byte_fallback", true},
+            {"fuse_unk", true},
+            {"unk_token", "<unk>"}}},
+          {"added_tokens",
+           {{{"id", 1}, {"content", "<s>"}, {"special", true}, {"normalized", false}},
+            {{"id", 2}, {"content", "</s>"}, {"special", true}, {"normalized", false}}}},
+          {"normalizer",
+           {{"type", "Sequence"},
+            {"normalizers",
+             {{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}},
+              {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xE2\x96\x81"}}}}}},
+          {"pre_tokenizer", nullptr},
+          {"post_processor",
+           {{"type", "TemplateProcessing"},
+            {"single",
+             {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+              {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+            {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {1}}, {"tokens", {"<s>"}}}}}}}},
+          {"decoder",
+           {{"type", "Sequence"},
+            {"decoders",
+             {{{"type", "Replace"}, {"pattern", {{"String", "\xE2\x96\x81"}}}, {"content", " "}},
+              {{"type", "ByteFallback"}},
+              {{"type", "Fuse"}},
+              {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}}}};
 }
 
 std::vector<int32_t> bytes_ids(std::string_view s) {
@@ -85,9 +94,12 @@ std::vector<int32_t> bytes_ids(std::string_view s) {
 }  // namespace
 
 TEST(TokUtf8, LossyReplacesMaximalSubparts) {
-  EXPECT_EQ(utf8::lossy("a\xff" "b"), "a\xEF\xBF\xBD" "b");
-  EXPECT_EQ(utf8::lossy("\xE2\x82"), "\xEF\xBF\xBD");                                      // truncated: one
-  EXPECT_EQ(utf8::lossy("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");          // surrogate: three
+  EXPECT_EQ(utf8::lossy("a\xff"
+                        "b"),
+            "a\xEF\xBF\xBD"
+            "b");
+  EXPECT_EQ(utf8::lossy("\xE2\x82"), "\xEF\xBF\xBD");                              // truncated: one
+  EXPECT_EQ(utf8::lossy("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate: three
   EXPECT_EQ(utf8::lossy("\xF0\x9F\x98\x80!"), "\xF0\x9F\x98\x80!");
 }
 
@@ -110,12 +122,12 @@ TEST(TokUtf8, ValidateNamesTheOffset) {
 }
 
 TEST(TokNfc, ComposesReordersAndHandlesHangul) {
-  EXPECT_EQ(utf8::nfc("e\xCC\x81"), "\xC3\xA9");                         // e + acute -> é
-  EXPECT_EQ(utf8::nfc("o\xCC\xA3\xCC\x82"), "\xE1\xBB\x99");             // o + dot below + circumflex -> ộ
-  EXPECT_EQ(utf8::nfc("o\xCC\x82\xCC\xA3"), "\xE1\xBB\x99");             // other order, same result
+  EXPECT_EQ(utf8::nfc("e\xCC\x81"), "\xC3\xA9");              // e + acute -> é
+  EXPECT_EQ(utf8::nfc("o\xCC\xA3\xCC\x82"), "\xE1\xBB\x99");  // o + dot below + circumflex -> ộ
+  EXPECT_EQ(utf8::nfc("o\xCC\x82\xCC\xA3"), "\xE1\xBB\x99");  // other order, same result
   EXPECT_EQ(utf8::nfc("\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8"), "\xEA\xB0\x81");  // jamo -> 각
-  EXPECT_EQ(utf8::nfc("\xE2\x84\xAB"), "\xC3\x85");                      // Angstrom sign -> Å (singleton)
-  EXPECT_EQ(utf8::nfc("\xCD\x84"), "\xCC\x88\xCC\x81");                  // U+0344 stays decomposed (excluded)
+  EXPECT_EQ(utf8::nfc("\xE2\x84\xAB"), "\xC3\x85");      // Angstrom sign -> Å (singleton)
+  EXPECT_EQ(utf8::nfc("\xCD\x84"), "\xCC\x88\xCC\x81");  // U+0344 stays decomposed (excluded)
   EXPECT_EQ(utf8::nfc("plain ascii"), "plain ascii");
   EXPECT_EQ(utf8::nfd("\xC3\xA9"), "e\xCC\x81");
 }

@@ -23,7 +23,8 @@ TEST(TurboHadamard, MatchesExplicitMatrixAndInverts) {
     // reference: y_i = sum_j (-1)^popcount(i & j) s_j x_j / sqrt(n)
     for (int i = 0; i < n; ++i) {
       double s = 0;
-      for (int j = 0; j < n; ++j) s += ((__builtin_popcount(i & j) & 1) ? -1.0 : 1.0) * signs[size_t(j)] * x[size_t(j)];
+      for (int j = 0; j < n; ++j)
+        s += ((__builtin_popcount(i & j) & 1) ? -1.0 : 1.0) * signs[size_t(j)] * x[size_t(j)];
       ref[size_t(i)] = float(s / std::sqrt(double(n)));
     }
     double n0 = 0, n1 = 0;
