@@ -54,6 +54,7 @@ void add_perplexity(CLI::App& app) {
       progress_line("perplexity windows", double(d), double(n), s, "win");
     });
     const double tps = double(r.windows * o->p.ctx) / r.seconds;
+    const KVLayout kv = kv_layout(o->p.kv, model.config());
     if (o->json) {
       nlohmann::json j = {{"model", o->m.model},
                           {"data", o->data},
@@ -61,6 +62,8 @@ void add_perplexity(CLI::App& app) {
                           {"windows", r.windows},
                           {"predictions", r.predictions},
                           {"kv", o->m.kv},
+                          {"kv_boundary", kv.boundary},
+                          {"kv_bytes_per_token", kv.bytes_per_token()},
                           {"ppl", r.ppl},
                           {"ppl_se", r.ppl_se},
                           {"mean_nll", r.mean_nll},
@@ -77,9 +80,11 @@ void add_perplexity(CLI::App& app) {
       std::printf("%s\n", j.dump(2).c_str());
       return;
     }
-    std::printf("model %s  data %s  ctx %lld  windows %lld  predictions %lld  kv %s\n", o->m.model.c_str(),
-                o->data.c_str(), (long long)o->p.ctx, (long long)r.windows, (long long)r.predictions,
-                o->m.kv.c_str());
+    std::printf(
+        "model %s  data %s  ctx %lld  windows %lld  predictions %lld  kv %s (boundary %d, %lld "
+        "bytes/token)\n",
+        o->m.model.c_str(), o->data.c_str(), (long long)o->p.ctx, (long long)r.windows,
+        (long long)r.predictions, o->m.kv.c_str(), kv.boundary, (long long)kv.bytes_per_token());
     std::printf("perplexity %.4f +/- %.4f  (mean NLL %.5f)  %.1f s, %.1f tokens/s\n", r.ppl, r.ppl_se,
                 r.mean_nll, r.seconds, tps);
     if (r.compared)
