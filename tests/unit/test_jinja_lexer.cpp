@@ -3,7 +3,7 @@
 #include <string>
 
 #include "core/error.h"
-#include "tokenizer/jinja_lexer.h"
+#include "template/jinja_lexer.h"
 
 using namespace tqlm::jinja;
 

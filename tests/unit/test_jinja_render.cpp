@@ -5,8 +5,8 @@
 #include <string>
 
 #include "core/error.h"
-#include "tokenizer/chat_template.h"
-#include "tokenizer/jinja.h"
+#include "template/chat_template.h"
+#include "template/jinja.h"
 
 using namespace tqlm;
 using namespace tqlm::jinja;

@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "tokenizer/jinja_value.h"
+#include "template/jinja_value.h"
 
 using namespace tqlm::jinja;
 

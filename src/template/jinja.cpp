@@ -1,12 +1,12 @@
 // Template front end: parse once, render with jinja2's globals (range, dict, namespace, joiner, cycler)
 // plus transformers' raise_exception and strftime_now.
-#include "tokenizer/jinja.h"
+#include "template/jinja.h"
 
 #include <ctime>
 
-#include "tokenizer/jinja_builtins.h"
-#include "tokenizer/jinja_interp.h"
-#include "tokenizer/jinja_parser.h"
+#include "template/jinja_builtins.h"
+#include "template/jinja_interp.h"
+#include "template/jinja_parser.h"
 
 namespace tqlm::jinja {
 

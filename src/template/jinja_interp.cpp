@@ -1,8 +1,8 @@
 // Jinja tree-walking interpreter. Runtime errors are annotated with the template line of the statement
 // being executed; raise_exception() messages pass through verbatim.
-#include "tokenizer/jinja_interp.h"
+#include "template/jinja_interp.h"
 
-#include "tokenizer/jinja_builtins.h"
+#include "template/jinja_builtins.h"
 
 namespace tqlm::jinja {
 

@@ -4,8 +4,8 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "tokenizer/jinja_builtins.h"
-#include "tokenizer/jinja_unicode.h"
+#include "template/jinja_builtins.h"
+#include "template/jinja_unicode.h"
 
 namespace tqlm::jinja {
 

@@ -1,5 +1,5 @@
 // Code-point helpers: UTF-8 coding and CPython-compatible classification / simple case mapping.
-#include "tokenizer/jinja_unicode.h"
+#include "template/jinja_unicode.h"
 
 #include <cstdio>
 

@@ -1,6 +1,6 @@
 // Jinja parser following jinja2/parser.py: the same precedence climbing (condexpr > or > and > not >
 // compare > + - > ~ > * / // % > ** > unary > postfix/filters/tests) and statement grammar.
-#include "tokenizer/jinja_parser.h"
+#include "template/jinja_parser.h"
 
 #include <initializer_list>
 

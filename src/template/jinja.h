@@ -8,8 +8,8 @@
 
 #include "core/error.h"
 
-#include "tokenizer/jinja_ast.h"
-#include "tokenizer/jinja_lexer.h"
+#include "template/jinja_ast.h"
+#include "template/jinja_lexer.h"
 
 namespace tqlm::jinja {
 

@@ -1,12 +1,12 @@
 // Jinja runtime values: construction, Python truthiness / equality / ordering, str() and repr().
-#include "tokenizer/jinja_value.h"
+#include "template/jinja_value.h"
 
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 
 #include "core/error.h"
-#include "tokenizer/jinja_unicode.h"
+#include "template/jinja_unicode.h"
 
 namespace tqlm::jinja {
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "tokenizer/jinja_ast.h"
+#include "template/jinja_ast.h"
 
 namespace tqlm::jinja {
 

@@ -5,8 +5,8 @@
 #include <cstdio>
 
 #include "core/error.h"
-#include "tokenizer/jinja_unicode.h"
-#include "tokenizer/jinja_value.h"
+#include "template/jinja_unicode.h"
+#include "template/jinja_value.h"
 
 namespace tqlm::jinja {
 

@@ -1,13 +1,13 @@
 // Chat template loading (model dir / tokenizer_config.json / override file) and rendering with the context
 // transformers passes: messages, tools, documents, add_generation_prompt, special tokens and extra kwargs.
-#include "tokenizer/chat_template.h"
+#include "template/chat_template.h"
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "core/error.h"
-#include "tokenizer/jinja.h"
+#include "template/jinja.h"
 
 namespace tqlm {
 

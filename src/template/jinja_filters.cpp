@@ -6,9 +6,9 @@
 #include <cstdlib>
 
 #include "core/error.h"
-#include "tokenizer/jinja_builtins.h"
-#include "tokenizer/jinja_parser.h"
-#include "tokenizer/jinja_unicode.h"
+#include "template/jinja_builtins.h"
+#include "template/jinja_parser.h"
+#include "template/jinja_unicode.h"
 
 namespace tqlm::jinja {
 

@@ -1,8 +1,8 @@
 // Jinja tests (`x is defined`, `x is string`, `n is divisibleby 3`, ...) with jinja2/tests.py semantics.
 #include "core/error.h"
-#include "tokenizer/jinja_builtins.h"
-#include "tokenizer/jinja_parser.h"
-#include "tokenizer/jinja_unicode.h"
+#include "template/jinja_builtins.h"
+#include "template/jinja_parser.h"
+#include "template/jinja_unicode.h"
 
 namespace tqlm::jinja {
 

@@ -1,13 +1,13 @@
 // Jinja lexer mirroring jinja2/lexer.py: root data/tag splitting with '-'/'+' whitespace control,
 // lstrip_blocks (block and comment tags only, when only whitespace precedes them on their line),
 // trim_blocks (one newline after '%}' / '#}'), raw blocks, and the expression token rules.
-#include "tokenizer/jinja_lexer.h"
+#include "template/jinja_lexer.h"
 
 #include <algorithm>
 #include <cstdlib>
 
 #include "core/error.h"
-#include "tokenizer/jinja_unicode.h"
+#include "template/jinja_unicode.h"
 
 namespace tqlm::jinja {
 
