@@ -45,7 +45,7 @@ model:
 	bash scripts/get-default-model.sh $(MODEL)
 
 oracle: build model
-	TQLM_BUILD=$(BUILD) $(PY) -m pytest -q tests/oracle
+	TQLM_BUILD=$(BUILD) $(PY) -m pytest -q -n 1 tests/oracle
 
 test: deps
 	$(MAKE) unit

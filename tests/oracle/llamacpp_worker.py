@@ -1,0 +1,63 @@
+"""The llama.cpp side of the oracle tests, run inside a child process by isolation.IsolatedLibrary: importing
+llama_cpp and every call into it happen here, never in the pytest process. Models stay loaded between calls
+(keyed by path and options)."""
+from __future__ import annotations
+
+import os
+
+import llama_cpp
+import numpy as np
+
+N_THREADS = os.cpu_count() or 2
+_models: dict = {}
+
+
+def _model(path: str, n_ctx: int = 0, vocab_only: bool = False):
+    key = (path, n_ctx, vocab_only)
+    if key not in _models:
+        if vocab_only:
+            _models[key] = llama_cpp.Llama(path, vocab_only=True, verbose=False)
+        else:  # f32 KV cache, every position's logits kept
+            _models[key] = llama_cpp.Llama(path, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, logits_all=True,
+                                           type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32,
+                                           n_threads=N_THREADS, n_threads_batch=N_THREADS, seed=0,
+                                           verbose=False)
+    return _models[key]
+
+
+def version() -> str:
+    return llama_cpp.__version__
+
+
+def logits(path: str, n_ctx: int, ids: list[int]) -> np.ndarray:
+    """[len(ids), vocab] f32: the logits after every token of one evaluation from an empty cache."""
+    llm = _model(path, n_ctx)
+    llm.reset()
+    llm.eval(list(ids))
+    return np.array(llm.scores[: len(ids)], dtype=np.float32)
+
+
+def greedy(path: str, n_ctx: int, prompt: list[int], n: int) -> list[int]:
+    """n greedy tokens after the prompt, one decode step at a time."""
+    llm = _model(path, n_ctx)
+    llm.reset()
+    llm.eval(list(prompt))
+    out = []
+    for _ in range(n):
+        nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        out.append(nxt)
+        llm.eval([nxt])
+    return out
+
+
+def tokenize(path: str, text: bytes, special: bool) -> list[int]:
+    return _model(path, vocab_only=True).tokenize(text, add_bos=False, special=special)
+
+
+def crash_for_test(how: str = "segv") -> None:
+    """Used by test_isolation.py only: dies the way a native library would."""
+    import ctypes
+    import signal
+    if how == "segv":
+        ctypes.string_at(0)  # reads address 0: SIGSEGV
+    os.kill(os.getpid(), getattr(signal, how))
