@@ -7,7 +7,6 @@
 #include "cli/progress.h"
 #include "core/error.h"
 #include "eval/bench.h"
-#include "kernels/linear_kernels.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tqlm::cli {
@@ -43,7 +42,7 @@ void add_bench(CLI::App& app) {
     if (o->b.decode < 0 || o->b.chunk < 1) fail("bench: --decode must be >= 0 and --chunk >= 1");
     Model model(o->m.model, o->m.threads);
     o->b.kv = o->m.kv_spec();
-    const KVLayout layout = kv_layout(o->b.kv, model.config());
+    const KVLayout layout = kv_layout(o->b.kv, model.config().kv_shape());
     if (!o->data.empty()) {
       Tokenizer tok = Tokenizer::from_file(o->m.model);
       std::ifstream in(o->data, std::ios::binary);
@@ -65,7 +64,7 @@ void add_bench(CLI::App& app) {
                           {"kv_nominal_ratio", layout.nominal_ratio()},
                           {"kv_real_ratio", layout.real_ratio()},
                           {"threads", model.pool().size()},
-                          {"isa", linear_kernels().isa},
+                          {"isa", kernel_isa()},
                           {"read_bandwidth_gbps", bw},
                           {"points", nlohmann::json::array()}};
       for (const auto& p : pts)
@@ -88,7 +87,7 @@ void add_bench(CLI::App& app) {
         "model %s  kv %s (boundary %d: %lld B/token, %.2fx smaller than bf16; nominal %.2fx)  threads %d  "
         "%s\n",
         o->m.model.c_str(), o->m.kv.c_str(), layout.boundary, (long long)layout.bytes_per_token(),
-        layout.real_ratio(), layout.nominal_ratio(), model.pool().size(), linear_kernels().isa);
+        layout.real_ratio(), layout.nominal_ratio(), model.pool().size(), kernel_isa());
     if (bw > 0) std::printf("measured read bandwidth %.1f GB/s\n", bw);
     std::printf("%8s %10s %10s %9s %10s %10s %8s %7s %10s %12s\n", "context", "prefill/s", "decode/s",
                 "ms/tok", "weights MB", "KV MB/tok", "GB/s", "% bw", "cache MB", "RSS grew MB");

@@ -128,7 +128,7 @@ void add_kv_plan(CLI::App& app) {
     for (const auto& c : o->contexts) ctx.push_back(parse_context(c));
     const std::vector<std::string> modes = o->modes.empty() ? kv_plan_modes() : o->modes;
     std::vector<KVLayout> lays;
-    for (const auto& m : modes) lays.push_back(kv_layout(KVSpec(m, o->boundary), mc));
+    for (const auto& m : modes) lays.push_back(kv_layout(KVSpec(m, o->boundary), mc.kv_shape()));
     const int64_t eff_boundary = std::min<int64_t>(o->boundary, mc.n_layers / 2);
     const size_t mid = size_t(mc.n_layers / 2);
 

@@ -54,7 +54,7 @@ void add_perplexity(CLI::App& app) {
       progress_line("perplexity windows", double(d), double(n), s, "win");
     });
     const double tps = double(r.windows * o->p.ctx) / r.seconds;
-    const KVLayout kv = kv_layout(o->p.kv, model.config());
+    const KVLayout kv = kv_layout(o->p.kv, model.config().kv_shape());
     if (o->json) {
       nlohmann::json j = {{"model", o->m.model},
                           {"data", o->data},

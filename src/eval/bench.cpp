@@ -1,5 +1,7 @@
 #include "eval/bench.h"
 
+#include "kernels/linear_kernels.h"
+
 #include <malloc.h>
 
 #include <algorithm>
@@ -13,6 +15,10 @@
 #include "core/error.h"
 
 namespace tqlm {
+
+const char* kernel_isa() {
+  return linear_kernels().isa;
+}
 
 namespace {
 using Clock = std::chrono::steady_clock;

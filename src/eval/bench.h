@@ -34,6 +34,9 @@ struct BenchPoint {
 // Bytes of weights one token reads: every dense tensor, top_k of the experts, one embedding row.
 double active_weight_bytes(const Model& m);
 
+// The instruction-set family of the linear kernels in use ("avx512", "avx2", ...).
+const char* kernel_isa();
+
 // Resident set size of this process (bytes), from /proc/self/status.
 int64_t resident_bytes();
 

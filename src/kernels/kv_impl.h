@@ -4,6 +4,8 @@
 // decode: codes -> f32 rows. TurboQuant indices are unpacked in registers (2/4/8 bits: one variable shift
 // per lane; 3 bits: scalar bit stream) and looked up in the codebook with a lane permute when it fits one or
 // two vectors (2^bits <= 2W), else lane by lane.
+#include <cmath>
+
 #include "kernels/kv_kernels.h"
 
 namespace tqlm::TQLM_ISA_NS {

@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "core/thread_pool.h"
-#include "model/weights.h"
+#include "kernels/linear_weight.h"
 
 namespace tqlm {
 

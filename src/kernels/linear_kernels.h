@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "model/weights.h"
+#include "kernels/linear_weight.h"
 
 namespace tqlm {
 

@@ -1,5 +1,6 @@
 #include "kv/kv_codec.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>

@@ -1,5 +1,6 @@
-// The KV cache: per layer and side (keys, values) a KVSideCodec and pages of kPageTokens tokens, allocated as
-// the context grows. Page layout: codes [KV][kPageTokens][code_bytes], then scales [KV][kPageTokens] (fp16).
+// The KV cache of one sequence: its blocks come from a KVPool (kv_pool.h); each block holds one page of
+// kPageTokens tokens per (layer, side), laid out as codes [KV][kPageTokens][code_bytes], then scales
+// [KV][kPageTokens] (fp16), encoded and decoded by the pool's KVSideCodec of that layer and side.
 //
 // Attention reads the stored codes directly, a tile of tokens at a time (never a dequantized copy of the
 // cache):
@@ -25,14 +26,6 @@ namespace tqlm {
 
 namespace {
 
-constexpr int64_t kPageTokens = 256;
-
-struct Side {
-  KVSideCodec codec;
-  int64_t page_bytes;  // kv_heads * kPageTokens * (code_bytes + scale_bytes)
-  std::vector<std::unique_ptr<uint8_t[]>> pages;
-};
-
 // One query row's running attention state: max score, sum of weights, output in the V basis.
 struct RowAcc {
   float m, l;
@@ -53,102 +46,109 @@ void merge(RowAcc& acc, float m, float l, const float* o, int64_t dim) {
   acc.m = M;
 }
 
-class PagedKVCache final : public KVCache {
- public:
-  PagedKVCache(const KVSpec& spec, const ModelConfig& c)
-      : L_(kv_layout(spec, c)), H_(c.n_heads), KV_(c.n_kv_heads), hd_(c.head_dim) {
-    for (int64_t l = 0; l < c.n_layers; ++l) {
-      k_.push_back(make_side(L_.k[size_t(l)], kTurboKeySeed));
-      v_.push_back(make_side(L_.v[size_t(l)], kTurboValueSeed));
+// Within a page of one (layer, side): codes [KV][kPageTokens][code_bytes], then scales [KV][kPageTokens].
+int64_t code_offset(const KVSideFormat& f, int64_t token, int64_t h) {
+  return (h * kPageTokens + token % kPageTokens) * f.code_bytes();
+}
+int64_t scale_offset(const KVSideFormat& f, int64_t token, int64_t h, int64_t KV) {
+  return KV * kPageTokens * f.code_bytes() + 2 * (h * kPageTokens + token % kPageTokens);
+}
+
+}  // namespace
+
+KVCache::KVCache(std::shared_ptr<KVPool> pool)
+    : pool_(std::move(pool)),
+      H_(pool_->shape().heads),
+      KV_(pool_->shape().kv_heads),
+      hd_(pool_->shape().head_dim) {}
+
+KVCache::~KVCache() {
+  release();
+}
+
+void KVCache::release() {
+  for (int32_t b : table_) pool_->unref(b);
+  table_.clear();
+  length_ = 0;
+}
+
+bool KVCache::reserve(int64_t n_tokens) {
+  const size_t need = size_t((n_tokens + kPageTokens - 1) / kPageTokens);
+  std::vector<int32_t> got;
+  while (table_.size() + got.size() < need) {
+    const int32_t b = pool_->alloc();
+    if (b < 0) {
+      for (int32_t g : got) pool_->unref(g);
+      return false;
+    }
+    got.push_back(b);
+  }
+  table_.insert(table_.end(), got.begin(), got.end());
+  return true;
+}
+
+int64_t KVCache::attach_prefix(const int32_t* tokens, int64_t n, int64_t max_tokens) {
+  if (!table_.empty() || length_ != 0) fail("KV cache: a prefix can only be attached to an empty cache");
+  length_ = pool_->match(tokens, n, max_tokens, table_);
+  return length_;
+}
+
+void KVCache::publish(const int32_t* tokens, bool final) {
+  pool_->publish(table_, tokens, length_, final);
+}
+
+uint64_t KVCache::bytes() const {
+  return uint64_t(table_.size()) * pool_->block_bytes();
+}
+
+uint8_t* KVCache::page(int64_t layer, int side, int64_t token, bool for_write) {
+  const size_t p = size_t(token / kPageTokens);
+  if (for_write && p >= table_.size() && !reserve(token + 1))
+    fail("KV cache full: no block for position {} (pool budget {} bytes, block {} bytes)", token,
+         pool_->budget(), pool_->block_bytes());
+  if (p >= table_.size()) fail("KV cache: position {} was never written", token);
+  const int32_t b = table_[p];
+  if (for_write && pool_->is_published(b)) fail("KV cache: position {} is in a shared block (a bug)", token);
+  return pool_->data(b) + pool_->page_offset(layer, side);
+}
+
+const uint8_t* KVCache::page(int64_t layer, int side, int64_t token) const {
+  const size_t p = size_t(token / kPageTokens);
+  if (p >= table_.size()) fail("KV cache: position {} was never written", token);
+  return pool_->data(table_[p]) + pool_->page_offset(layer, side);
+}
+
+void KVCache::write(int64_t layer, int64_t pos, int64_t T, const float* k, const float* v) {
+  for (int side = 0; side < 2; ++side) {
+    const KVSideCodec& c = pool_->codec(layer, side);
+    const KVSideFormat& f = c.format();
+    const float* x = side == 0 ? k : v;
+    for (int64_t t = 0; t < T; ++t) {
+      uint8_t* pg = page(layer, side, pos + t, true);
+      for (int64_t h = 0; h < KV_; ++h)
+        c.encode(x + (t * KV_ + h) * hd_, pg + code_offset(f, pos + t, h),
+                 reinterpret_cast<uint16_t*>(pg + scale_offset(f, pos + t, h, KV_)));
     }
   }
+}
 
-  void write(int64_t layer, int64_t pos, int64_t T, const float* k, const float* v) override {
-    Side& ks = k_[size_t(layer)];
-    Side& vs = v_[size_t(layer)];
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t h = 0; h < KV_; ++h) {
-        ks.codec.encode(k + (t * KV_ + h) * hd_, codes(ks, pos + t, h, true), scale(ks, pos + t, h));
-        vs.codec.encode(v + (t * KV_ + h) * hd_, codes(vs, pos + t, h, true), scale(vs, pos + t, h));
-      }
+void KVCache::dequantize(int64_t layer, int64_t pos, int64_t kv_head, float* k, float* v) const {
+  for (int side = 0; side < 2; ++side) {
+    const KVSideCodec& c = pool_->codec(layer, side);
+    const KVSideFormat& f = c.format();
+    const uint8_t* pg = page(layer, side, pos);
+    uint16_t sc = 0;
+    if (f.scale_bytes()) std::memcpy(&sc, pg + scale_offset(f, pos, kv_head, KV_), 2);
+    c.dequantize(pg + code_offset(f, pos, kv_head), sc, side == 0 ? k : v);
   }
+}
 
-  void attend(int64_t layer, int64_t pos, int64_t T, const float* q, float* out, ThreadPool& pool) override;
-
-  void dequantize(int64_t layer, int64_t pos, int64_t kv_head, float* k, float* v) const override {
-    const Side& ks = k_[size_t(layer)];
-    const Side& vs = v_[size_t(layer)];
-    ks.codec.dequantize(codes(ks, pos, kv_head), scale_bits(ks, pos, kv_head), k);
-    vs.codec.dequantize(codes(vs, pos, kv_head), scale_bits(vs, pos, kv_head), v);
-  }
-
-  uint64_t bytes() const override {
-    uint64_t b = 0;
-    for (const auto* sides : {&k_, &v_})
-      for (const Side& s : *sides) b += uint64_t(s.pages.size()) * uint64_t(s.page_bytes);
-    return b;
-  }
-  double bytes_per_token() const override { return double(L_.bytes_per_token()); }
-  const KVLayout& layout() const override { return L_; }
-  std::string mode() const override { return L_.mode; }
-
- private:
-  Side make_side(const KVSideFormat& f, uint64_t seed) const {
-    return Side{KVSideCodec(f, hd_, seed), KV_ * kPageTokens * f.vector_bytes(), {}};
-  }
-  uint8_t* page(Side& s, int64_t token, bool grow) {
-    const size_t p = size_t(token / kPageTokens);
-    if (grow)
-      while (s.pages.size() <= p) s.pages.emplace_back(new uint8_t[size_t(s.page_bytes)]);
-    if (p >= s.pages.size()) fail("KV cache: position {} was never written", token);
-    return s.pages[p].get();
-  }
-  const uint8_t* page(const Side& s, int64_t token) const {
-    const size_t p = size_t(token / kPageTokens);
-    if (p >= s.pages.size()) fail("KV cache: position {} was never written", token);
-    return s.pages[p].get();
-  }
-  static int64_t code_offset(const Side& s, int64_t token, int64_t h) {
-    return (h * kPageTokens + token % kPageTokens) * s.codec.format().code_bytes();
-  }
-  static int64_t scale_offset(const Side& s, int64_t token, int64_t h, int64_t KV) {
-    return KV * kPageTokens * s.codec.format().code_bytes() + 2 * (h * kPageTokens + token % kPageTokens);
-  }
-  uint8_t* codes(Side& s, int64_t token, int64_t h, bool grow) {
-    return page(s, token, grow) + code_offset(s, token, h);
-  }
-  const uint8_t* codes(const Side& s, int64_t token, int64_t h) const {
-    return page(s, token) + code_offset(s, token, h);
-  }
-  uint16_t* scale(Side& s, int64_t token, int64_t h) {
-    return reinterpret_cast<uint16_t*>(page(s, token, true) + scale_offset(s, token, h, KV_));
-  }
-  uint16_t scale_bits(const Side& s, int64_t token, int64_t h) const {
-    if (!s.codec.format().scale_bytes()) return 0;
-    uint16_t v;
-    std::memcpy(&v, page(s, token) + scale_offset(s, token, h, KV_), 2);
-    return v;
-  }
-
-  // Partial attention of R rows (queries qr [R, dim_k], rows see nvis[r] keys of this page) over page p of
-  // kv head h: part [R, 2 + dim_v] = (m, l, o[dim_v]).
-  void page_partial(int64_t layer, int64_t h, int64_t p, const float* qr, int64_t R, const int64_t* nvis,
-                    float* part) const;
-
-  KVLayout L_;
-  int64_t H_, KV_, hd_;
-  std::vector<Side> k_, v_;  // [layer]
-  // attend scratch: Q_ [KV, R, dim_k] rotated queries; Acc_ [KV, R, 2 + dim_v] row states; Part_ [KV, pages,
-  // R, 2 + dim_v] page partials (decode)
-  std::vector<float> Q_, Acc_, Part_;
-};
-
-void PagedKVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float* qr, int64_t R,
-                                const int64_t* nvis, float* part) const {
-  const Side& ks = k_[size_t(layer)];
-  const Side& vs = v_[size_t(layer)];
+void KVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float* qr, int64_t R,
+                           const int64_t* nvis, float* part) const {
+  const KVSideCodec& kc = pool_->codec(layer, 0);
+  const KVSideCodec& vc = pool_->codec(layer, 1);
   const KVKernels& kk = kv_kernels();
-  const int64_t dk = ks.codec.format().dim, dv = vs.codec.format().dim, ldp = 2 + dv;
+  const int64_t dk = kc.format().dim, dv = vc.format().dim, ldp = 2 + dv;
   const int64_t np = *std::max_element(nvis, nvis + R);
   for (int64_t r = 0; r < R; ++r) {
     part[r * ldp] = -std::numeric_limits<float>::infinity();
@@ -162,11 +162,12 @@ void PagedKVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float
   buf.resize(size_t(tile * std::max(dk, dv)));  // [tile, dim] decoded codes
   sc.resize(size_t(tile));                      // [tile] per-vector scales
   const int64_t t_first = p * kPageTokens;
-  auto load_tile = [&](const Side& s, int64_t t0, int64_t nt) {  // codes -> buf [nt, dim], scales -> sc [nt]
-    kk.decode(s.codec.row_format(), codes(s, t_first + t0, h), nt, buf.data());
-    if (s.codec.format()
-            .scale_bytes()) {  // the tile's fp16 scales are contiguous: decode them as one f16 row
-      const uint8_t* p = page(s, t_first) + scale_offset(s, t_first + t0, h, KV_);
+  auto load_tile = [&](int side, int64_t t0, int64_t nt) {  // codes -> buf [nt, dim], scales -> sc [nt]
+    const KVSideCodec& c = pool_->codec(layer, side);
+    const uint8_t* pg = page(layer, side, t_first);
+    kk.decode(c.row_format(), pg + code_offset(c.format(), t_first + t0, h), nt, buf.data());
+    if (c.format().scale_bytes()) {  // the tile's fp16 scales are contiguous: decode them as one f16 row
+      const uint8_t* p = pg + scale_offset(c.format(), t_first + t0, h, KV_);
       kk.decode(KVRowFormat{KVCodes::F16, 16, nt, 2 * nt, nullptr}, p, 1, sc.data());
     } else {
       std::fill_n(sc.data(), nt, 1.0f);
@@ -174,7 +175,7 @@ void PagedKVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float
   };
   for (int64_t t0 = 0; t0 < np; t0 += tile) {
     const int64_t nt = std::min(tile, np - t0);
-    load_tile(ks, t0, nt);
+    load_tile(0, t0, nt);
     kk.scores(qr, R, dk, buf.data(), sc.data(), nt, dk, S.data() + t0, kPageTokens);
   }
   for (int64_t r = 0; r < R; ++r) {
@@ -193,24 +194,22 @@ void PagedKVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float
   }
   for (int64_t t0 = 0; t0 < np; t0 += tile) {
     const int64_t nt = std::min(tile, np - t0);
-    load_tile(vs, t0, nt);
+    load_tile(1, t0, nt);
     kk.accumulate(S.data() + t0, R, kPageTokens, buf.data(), sc.data(), nt, dv, part + 2, ldp);
   }
 }
 
-void PagedKVCache::attend(int64_t layer, int64_t pos, int64_t T, const float* q, float* out,
-                          ThreadPool& pool) {
-  const Side& ks = k_[size_t(layer)];
-  const Side& vs = v_[size_t(layer)];
+void KVCache::attend(int64_t layer, int64_t pos, int64_t T, const float* q, float* out, ThreadPool& pool) {
+  const KVSideCodec& kc = pool_->codec(layer, 0);
+  const KVSideCodec& vc = pool_->codec(layer, 1);
   const int64_t G = H_ / KV_, R = T * G, n = pos + T, pages = (n + kPageTokens - 1) / kPageTokens;
-  const int64_t dk = ks.codec.format().dim, dv = vs.codec.format().dim, ldp = 2 + dv;
+  const int64_t dk = kc.format().dim, dv = vc.format().dim, ldp = 2 + dv;
   const float qscale = 1.0f / std::sqrt(float(hd_));
   // Queries in the key basis, grouped by kv head: Q [KV, R, dk], row r = token r / G, head h * G + r % G.
   Q_.resize(size_t(KV_ * R * dk));
   for (int64_t t = 0; t < T; ++t)
     for (int64_t hq = 0; hq < H_; ++hq)
-      ks.codec.to_stored_basis(q + (t * H_ + hq) * hd_, qscale,
-                               &Q_[size_t(((hq / G) * R + t * G + hq % G) * dk)]);
+      kc.to_stored_basis(q + (t * H_ + hq) * hd_, qscale, &Q_[size_t(((hq / G) * R + t * G + hq % G) * dk)]);
   auto visible = [&](int64_t r, int64_t p) {  // keys of page p seen by row r
     return std::clamp<int64_t>(pos + r / G + 1 - p * kPageTokens, 0, kPageTokens);
   };
@@ -220,7 +219,7 @@ void PagedKVCache::attend(int64_t layer, int64_t pos, int64_t T, const float* q,
     float* a = &Acc_[size_t((h * R + r) * ldp)];
     const float inv = a[1] > 0 ? 1.0f / a[1] : 0.0f;
     for (int64_t j = 0; j < dv; ++j) a[2 + j] *= inv;
-    vs.codec.from_stored_basis(a + 2, out + ((r / G) * H_ + h * G + r % G) * hd_);
+    vc.from_stored_basis(a + 2, out + ((r / G) * H_ + h * G + r % G) * hd_);
   };
   if (T <= 2) {
     // Decode: tasks (kv head, page) -> partials [KV, pages, R, ldp]; then merge pages in order.
@@ -274,10 +273,8 @@ void PagedKVCache::attend(int64_t layer, int64_t pos, int64_t T, const float* q,
   });
 }
 
-}  // namespace
-
-std::unique_ptr<KVCache> make_kv_cache(const KVSpec& spec, const ModelConfig& cfg) {
-  return std::make_unique<PagedKVCache>(spec, cfg);
+std::unique_ptr<KVCache> make_kv_cache(const KVSpec& spec, const KVShape& shape) {
+  return std::make_unique<KVCache>(std::make_shared<KVPool>(spec, shape));
 }
 
 }  // namespace tqlm

@@ -49,11 +49,11 @@ std::vector<std::string> kv_plan_modes() {
   return {"bf16", "q8", "turbo8v4", "turbo4", "turbo4v3", "turbo4v2", "turbo3", "turbo3v2", "turbo2"};
 }
 
-KVLayout kv_layout(const KVSpec& spec, const ModelConfig& cfg) {
+KVLayout kv_layout(const KVSpec& spec, const KVShape& cfg) {
   KVLayout L;
   L.mode = spec.mode;
-  L.layers = cfg.n_layers;
-  L.kv_heads = cfg.n_kv_heads;
+  L.layers = cfg.layers;
+  L.kv_heads = cfg.kv_heads;
   L.head_dim = cfg.head_dim;
   const int64_t hd = cfg.head_dim;
   if (spec.boundary < 0) fail("--kv-boundary must be >= 0 (got {})", spec.boundary);
@@ -79,11 +79,11 @@ KVLayout kv_layout(const KVSpec& spec, const ModelConfig& cfg) {
   } else {
     fail("unknown --kv mode '{}' (modes: {})", spec.mode, kv_modes_help());
   }
-  L.boundary = compressed ? int(std::min<int64_t>(spec.boundary, cfg.n_layers / 2)) : 0;
-  L.k.assign(size_t(cfg.n_layers), kf);
-  L.v.assign(size_t(cfg.n_layers), vf);
-  for (int64_t l = 0; l < cfg.n_layers; ++l)
-    if (l < L.boundary || l >= cfg.n_layers - L.boundary)
+  L.boundary = compressed ? int(std::min<int64_t>(spec.boundary, cfg.layers / 2)) : 0;
+  L.k.assign(size_t(cfg.layers), kf);
+  L.v.assign(size_t(cfg.layers), vf);
+  for (int64_t l = 0; l < cfg.layers; ++l)
+    if (l < L.boundary || l >= cfg.layers - L.boundary)
       L.k[size_t(l)] = L.v[size_t(l)] = float_side(KVCodes::BF16, hd);
   return L;
 }

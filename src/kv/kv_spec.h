@@ -10,9 +10,12 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
-
 namespace tqlm {
+
+// The three numbers of a model the KV cache depends on (plus the query heads, for attention).
+struct KVShape {
+  int64_t layers = 0, heads = 0, kv_heads = 0, head_dim = 0;
+};
 
 enum class KVCodes { F32, BF16, F16, Q8, TURBO };
 
@@ -59,6 +62,6 @@ struct KVLayout {
 };
 
 // Parses the mode for this model. Throws naming the mode and listing the valid ones.
-KVLayout kv_layout(const KVSpec& spec, const ModelConfig& cfg);
+KVLayout kv_layout(const KVSpec& spec, const KVShape& shape);
 
 }  // namespace tqlm

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "kv/kv_spec.h"
+
 namespace tqlm {
 
 enum class QkNorm { none, per_head, full };  // qwen3: RMSNorm(head_dim) per head; minimax: over all heads
@@ -48,6 +50,8 @@ struct ModelConfig {
   int64_t moe_intermediate = 0;  // expert width
   bool norm_topk = true;
   std::vector<bool> layer_is_moe;  // [n_layers]
+
+  KVShape kv_shape() const { return {n_layers, n_heads, n_kv_heads, head_dim}; }
   // Tensor name prefix of the MoE block in a layer ("mlp" or "block_sparse_moe").
   std::string moe_prefix = "mlp";
 };

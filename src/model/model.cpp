@@ -28,6 +28,7 @@ struct Model::Workspace {
   std::vector<float> ye;      // [T, D]  that expert's output
   std::vector<int64_t> rows;  // [T]     which tokens the expert serves
   std::vector<float> rows_w;  // [T]     with which weight
+  std::vector<int64_t> pos;   // [T]     position of each row in its sequence
 };
 
 Model::Model(const std::string& path, int threads) {
@@ -42,7 +43,7 @@ Model::Model(const std::string& path, int threads) {
 Model::~Model() = default;
 
 std::unique_ptr<KVCache> Model::new_cache(const KVSpec& kv) const {
-  return make_kv_cache(kv, cfg_);
+  return make_kv_cache(kv, cfg_.kv_shape());
 }
 
 void Model::ensure_workspace(int64_t T) {
@@ -68,24 +69,42 @@ void Model::ensure_workspace(int64_t T) {
   w.ye.resize(size_t(T * D));
   w.rows.resize(size_t(T));
   w.rows_w.resize(size_t(T));
+  w.pos.resize(size_t(T));
 }
 
 void Model::forward(const int32_t* tokens, int64_t T, KVCache& cache, float* logits, bool all_logits) {
   if (T <= 0) return;
-  const int64_t D = cfg_.hidden, pos = cache.length();
+  forward({BatchSeq{&cache, tokens, T, all_logits ? 0 : T - 1}}, logits);
+}
+
+void Model::forward(const std::vector<BatchSeq>& batch, float* logits) {
+  const int64_t D = cfg_.hidden;
+  int64_t T = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const BatchSeq& s = batch[i];
+    if (s.n <= 0 || s.logits_from < 0 || s.logits_from > s.n || !s.cache)
+      fail("forward: batch entry {} is malformed (n {}, logits_from {})", i, s.n, s.logits_from);
+    for (size_t j = 0; j < i; ++j)
+      if (batch[j].cache == s.cache) fail("forward: one sequence appears twice in a batch");
+    T += s.n;
+  }
+  if (T == 0) return;
   ensure_workspace(T);
   Workspace& w = *ws_;
-  // embed: x[t] = embed_tokens[token t]
-  for (int64_t t = 0; t < T; ++t) {
-    if (tokens[t] < 0 || tokens[t] >= cfg_.vocab)
-      fail("token id {} is outside the vocabulary [0, {})", tokens[t], cfg_.vocab);
-    linear_row_f32(w_->embed, tokens[t], &w.x[size_t(t * D)]);
-  }
+  // embed: x[t] = embed_tokens[token t]; pos[t] = the row's position in its own sequence
+  for (int64_t i = 0, t = 0; i < int64_t(batch.size()); ++i)
+    for (int64_t j = 0; j < batch[size_t(i)].n; ++j, ++t) {
+      const int32_t tok = batch[size_t(i)].tokens[j];
+      if (tok < 0 || tok >= cfg_.vocab)
+        fail("token id {} is outside the vocabulary [0, {})", tok, cfg_.vocab);
+      linear_row_f32(w_->embed, tok, &w.x[size_t(t * D)]);
+      w.pos[size_t(t)] = batch[size_t(i)].cache->length() + j;
+    }
   for (int64_t l = 0; l < cfg_.n_layers; ++l) {
     const LayerWeights& lw = w_->layers[size_t(l)];
     for (int64_t t = 0; t < T; ++t)
       rmsnorm_f32(&w.x[size_t(t * D)], lw.attn_norm.data(), D, cfg_.rms_eps, &w.xn[size_t(t * D)]);
-    attention(l, T, pos, cache);  // y = attention(xn)
+    attention(l, T, batch);  // y = attention(xn)
     for (int64_t i = 0; i < T * D; ++i) w.x[size_t(i)] += w.y[size_t(i)];
     for (int64_t t = 0; t < T; ++t)
       rmsnorm_f32(&w.x[size_t(t * D)], lw.mlp_norm.data(), D, cfg_.rms_eps, &w.xn[size_t(t * D)]);
@@ -95,14 +114,18 @@ void Model::forward(const int32_t* tokens, int64_t T, KVCache& cache, float* log
       mlp(l, T);  // y = mlp(xn)
     for (int64_t i = 0; i < T * D; ++i) w.x[size_t(i)] += w.y[size_t(i)];
   }
-  cache.set_length(pos + T);
-  const int64_t first = all_logits ? 0 : T - 1, n = T - first;
-  for (int64_t t = first; t < T; ++t)
-    rmsnorm_f32(&w.x[size_t(t * D)], w_->final_norm.data(), D, cfg_.rms_eps, &w.xn[size_t((t - first) * D)]);
-  linear_f32(w_->lm_head, w.xn.data(), n, logits, *pool_);
+  // logits of the requested rows: xn [n, D] gathered in batch order -> [n, vocab]
+  int64_t n = 0;
+  for (int64_t i = 0, t0 = 0; i < int64_t(batch.size()); t0 += batch[size_t(i)].n, ++i) {
+    const BatchSeq& s = batch[size_t(i)];
+    s.cache->set_length(s.cache->length() + s.n);
+    for (int64_t t = t0 + s.logits_from; t < t0 + s.n; ++t, ++n)
+      rmsnorm_f32(&w.x[size_t(t * D)], w_->final_norm.data(), D, cfg_.rms_eps, &w.xn[size_t(n * D)]);
+  }
+  if (n > 0) linear_f32(w_->lm_head, w.xn.data(), n, logits, *pool_);
 }
 
-void Model::attention(int64_t l, int64_t T, int64_t pos, KVCache& cache) {
+void Model::attention(int64_t l, int64_t T, const std::vector<BatchSeq>& batch) {
   const LayerWeights& lw = w_->layers[size_t(l)];
   Workspace& w = *ws_;
   const int64_t H = cfg_.n_heads, KV = cfg_.n_kv_heads, hd = cfg_.head_dim;
@@ -121,14 +144,20 @@ void Model::attention(int64_t l, int64_t T, int64_t pos, KVCache& cache) {
       for (int64_t h = 0; h < KV; ++h)
         rmsnorm_f32(kt + h * hd, lw.k_norm.data(), hd, cfg_.rms_eps, kt + h * hd);
     }
+    const int64_t pos = w.pos[size_t(t)];
     for (int64_t h = 0; h < H; ++h)
-      rope_f32(qt + h * hd, cfg_.rotary_dim, cfg_.rope_inv_freq, pos + t, cfg_.rope_traditional);
+      rope_f32(qt + h * hd, cfg_.rotary_dim, cfg_.rope_inv_freq, pos, cfg_.rope_traditional);
     for (int64_t h = 0; h < KV; ++h)
-      rope_f32(kt + h * hd, cfg_.rotary_dim, cfg_.rope_inv_freq, pos + t, cfg_.rope_traditional);
+      rope_f32(kt + h * hd, cfg_.rotary_dim, cfg_.rope_inv_freq, pos, cfg_.rope_traditional);
   }
-  cache.write(l, pos, T, w.k.data(), w.v.data());
-  cache.attend(l, pos, T, w.q.data(), w.att.data(), *pool_);  // [T, H*hd]
-  linear_f32(lw.o, w.att.data(), T, w.y.data(), *pool_);      // [T, D]
+  // each sequence over its own cache: rows [t0, t0 + n) at positions [cache.length(), + n)
+  for (int64_t i = 0, t0 = 0; i < int64_t(batch.size()); t0 += batch[size_t(i)].n, ++i) {
+    KVCache& cache = *batch[size_t(i)].cache;
+    const int64_t n = batch[size_t(i)].n, pos = cache.length();
+    cache.write(l, pos, n, &w.k[size_t(t0 * KV * hd)], &w.v[size_t(t0 * KV * hd)]);
+    cache.attend(l, pos, n, &w.q[size_t(t0 * H * hd)], &w.att[size_t(t0 * H * hd)], *pool_);  // [n, H*hd]
+  }
+  linear_f32(lw.o, w.att.data(), T, w.y.data(), *pool_);  // [T, D]
 }
 
 void Model::mlp(int64_t l, int64_t T) {

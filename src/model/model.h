@@ -14,6 +14,14 @@
 
 namespace tqlm {
 
+// One sequence's part of a forward step: its new tokens continue its cache at cache->length().
+struct BatchSeq {
+  KVCache* cache = nullptr;
+  const int32_t* tokens = nullptr;  // [n]
+  int64_t n = 0;
+  int64_t logits_from = 0;  // rows [logits_from, n) get logits: n - 1 = the last token only, n = none
+};
+
 class Model {
  public:
   // `path`: an MLX or HF checkpoint directory. threads = 0: one per physical core.
@@ -25,15 +33,22 @@ class Model {
   const ModelWeights& weights() const { return *w_; }
   ThreadPool& pool() { return *pool_; }
 
+  // A cache with a pool of its own (one sequence); many sequences share a KVPool instead (runtime/).
   std::unique_ptr<KVCache> new_cache(const KVSpec& kv = {}) const;
 
-  // Runs tokens[0..T) at positions [cache.length(), +T), appends their keys/values to the cache, and
-  // writes logits: [T, vocab] when all_logits, else [1, vocab] for the last token.
+  // One step over many sequences: every linear layer runs once over all their token rows, attention runs per
+  // sequence over its own cache at its own positions. Appends each sequence's keys/values to its cache and
+  // writes logits [sum of (n - logits_from), vocab] in batch order. A sequence's logits do not depend on what
+  // else is in the batch, nor on how its tokens were split into steps (bit for bit).
+  void forward(const std::vector<BatchSeq>& batch, float* logits);
+
+  // One sequence: tokens[0..T) at positions [cache.length(), +T); logits [T, vocab] when all_logits, else
+  // [1, vocab] for the last token.
   void forward(const int32_t* tokens, int64_t T, KVCache& cache, float* logits, bool all_logits);
 
  private:
   struct Workspace;
-  void attention(int64_t l, int64_t T, int64_t pos, KVCache& cache);
+  void attention(int64_t l, int64_t T, const std::vector<BatchSeq>& batch);
   void mlp(int64_t l, int64_t T);
   void moe(int64_t l, int64_t T);
   void ensure_workspace(int64_t T);

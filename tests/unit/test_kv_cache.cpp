@@ -23,14 +23,8 @@ namespace {
 const char* kModes[] = {"f32",    "bf16",   "f16",      "q8",       "turbo2",   "turbo3",
                         "turbo4", "turbo8", "turbo4v2", "turbo2v4", "turbo8v3", "turbo3v8"};
 
-ModelConfig small_config(int64_t layers, int64_t H, int64_t KV, int64_t hd) {
-  ModelConfig c;
-  c.n_layers = layers;
-  c.n_heads = H;
-  c.n_kv_heads = KV;
-  c.head_dim = hd;
-  c.hidden = H * hd;
-  return c;
+KVShape small_config(int64_t layers, int64_t H, int64_t KV, int64_t hd) {
+  return KVShape{layers, H, KV, hd};
 }
 
 std::vector<float> randn(size_t n, std::mt19937& rng, float sd = 1.0f) {
@@ -49,7 +43,7 @@ TEST(KVKernels, EveryFamilyMatchesReference) {
     if (!kk) continue;
     for (const char* mode : {"f32", "bf16", "f16", "q8", "turbo2", "turbo3", "turbo4", "turbo8"})
       for (int64_t hd : {64, 128, 80}) {
-        ModelConfig c = small_config(1, 2, 1, hd);
+        KVShape c = small_config(1, 2, 1, hd);
         const KVSideFormat f = kv_layout({mode, 0}, c).k[0];
         KVSideCodec codec(f, hd, 3);
         const int64_t n = 37, R = 5, d = f.dim;
@@ -148,7 +142,7 @@ TEST(KVCache, AttentionOverCodesEqualsAttentionOverDequantizedCache) {
   for (int64_t hd : {64, 80, 128})
     for (const char* mode : kModes) {
       const int64_t layers = 5, H = 6, KV = 2, G = H / KV, n = 300;  // two pages
-      ModelConfig c = small_config(layers, H, KV, hd);
+      KVShape c = small_config(layers, H, KV, hd);
       ThreadPool pool(2);
       auto prefill = make_kv_cache({mode, 1}, c), decode = make_kv_cache({mode, 1}, c);
       auto k = randn(size_t(n * KV * hd), rng), v = randn(size_t(n * KV * hd), rng);
@@ -201,7 +195,7 @@ TEST(KVCache, AttentionOverCodesEqualsAttentionOverDequantizedCache) {
 }
 
 TEST(KVCache, BoundaryLayersStayBf16AndBytesAreCounted) {
-  ModelConfig c = small_config(6, 4, 2, 64);
+  KVShape c = small_config(6, 4, 2, 64);
   auto cache = make_kv_cache({"turbo4v2", 2}, c);
   const KVLayout& L = cache->layout();
   for (int64_t l = 0; l < 6; ++l) {
