@@ -258,12 +258,13 @@ NiahResult run_niah(ChatSession& cs, const std::string& text, const NiahOptions&
       g.ctx = c;
       g.max_tokens = 0;
       const auto t1 = Clock::now();
-      gen.generate(t.prompt.ids, sampler, g, [](const std::string&) { return true; });
+      const GenerateStats pst =
+          gen.generate(t.prompt.ids, sampler, g, [](const std::string&) { return true; });
       t.prefill_seconds = since(t1);
-      t.kv_bytes = gen.cache().bytes();
-      t.kv_tokens = gen.cache().length();
+      t.kv_bytes = pst.kv_bytes;
+      t.kv_tokens = pst.kv_tokens;
       if (r.kv_mode.empty())
-        r.kv_mode = gen.cache().mode(), r.kv_bytes_per_token = gen.cache().bytes_per_token();
+        r.kv_mode = gen.kv_layout().mode, r.kv_bytes_per_token = double(gen.kv_layout().bytes_per_token());
       g.max_tokens = opt.max_tokens;
       gen.generate(t.prompt.ids, sampler, g, [&](const std::string& s) {
         t.answer += s;

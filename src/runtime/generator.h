@@ -1,6 +1,7 @@
-// Generation loop: chunked prefill (reusing the cached prefix), sampling, streaming text that never
-// splits a UTF-8 character or leaks the start of a stop string, EOS / stop-string / max-token stops,
-// and timing for prompt and generation.
+// One sequence at a time through the scheduler (runtime/scheduler.h): `tqlm generate`, `tqlm chat` and the
+// evaluation runners that want a blocking call. Streams text (never a split UTF-8 character, never the start
+// of a stop string), stops at EOS / stop strings / max tokens / the context, and times prompt and generation.
+// Multi-turn chats reuse the KV blocks of the previous turns through the pool's prefix cache.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,7 @@
 
 #include "model/model.h"
 #include "runtime/sampler.h"
+#include "runtime/scheduler.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tqlm {
@@ -29,35 +31,31 @@ struct GenerateStats {
   int64_t cached_tokens = 0;  // prompt tokens found in the cache
   int64_t generated = 0;
   double prompt_seconds = 0, gen_seconds = 0;
+  uint64_t kv_bytes = 0;      // the sequence's KV blocks at the end
+  int64_t kv_tokens = 0;      // tokens its cache held then
   std::string finish_reason;  // "stop" (EOS or stop string) or "length"
   double prompt_tps() const { return prompt_seconds > 0 ? double(prompt_tokens) / prompt_seconds : 0; }
   double gen_tps() const { return gen_seconds > 0 ? double(generated) / gen_seconds : 0; }
 };
 
-// EOS ids: generation_config.json eos_token_id (int or list), config.json eos_token_id, and the
-// tokenizer's <|endoftext|>-style token named by tokenizer_config.json's eos_token.
-std::set<int32_t> model_eos_ids(const Model& m, const Tokenizer& tok);
-
 class Generator {
  public:
-  Generator(Model& model, const Tokenizer& tok, const KVSpec& kv = {});
+  // kv_mem: the pool's byte budget (0: no limit beyond the context).
+  Generator(Model& model, const Tokenizer& tok, const KVSpec& kv = {}, uint64_t kv_mem = 0);
 
-  // Streams generated text through on_text (return false to stop early). Tokens of `prompt` already
-  // in the cache from the previous call are not recomputed.
+  // Streams generated text through on_text (return false to stop early). The sampler's parameters (and
+  // seed) apply; prompt tokens already in the prefix cache are not recomputed.
   GenerateStats generate(const std::vector<int32_t>& prompt, Sampler& sampler, const GenerateOptions& opt,
                          const std::function<bool(const std::string&)>& on_text);
 
-  const std::vector<int32_t>& history() const { return tokens_; }  // what the cache holds
-  KVCache& cache() { return *cache_; }
-  std::set<int32_t> eos_ids;
-  std::set<int32_t> keep_special;  // special tokens whose text is still emitted (<think>, </think>)
+  KVPool& pool() { return *pool_; }
+  const KVLayout& kv_layout() const { return pool_->layout(); }
 
  private:
   Model& model_;
   const Tokenizer& tok_;
-  std::unique_ptr<KVCache> cache_;
-  std::vector<int32_t> tokens_;
-  std::vector<float> logits_;
+  std::shared_ptr<KVPool> pool_;
+  int64_t turn_ = 0;
 };
 
 }  // namespace tqlm

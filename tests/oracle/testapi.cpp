@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include <algorithm>
 #include <cstring>
 #include "core/dtype.h"
 #include "core/error.h"
@@ -12,6 +13,7 @@
 #include "model/model.h"
 #include "quant/affine.h"
 #include "quant/fp8.h"
+#include "runtime/scheduler.h"
 
 namespace {
 thread_local std::string g_err;
@@ -110,6 +112,7 @@ extern "C" {
 struct TqlmModel {
   std::unique_ptr<tqlm::Model> model;
   std::unique_ptr<tqlm::KVCache> cache;
+  tqlm::KVSpec kv;
 };
 
 // kv_mode: any --kv mode; kv_boundary: layers kept bf16 at each end in the compressed modes.
@@ -118,7 +121,8 @@ void* tqlm_model_open(const char* path, const char* kv_mode, int kv_boundary, in
   guarded([&] {
     auto h = std::make_unique<TqlmModel>();
     h->model = std::make_unique<tqlm::Model>(path, threads);
-    h->cache = h->model->new_cache(tqlm::KVSpec(kv_mode, kv_boundary));
+    h->kv = tqlm::KVSpec(kv_mode, kv_boundary);
+    h->cache = h->model->new_cache(h->kv);
     m = h.release();
   });
   return m;
@@ -142,6 +146,56 @@ int tqlm_model_forward(void* h, const int32_t* tokens, int64_t n, int all_logits
 
 void tqlm_model_reset(void* h) {
   static_cast<TqlmModel*>(h)->cache->clear();
+}
+
+// Greedy generation of n prompts through the scheduler, in one fresh KV pool of kv_mem bytes (0: no limit):
+// prompt i = tokens[offsets[i], offsets[i + 1]), submitted in order, at most max_seqs running at once,
+// step_tokens per forward step. Writes out_tokens [n, max_new], out_logits [n, max_new, vocab] (the logits
+// each token was sampled from), out_cached [n] (prompt tokens reused from the prefix cache) and out_preempt
+// [n]. With `sequential`, each prompt runs to completion before the next is submitted (the pool, and so its
+// prefix cache, is shared).
+int tqlm_sched_greedy(void* h, const int32_t* tokens, const int64_t* offsets, int n, int max_new,
+                      int max_seqs, int step_tokens, int64_t kv_mem, int reuse_prefix, int sequential,
+                      int32_t* out_tokens, float* out_logits, int64_t* out_cached, int64_t* out_preempt) {
+  return guarded([&] {
+    auto* m = static_cast<TqlmModel*>(h);
+    const int64_t vocab = m->model->config().vocab;
+    auto pool = std::make_shared<tqlm::KVPool>(m->kv, m->model->config().kv_shape(), uint64_t(kv_mem));
+    tqlm::SchedulerOptions so;
+    so.max_seqs = max_seqs;
+    so.step_tokens = step_tokens;
+    tqlm::Scheduler sched(*m->model, pool, nullptr, so);
+    std::vector<int64_t> ids(static_cast<size_t>(n)), count(static_cast<size_t>(n), 0);
+    auto submit = [&](int i) {
+      tqlm::RequestParams rp;
+      rp.sampling.temperature = 0;
+      rp.max_tokens = max_new;
+      rp.ignore_eos = true;
+      rp.reuse_prefix = reuse_prefix != 0;
+      rp.on_sample_logits = [&, i](const float* lg) {
+        std::copy(lg, lg + vocab, out_logits + (int64_t(i) * max_new + count[size_t(i)]) * vocab);
+      };
+      ids[size_t(i)] = sched.submit(std::vector<int32_t>(tokens + offsets[i], tokens + offsets[i + 1]), rp);
+    };
+    auto drain = [&] {
+      while (!sched.idle())
+        for (const auto& e : sched.step()) {
+          const int i = int(std::find(ids.begin(), ids.end(), e.id) - ids.begin());
+          if (e.token >= 0) out_tokens[int64_t(i) * max_new + count[size_t(i)]++] = e.token;
+          if (e.finished && e.finish_reason != "length")
+            tqlm::fail("sequence {} ended: {} {}", i, e.finish_reason, e.error);
+        }
+    };
+    for (int i = 0; i < n; ++i) {
+      submit(i);
+      if (sequential) drain();
+    }
+    drain();
+    for (int i = 0; i < n; ++i) {
+      out_cached[i] = sched.stats(ids[size_t(i)]).cached_tokens;
+      out_preempt[i] = sched.stats(ids[size_t(i)]).preemptions;
+    }
+  });
 }
 }
 

@@ -1,0 +1,287 @@
+#include "runtime/scheduler.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+#include "core/error.h"
+
+namespace tqlm {
+
+struct Scheduler::Seq {
+  int64_t id = 0;
+  std::vector<int32_t> tokens;  // prompt, then generated tokens; the cache holds tokens[0, cache->length())
+  int64_t prompt_len = 0;
+  RequestParams p;
+  Sampler sampler;
+  std::unique_ptr<KVCache> cache;  // null while waiting
+  std::unique_ptr<TextStream> text;
+  SeqStats st;
+  int64_t logits_delivered = 0;  // prompt rows already given to on_prompt_logits
+  bool cancelled = false, done = false, admitted = false;
+  Seq(int64_t i, std::vector<int32_t> t, RequestParams rp)
+      : id(i),
+        tokens(std::move(t)),
+        prompt_len(int64_t(tokens.size())),
+        p(std::move(rp)),
+        sampler(p.sampling) {}
+  int64_t pending() const { return int64_t(tokens.size()) - cache->length(); }
+};
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double clock_seconds() {
+  return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
+}
+int64_t blocks_for(int64_t tokens) {
+  return (tokens + kPageTokens - 1) / kPageTokens;
+}
+}  // namespace
+
+Scheduler::Scheduler(Model& model, std::shared_ptr<KVPool> pool, const Tokenizer* tok,
+                     const SchedulerOptions& opt)
+    : model_(model), pool_(std::move(pool)), tok_(tok), opt_(opt), t0_(clock_seconds()) {
+  if (opt_.max_seqs < 1) fail("the number of concurrent sequences must be >= 1 (got {})", opt_.max_seqs);
+  if (opt_.step_tokens < 1) fail("the tokens per step must be >= 1 (got {})", opt_.step_tokens);
+  const int64_t mp = model.config().max_position;
+  ctx_ = opt_.ctx > 0 ? opt_.ctx : (mp > 0 ? mp : int64_t(1) << 30);
+  if (tok_) {
+    eos_ids = model_eos_ids(model, *tok_);
+    for (const char* t : {"<think>", "</think>"})
+      if (auto id = tok_->token_to_id(t)) keep_special.insert(*id);
+  }
+}
+
+Scheduler::~Scheduler() = default;
+
+double Scheduler::now() const {
+  return clock_seconds() - t0_;
+}
+
+Scheduler::Seq& Scheduler::get(int64_t id) const {
+  for (const auto& s : all_)
+    if (s && s->id == id) return *s;
+  fail("no sequence {}", id);
+}
+
+const SeqStats& Scheduler::stats(int64_t id) const {
+  return get(id).st;
+}
+const std::vector<int32_t>& Scheduler::tokens(int64_t id) const {
+  return get(id).tokens;
+}
+
+void Scheduler::forget(int64_t id) {
+  for (auto& s : all_)
+    if (s && s->id == id && s->done) s.reset();
+  all_.erase(std::remove(all_.begin(), all_.end(), nullptr), all_.end());
+}
+
+int64_t Scheduler::submit(std::vector<int32_t> prompt, RequestParams params) {
+  const int64_t n = int64_t(prompt.size()), vocab = model_.config().vocab;
+  if (n == 0) fail("the prompt is empty");
+  if (n >= ctx_)
+    fail("the prompt has {} tokens, which does not fit the context of {} tokens (--ctx)", n, ctx_);
+  for (int32_t t : prompt)
+    if (t < 0 || t >= vocab) fail("token id {} is outside the vocabulary [0, {})", t, vocab);
+  if (params.max_tokens < 0) fail("max_tokens must be >= 0 (got {})", params.max_tokens);
+  const int64_t most = std::min(ctx_, n + params.max_tokens), need = blocks_for(most);
+  if (need > pool_->capacity_blocks())
+    fail(
+        "the request needs up to {} tokens of KV cache ({} bytes), more than the whole KV pool holds ({} "
+        "bytes, "
+        "{} tokens): lower max_tokens or raise --kv-mem",
+        most, uint64_t(need) * pool_->block_bytes(), pool_->budget(), pool_->capacity_blocks() * kPageTokens);
+  auto s = std::make_unique<Seq>(next_id_++, std::move(prompt), std::move(params));
+  if (tok_) s->text = std::make_unique<TextStream>(*tok_, s->p.stop, &keep_special);
+  s->st.prompt_tokens = n;
+  s->st.t_submit = now();
+  waiting_.push_back(s.get());
+  all_.push_back(std::move(s));
+  return all_.back()->id;
+}
+
+void Scheduler::cancel(int64_t id) {
+  Seq& s = get(id);
+  if (!s.done) s.cancelled = true;
+}
+
+bool Scheduler::admit(Seq& s) {
+  s.cache = std::make_unique<KVCache>(pool_);
+  const int64_t n = int64_t(s.tokens.size());
+  int64_t reused = 0;
+  if (s.p.reuse_prefix && !s.p.on_prompt_logits) reused = s.cache->attach_prefix(s.tokens.data(), n, n - 1);
+  if (!s.cache->reserve(n)) {  // the whole prompt must fit now; otherwise wait
+    s.cache.reset();
+    return false;
+  }
+  if (!s.admitted) s.st.cached_tokens = reused;
+  s.admitted = true;
+  return true;
+}
+
+void Scheduler::preempt(Seq& s) {
+  s.cache.reset();  // full blocks stay in the prefix cache: recomputation may find them again
+  ++s.st.preemptions;
+  running_.erase(std::find(running_.begin(), running_.end(), &s));
+  waiting_.push_front(&s);
+}
+
+void Scheduler::finish(Seq& s, const std::string& reason, std::vector<SeqEvent>& ev,
+                       const std::string& error) {
+  SeqEvent e;
+  e.id = s.id;
+  e.finished = true;
+  e.finish_reason = reason;
+  e.error = error;
+  if (s.text) e.text = s.text->finish();
+  if (s.cache) {
+    s.st.kv_bytes = s.cache->bytes();
+    s.st.kv_tokens = s.cache->length();
+    s.cache->publish(s.tokens.data(), /*final=*/true);
+    s.cache.reset();
+  }
+  s.done = true;
+  s.st.t_finish = now();
+  running_.erase(std::remove(running_.begin(), running_.end(), &s), running_.end());
+  waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), &s), waiting_.end());
+  ev.push_back(std::move(e));
+}
+
+std::vector<SeqEvent> Scheduler::step() {
+  std::vector<SeqEvent> ev;
+  for (Seq* s : std::vector<Seq*>(running_))
+    if (s->cancelled) finish(*s, "cancelled", ev);
+  for (Seq* s : std::vector<Seq*>(waiting_.begin(), waiting_.end()))
+    if (s->cancelled) finish(*s, "cancelled", ev);
+  while (!waiting_.empty() && int64_t(running_.size()) < opt_.max_seqs && admit(*waiting_.front())) {
+    running_.push_back(waiting_.front());
+    waiting_.pop_front();
+  }
+  if (running_.empty() && !waiting_.empty()) {  // nothing runs and the first in line cannot get its blocks
+    Seq& s = *waiting_.front();
+    finish(s, "error", ev,
+           fmt::format("the KV pool cannot hold this prompt ({} tokens) even with nothing else running",
+                       s.tokens.size()));
+    return ev;
+  }
+
+  // Plan: decoding sequences (one pending token) first, then prefill chunks, oldest first, under the budget.
+  std::vector<int64_t> take(running_.size(), 0);
+  int64_t budget = opt_.step_tokens;
+  for (int pass = 0; pass < 2; ++pass)
+    for (size_t i = 0; i < running_.size(); ++i) {
+      const int64_t pend = running_[i]->pending();
+      if ((pass == 0) != (pend == 1)) continue;
+      take[i] = std::min(pend, budget);
+      budget -= take[i];
+    }
+  // Blocks, oldest first: when the pool is short, the newest sequences are preempted (recomputed later).
+  for (size_t i = 0; i < running_.size(); ++i) {
+    Seq* s = running_[i];
+    while (!s->cache->reserve(s->cache->length() + take[i]) && running_.size() > i + 1) {
+      preempt(*running_.back());
+      take.pop_back();
+    }
+    if (!s->cache->reserve(s->cache->length() + take[i]))
+      fail("KV pool: no block for the oldest sequence ({} tokens) although nothing else runs",
+           s->tokens.size());
+  }
+  std::vector<BatchSeq> batch;
+  std::vector<Seq*> in_batch;
+  int64_t rows = 0;
+  for (size_t i = 0; i < running_.size(); ++i) {
+    Seq* s = running_[i];
+    if (take[i] == 0) continue;
+    const int64_t len = s->cache->length(), n = take[i];
+    const bool last = len + n == int64_t(s->tokens.size());
+    const bool prompt_rows = s->p.on_prompt_logits && len < s->prompt_len;
+    const int64_t from = prompt_rows ? 0 : last ? n - 1 : n;
+    batch.push_back(BatchSeq{s->cache.get(), s->tokens.data() + len, n, from});
+    in_batch.push_back(s);
+    rows += n - from;
+  }
+  if (batch.empty()) return ev;
+
+  const int64_t vocab = model_.config().vocab;
+  logits_.resize(size_t(std::max<int64_t>(rows, 1) * vocab));
+  model_.forward(batch, logits_.data());
+
+  const float* lg = logits_.data();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Seq& s = *in_batch[i];
+    const BatchSeq& b = batch[i];
+    const int64_t len = s.cache->length() - b.n, nrows = b.n - b.logits_from;
+    if (s.p.on_prompt_logits && b.logits_from == 0) {  // prompt rows [len, min(len + n, prompt_len))
+      const int64_t r0 = std::max(len, s.logits_delivered), r1 = std::min(len + b.n, s.prompt_len);
+      if (r1 > r0) s.p.on_prompt_logits(r0, r1 - r0, lg + (r0 - len) * vocab);
+      s.logits_delivered = std::max(s.logits_delivered, r1);
+    }
+    const float* last = lg + (nrows - 1) * vocab;
+    lg += nrows * vocab;
+    s.cache->publish(s.tokens.data(), /*final=*/false);
+    if (s.pending() > 0) continue;  // prefill not finished
+    if (s.st.generated >= s.p.max_tokens || int64_t(s.tokens.size()) >= ctx_) {
+      finish(s, "length", ev);
+      continue;
+    }
+    if (s.p.on_sample_logits) s.p.on_sample_logits(last);
+    std::vector<float> row(last, last + vocab);  // the sampler modifies its logits
+    const int32_t tok = s.sampler.sample(row.data(), vocab, s.tokens);
+    s.tokens.push_back(tok);
+    ++s.st.generated;
+    const double t = now();
+    if (s.st.generated == 1) s.st.t_first_token = t;
+    s.st.token_times.push_back(t);
+    SeqEvent e;
+    e.id = s.id;
+    e.token = tok;
+    if (!s.p.ignore_eos && eos_ids.count(tok)) {
+      ev.push_back(std::move(e));
+      finish(s, "stop", ev);
+      continue;
+    }
+    if (s.text) e.text = s.text->push(tok);
+    const bool stopped = s.text && s.text->stopped();
+    ev.push_back(std::move(e));
+    if (stopped)
+      finish(s, "stop", ev);
+    else if (s.st.generated >= s.p.max_tokens || int64_t(s.tokens.size()) >= ctx_)
+      finish(s, "length", ev);
+  }
+  return ev;
+}
+
+namespace {
+void add_ids(const nlohmann::json& v, std::set<int32_t>& out) {
+  if (v.is_number_integer())
+    out.insert(v.get<int32_t>());
+  else if (v.is_array())
+    for (const auto& x : v)
+      if (x.is_number_integer()) out.insert(x.get<int32_t>());
+}
+}  // namespace
+
+std::set<int32_t> model_eos_ids(const Model& m, const Tokenizer& tok) {
+  std::set<int32_t> ids;
+  if (const auto& g = m.checkpoint().generation_config(); g && g->is_object())
+    if (auto it = g->find("eos_token_id"); it != g->end()) add_ids(*it, ids);
+  if (auto it = m.checkpoint().config().find("eos_token_id"); it != m.checkpoint().config().end())
+    add_ids(*it, ids);
+  const auto tc_path = std::filesystem::path(m.checkpoint().path()) / "tokenizer_config.json";
+  std::error_code ec;
+  if (std::filesystem::exists(tc_path, ec)) {
+    nlohmann::json tc = read_json_file(tc_path.string());
+    auto eos = tc.find("eos_token");
+    std::string name;
+    if (eos != tc.end() && eos->is_string())
+      name = eos->get<std::string>();
+    else if (eos != tc.end() && eos->is_object() && eos->contains("content"))
+      name = (*eos)["content"].get<std::string>();
+    if (!name.empty())
+      if (auto id = tok.token_to_id(name)) ids.insert(*id);
+  }
+  return ids;
+}
+
+}  // namespace tqlm

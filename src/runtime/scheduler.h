@@ -1,0 +1,124 @@
+// The engine's core loop: many sequences advanced together, one forward step at a time.
+//
+//   submit(prompt, params) -> id        queued; refused at once (Error) if it could never fit the KV pool
+//   step()                              admits queued sequences (reusing cached prefixes), builds one batch:
+//                                       every decoding sequence's next token, then prefill chunks of the
+//                                       others under a per-step token budget; runs it; samples; returns
+//                                       events
+//   cancel(id)                          at any step; its KV blocks go back to the pool
+//
+// Every sequence feeds the tokens its cache does not hold yet (prompt chunks, then one token per step), so
+// prefill, decode and recomputation after preemption are the same operation. When the pool runs out of
+// blocks, the newest running sequence is preempted (its blocks released, it waits again and recomputes its
+// tokens later); the oldest always makes progress. A sequence's results do not depend on the others: the
+// forward pass is batch-invariant bit for bit, and each sequence has its own sampler and seed.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "kv/kv_cache.h"
+#include "model/model.h"
+#include "runtime/sampler.h"
+#include "runtime/text_stream.h"
+#include "tokenizer/tokenizer.h"
+
+namespace tqlm {
+
+struct RequestParams {
+  SamplingParams sampling;
+  int64_t max_tokens = 256;       // generated tokens at most (0: prefill only, e.g. perplexity)
+  std::vector<std::string> stop;  // stop strings (not included in the text)
+  bool ignore_eos = false;
+  bool reuse_prefix = true;  // take cached KV blocks of an identical prefix instead of recomputing it
+  // Called with the logits of prompt rows [row0, row0 + n) as they are computed ([n, vocab]); when set, the
+  // whole prompt is computed (no prefix reuse) so that every row has logits.
+  std::function<void(int64_t row0, int64_t n, const float* logits)> on_prompt_logits;
+  // Called with the logits [vocab] each generated token is sampled from (before any sampling transform).
+  std::function<void(const float* logits)> on_sample_logits;
+};
+
+struct SeqEvent {
+  int64_t id = 0;
+  int32_t token = -1;  // the token sampled this step (-1: none)
+  std::string text;    // text that became final this step
+  bool finished = false;
+  std::string finish_reason;  // "stop" (EOS or stop string), "length", "cancelled", "error"
+  std::string error;
+};
+
+struct SeqStats {
+  int64_t prompt_tokens = 0;  // prompt length
+  int64_t cached_tokens = 0;  // prompt tokens reused from the prefix cache (first admission)
+  int64_t generated = 0;
+  int64_t preemptions = 0;
+  uint64_t kv_bytes = 0;                                 // bytes of the KV blocks it held when it finished
+  int64_t kv_tokens = 0;                                 // tokens its cache held then
+  double t_submit = 0, t_first_token = 0, t_finish = 0;  // seconds on the scheduler's clock
+  std::vector<double> token_times;                       // when each generated token was sampled
+};
+
+struct SchedulerOptions {
+  int64_t max_seqs = 16;      // sequences running at once
+  int64_t step_tokens = 512;  // tokens per forward step (decode tokens first, then prefill chunks)
+  int64_t ctx = 0;            // context limit per sequence (0: the model's max_position_embeddings)
+};
+
+class Scheduler {
+ public:
+  Scheduler(Model& model, std::shared_ptr<KVPool> pool, const Tokenizer* tok,
+            const SchedulerOptions& opt = {});
+  ~Scheduler();
+
+  // Queues a sequence. Throws (naming the numbers) if the prompt is empty, longer than the context, or if
+  // prompt + max_tokens could never fit the KV pool.
+  int64_t submit(std::vector<int32_t> prompt, RequestParams params);
+  void cancel(int64_t id);
+  // One forward step (admission, batch, sampling). Returns what happened to each sequence it touched.
+  std::vector<SeqEvent> step();
+  bool idle() const { return waiting_.empty() && running_.empty(); }
+  int64_t running() const { return int64_t(running_.size()); }
+  int64_t waiting() const { return int64_t(waiting_.size()); }
+
+  // Statistics of a sequence (kept after it finishes, until forget()).
+  const SeqStats& stats(int64_t id) const;
+  void forget(int64_t id);
+  // Tokens of a sequence (prompt + generated).
+  const std::vector<int32_t>& tokens(int64_t id) const;
+
+  KVPool& pool() { return *pool_; }
+  Model& model() { return model_; }
+  const SchedulerOptions& options() const { return opt_; }
+  std::set<int32_t> eos_ids;       // a sampled EOS ends a sequence (unless ignore_eos)
+  std::set<int32_t> keep_special;  // special tokens whose text is still emitted (<think>, </think>)
+  double now() const;              // seconds since the scheduler started
+
+ private:
+  struct Seq;
+  bool admit(Seq& s);
+  void preempt(Seq& s);
+  void finish(Seq& s, const std::string& reason, std::vector<SeqEvent>& ev, const std::string& error = {});
+  Seq& get(int64_t id) const;
+
+  Model& model_;
+  std::shared_ptr<KVPool> pool_;
+  const Tokenizer* tok_;
+  SchedulerOptions opt_;
+  int64_t ctx_ = 0, next_id_ = 1;
+  std::deque<Seq*> waiting_;   // admission order (preempted sequences go to the front)
+  std::vector<Seq*> running_;  // oldest first
+  std::vector<std::unique_ptr<Seq>> all_;
+  std::vector<float> logits_;
+  double t0_ = 0;
+};
+
+// EOS ids: generation_config.json eos_token_id (int or list), config.json eos_token_id, and the
+// tokenizer's <|endoftext|>-style token named by tokenizer_config.json's eos_token.
+std::set<int32_t> model_eos_ids(const Model& m, const Tokenizer& tok);
+
+}  // namespace tqlm
