@@ -1,9 +1,8 @@
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "template/chat_template.h"
 
 namespace tqlm::cli {
@@ -11,15 +10,8 @@ namespace tqlm::cli {
 namespace {
 
 nlohmann::ordered_json read_json_file(const std::string& path, const char* what) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("cannot read {} file {}", what, path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  try {
-    return nlohmann::ordered_json::parse(ss.str());
-  } catch (const nlohmann::json::exception& e) {
-    fail("{} file {}: invalid JSON: {}", what, path, e.what());
-  }
+  std::string text = read_text_file(path, std::string(what) + " file");
+  return parse_json_limited(text, fmt::format("{} file {}", what, path));
 }
 
 }  // namespace
@@ -48,13 +40,7 @@ void add_chat_template(CLI::App& app) {
     nlohmann::ordered_json tools =
         opts->tools.empty() ? nlohmann::ordered_json() : read_json_file(opts->tools, "tools");
     nlohmann::ordered_json kwargs = nlohmann::ordered_json::object();
-    if (!opts->kwargs.empty()) {
-      try {
-        kwargs = nlohmann::ordered_json::parse(opts->kwargs);
-      } catch (const nlohmann::json::exception& e) {
-        fail("--kwargs: invalid JSON: {}", e.what());
-      }
-    }
+    if (!opts->kwargs.empty()) kwargs = parse_json_limited(opts->kwargs, "--kwargs");
     std::string prompt = ct.render(messages, tools, opts->add_generation_prompt, kwargs);
     std::fwrite(prompt.data(), 1, prompt.size(), stdout);
   });

@@ -3,10 +3,9 @@
 #include "template/chat_template.h"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "template/jinja.h"
 
 namespace tqlm {
@@ -16,19 +15,11 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string read_text(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) fail("cannot read {}", p.string());
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  return read_text_file(p.string(), "chat template file");
 }
 
 nlohmann::ordered_json read_json(const fs::path& p) {
-  try {
-    return nlohmann::ordered_json::parse(read_text(p));
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: invalid JSON: {}", p.string(), e.what());
-  }
+  return read_json_file_limited(p.string());
 }
 
 // A special token is a string or an AddedToken object {"content": ...}.

@@ -3,9 +3,12 @@
 #include "template/jinja.h"
 
 #include <ctime>
+#include <new>
+#include <stdexcept>
 
 #include "template/jinja_builtins.h"
 #include "template/jinja_interp.h"
+#include "template/jinja_limits.h"
 #include "template/jinja_parser.h"
 
 namespace tqlm::jinja {
@@ -28,10 +31,11 @@ Value range_fn(CallArgs& a) {
   }
   if (step == 0) fail("range() arg 3 must not be zero");
   ValueList out;
-  for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) {
+  for (int64_t k = start; step > 0 ? k < stop : k > stop;) {
     if (static_cast<int64_t>(out.size()) >= kMaxRange)
       fail("Range too big. The sandbox blocks ranges larger than MAX_RANGE ({}).", kMaxRange);
     out.push_back(Value::integer(k));
+    if (__builtin_add_overflow(k, step, &k)) break;  // past the ends of int64 is past stop too
   }
   return Value::make_list(std::move(out));
 }
@@ -111,12 +115,17 @@ std::string Template::render(const Value& context) const {
   ctx->parent = make_globals();
   if (context.kind == Kind::Dict)
     for (const auto& kv : context.dict->items) ctx->set(to_str(kv.first), kv.second);
+  RenderBudget budget;
   Interp in(ctx);
   try {
     return in.render(body_);
   } catch (const RenderError& e) {
     if (e.from_raise) throw TemplateRaised(e.what());
     throw Error(e.what());
+  } catch (const std::bad_alloc&) {  // the limits should make this unreachable; never let it escape bare
+    throw Error("template render ran out of memory");
+  } catch (const std::length_error& e) {
+    throw Error(fmt::format("template render: size error: {}", e.what()));
   }
 }
 

@@ -43,6 +43,7 @@ enum class EK {
 struct Expr {
   EK kind;
   int line = 0;
+  int depth = 1;  // 1 + the deepest child's depth (bounded by kMaxNesting at parse time)
   Value value;
   std::string name;
   ExprP a, b, c;

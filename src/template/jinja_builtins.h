@@ -34,6 +34,9 @@ Value bound_method(const Value& obj, const std::string& name);
 Value call_filter(Interp& in, const std::string& name, const Value& input, CallArgs& args);
 bool call_test(Interp& in, const std::string& name, const Value& v, CallArgs& args);
 
+// A width / count argument as a size: negative is 0 (as Python's str * n), above kMaxStringBytes an error.
+size_t size_arg(const Value& v, std::string_view what);
+
 // Python str.split / str.rsplit (sep == nullptr: runs of whitespace).
 ValueList str_split(const std::string& s, const std::string* sep, int64_t maxsplit, bool from_right);
 

@@ -1,12 +1,14 @@
 // Jinja filters with jinja2/filters.py semantics; `tojson` is transformers' version (json.dumps with
 // ensure_ascii=False, optional indent / separators / sort_keys).
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
 #include "core/error.h"
 #include "template/jinja_builtins.h"
+#include "template/jinja_limits.h"
 #include "template/jinja_parser.h"
 #include "template/jinja_unicode.h"
 
@@ -71,7 +73,7 @@ std::string html_escape(const std::string& s) {
 
 Value py_int(const Value& v, const Value& dflt, int64_t base) {
   if (v.kind == Kind::Int || v.kind == Kind::Bool) return Value::integer(v.i);
-  if (v.kind == Kind::Float) return std::isfinite(v.f) ? Value::integer(static_cast<int64_t>(v.f)) : dflt;
+  if (v.kind == Kind::Float) return std::isfinite(v.f) ? Value::integer(v.as_int()) : dflt;
   if (v.kind == Kind::String) {
     std::string t = str_strip(v.s, nullptr, true, true);
     std::string digits;
@@ -79,10 +81,12 @@ Value py_int(const Value& v, const Value& dflt, int64_t base) {
       if (c != '_') digits.push_back(c);
     if (!digits.empty()) {
       char* end = nullptr;
+      errno = 0;
       long long x = std::strtoll(digits.c_str(), &end, static_cast<int>(base));
+      if (*end == '\0' && errno == ERANGE) fail("int(): {} does not fit in a 64-bit integer", py_str_repr(t));
       if (*end == '\0') return Value::integer(x);
       double d = std::strtod(digits.c_str(), &end);
-      if (*end == '\0' && base == 10 && std::isfinite(d)) return Value::integer(static_cast<int64_t>(d));
+      if (*end == '\0' && base == 10 && std::isfinite(d)) return Value::integer(Value::number(d).as_int());
     }
   }
   return dflt;
@@ -109,7 +113,8 @@ Value do_round(const Value& v, int64_t precision, const std::string& method) {
   if (method != "common") fail("method must be common, ceil or floor");
   if (v.kind != Kind::Float) return v;  // round(int, n) stays an int
   if (!std::isfinite(x)) return Value::number(x);
-  char buf[512];
+  if (precision > 1100) return v;  // past every binary fraction digit: unchanged
+  char buf[1500];
   std::snprintf(buf, sizeof buf, "%.*f", static_cast<int>(std::max<int64_t>(precision, 0)),
                 x);  // half-even, exact
   double r = std::strtod(buf, nullptr);
@@ -118,19 +123,21 @@ Value do_round(const Value& v, int64_t precision, const std::string& method) {
 }
 
 std::string do_indent(std::string s, const Value& width, bool first, bool blank) {
-  std::string ind =
-      width.kind == Kind::String ? width.s : std::string(static_cast<size_t>(width.as_int()), ' ');
+  std::string ind = width.kind == Kind::String ? width.s : std::string(size_arg(width, "indent"), ' ');
   s += "\n";
   CallArgs none;
   Value lines_v = bound_method(Value::string(s), "splitlines");
   ValueList lines = *lines_v.fn->fn(none).list;
   std::string rv;
   if (blank) {
-    for (size_t k = 0; k < lines.size(); ++k) rv += (k ? "\n" + ind : "") + lines[k].s;
+    for (size_t k = 0; k < lines.size(); ++k)
+      append_checked(rv, (k ? "\n" + ind : "") + lines[k].s, "indent");
   } else {
     rv = lines.empty() ? "" : lines[0].s;
-    for (size_t k = 1; k < lines.size(); ++k) rv += "\n" + (lines[k].s.empty() ? "" : ind) + lines[k].s;
+    for (size_t k = 1; k < lines.size(); ++k)
+      append_checked(rv, "\n" + (lines[k].s.empty() ? "" : ind) + lines[k].s, "indent");
   }
+  check_string_size(ind.size() + rv.size(), "indent");
   return first ? ind + rv : rv;
 }
 
@@ -196,6 +203,7 @@ bool filter_exists(std::string_view name) {
 
 Value call_filter(Interp& in, const std::string& name, const Value& input, CallArgs& args) {
   const Value& v = input;
+  charge_bytes(v.s.size());  // scanned or copied by most filters
   auto str_input = [&]() { return to_str(v); };
   if (name == "tojson") {
     args.check("tojson", 4, {"ensure_ascii", "indent", "separators", "sort_keys"});
@@ -204,9 +212,7 @@ Value call_filter(Interp& in, const std::string& name, const Value& input, CallA
     Value indent = args.get(1, "indent", Value::none());
     if (!indent.is_none()) {
       o.has_indent = true;
-      o.indent = indent.kind == Kind::String
-                     ? indent.s
-                     : std::string(static_cast<size_t>(std::max<int64_t>(0, indent.as_int())), ' ');
+      o.indent = indent.kind == Kind::String ? indent.s : std::string(size_arg(indent, "tojson"), ' ');
       o.item_sep = ",";
     }
     Value seps = args.get(2, "separators", Value::none());
@@ -264,8 +270,8 @@ Value call_filter(Interp& in, const std::string& name, const Value& input, CallA
     std::string out;
     size_t k = 0;
     for (const auto& item : iterate(v)) {
-      if (k++) out += sep;
-      out += to_str(attribute.is_none() ? item : attr_path(item, attribute));
+      if (k++) append_checked(out, sep, "join");
+      append_checked(out, to_str(attribute.is_none() ? item : attr_path(item, attribute)), "join");
     }
     return Value::string(out);
   }
@@ -299,6 +305,7 @@ Value call_filter(Interp& in, const std::string& name, const Value& input, CallA
       Value key = attribute.is_none() ? item : attr_path(item, attribute);
       if (!cs) key = ignore_case(key);
       bool dup = false;
+      charge_iterations(seen.size());
       for (const auto& s : seen) dup = dup || equals(s, key);
       if (dup) continue;
       seen.push_back(key);
@@ -347,7 +354,8 @@ Value call_filter(Interp& in, const std::string& name, const Value& input, CallA
   if (name == "float") return py_float(v, args.get(0, "default", Value::number(0.0)));
   if (name == "abs") {
     if (!v.is_number()) fail("bad operand type for abs(): '{}'", type_name(v));
-    return v.kind == Kind::Float ? Value::number(std::fabs(v.f)) : Value::integer(v.i < 0 ? -v.i : v.i);
+    if (v.kind == Kind::Float) return Value::number(std::fabs(v.f));
+    return negate(v, v.i < 0);  // abs(INT64_MIN) is an overflow error
   }
   if (name == "round")
     return do_round(v, args.get(0, "precision", Value::integer(0)).as_int(),

@@ -2,7 +2,10 @@
 // being executed; raise_exception() messages pass through verbatim.
 #include "template/jinja_interp.h"
 
+#include <algorithm>
+
 #include "template/jinja_builtins.h"
+#include "template/jinja_limits.h"
 
 namespace tqlm::jinja {
 
@@ -25,23 +28,52 @@ void Scope::set(const std::string& name, Value v) {
 ScopeP Interp::child(const ScopeP& parent) {
   auto s = std::make_shared<Scope>();
   s->parent = parent;
-  created_.push_back(s);
   return s;
 }
 
+void Interp::leave(const ScopeP& scope) noexcept {
+  // Held by the caller and by each macro defined in it that nothing else holds: a cycle only, empty it now.
+  long own = 1;
+  for (const auto& kv : scope->vars)
+    if (kv.second.kind == Kind::Callable && kv.second.fn->owner == scope.get() &&
+        kv.second.fn.use_count() == 1)
+      ++own;
+  if (scope.use_count() <= own) {
+    scope->vars.clear();
+    return;
+  }
+  try {
+    kept_.push_back(scope);
+    if (kept_.size() >= 2 * kept_compacted_) {
+      std::erase_if(kept_, [](const std::weak_ptr<Scope>& w) { return w.expired(); });
+      kept_compacted_ = std::max<size_t>(64, kept_.size());
+    }
+  } catch (...) {  // no memory to remember it: it may leak, the render goes on
+  }
+}
+
 Interp::~Interp() {
-  for (auto& w : created_)
+  for (auto& w : kept_)
     if (auto s = w.lock()) s->vars.clear();
+  for (auto& w : namespaces_)
+    if (auto d = w.lock()) d->items.clear();
+}
+
+static void emit(std::string& out, std::string_view piece) {
+  if (out.size() + piece.size() > kMaxOutputBytes)
+    fail_limit("template output", "kMaxOutputBytes", kMaxOutputBytes);
+  out.append(piece);
 }
 
 std::string Interp::render(const Body& body) {
   std::string out;
-  auto root = child(globals_);
-  exec(body, root, out);
+  Block root(*this, globals_);
+  exec(body, root.scope, out);
   return out;
 }
 
 Flow Interp::exec(const Body& body, const ScopeP& scope, std::string& out) {
+  DepthGuard guard(render_depth_, kMaxRenderDepth, "rendering depth", "kMaxRenderDepth");
   for (const auto& s : body) {
     Flow f;
     try {
@@ -61,10 +93,10 @@ Flow Interp::exec(const Body& body, const ScopeP& scope, std::string& out) {
 Flow Interp::exec_stmt(const Stmt& s, const ScopeP& scope, std::string& out) {
   switch (s.kind) {
     case SK::Output:
-      out += s.text;
+      emit(out, s.text);
       return Flow::Normal;
     case SK::Print:
-      out += to_str(eval(*s.expr, scope));
+      emit(out, to_str(eval(*s.expr, scope)));
       return Flow::Normal;
     case SK::If:
       return exec(truthy(eval(*s.expr, scope)) ? s.body : s.else_body, scope, out);
@@ -75,7 +107,7 @@ Flow Interp::exec_stmt(const Stmt& s, const ScopeP& scope, std::string& out) {
       return Flow::Normal;
     case SK::SetBlock: {
       std::string buf;
-      exec(s.body, child(scope), buf);
+      exec(s.body, Block(*this, scope).scope, buf);
       Value v = Value::string(std::move(buf));
       if (s.cond) v = eval_filter(*s.cond, scope, &v);
       assign(*s.target, v, scope);
@@ -90,14 +122,14 @@ Flow Interp::exec_stmt(const Stmt& s, const ScopeP& scope, std::string& out) {
       CallArgs args;
       eval_args(call, scope, args);
       args.kw.emplace_back("caller", make_macro(s, scope, "caller"));
-      out += to_str(this->call(fn, args));
+      emit(out, to_str(this->call(fn, args)));
       return Flow::Normal;
     }
     case SK::FilterBlock: {
       std::string buf;
-      exec(s.body, child(scope), buf);
+      exec(s.body, Block(*this, scope).scope, buf);
       Value v = Value::string(std::move(buf));
-      out += to_str(eval_filter(*s.expr, scope, &v));
+      emit(out, to_str(eval_filter(*s.expr, scope, &v)));
       return Flow::Normal;
     }
     case SK::Break:
@@ -116,39 +148,41 @@ Flow Interp::exec_for(const Stmt& s, const ScopeP& scope, std::string& out) {
   if (s.cond) {
     ValueList kept;
     for (auto& item : items) {
-      auto tmp = child(scope);
-      assign(*s.target, item, tmp);
-      if (truthy(eval(*s.cond, tmp))) kept.push_back(std::move(item));
+      Block tmp(*this, scope);
+      assign(*s.target, item, tmp.scope);
+      if (truthy(eval(*s.cond, tmp.scope))) kept.push_back(std::move(item));
     }
     items = std::move(kept);
   }
   if (items.empty()) {
-    exec(s.else_body, child(scope), out);
+    exec(s.else_body, Block(*this, scope).scope, out);
     return Flow::Normal;
   }
   const auto n = static_cast<int64_t>(items.size());
   for (int64_t k = 0; k < n; ++k) {
-    auto iter_scope = child(scope);
+    charge_iterations(1);
+    Block block(*this, scope);
+    const ScopeP& iter_scope = block.scope;
     assign(*s.target, items[static_cast<size_t>(k)], iter_scope);
     Value loop = Value::make_dict();
-    Dict& d = *loop.dict;
-    d.set("index", Value::integer(k + 1));
-    d.set("index0", Value::integer(k));
-    d.set("revindex", Value::integer(n - k));
-    d.set("revindex0", Value::integer(n - k - 1));
-    d.set("first", Value::boolean(k == 0));
-    d.set("last", Value::boolean(k == n - 1));
-    d.set("length", Value::integer(n));
-    d.set("depth", Value::integer(1));
-    d.set("depth0", Value::integer(0));
-    d.set("previtem",
-          k > 0 ? items[static_cast<size_t>(k - 1)] : Value::undefined("there is no previous item"));
-    d.set("nextitem",
-          k + 1 < n ? items[static_cast<size_t>(k + 1)] : Value::undefined("there is no next item"));
-    d.set("cycle", Value::callable("cycle", [k](CallArgs& a) -> Value {
-            if (a.pos.empty()) fail("no items for cycling given");
-            return a.pos[static_cast<size_t>(k) % a.pos.size()];
-          }));
+    auto& d = loop.dict->items;  // distinct keys: appended without the lookups of Dict::set
+    d.emplace_back(Value::string("index"), Value::integer(k + 1));
+    d.emplace_back(Value::string("index0"), Value::integer(k));
+    d.emplace_back(Value::string("revindex"), Value::integer(n - k));
+    d.emplace_back(Value::string("revindex0"), Value::integer(n - k - 1));
+    d.emplace_back(Value::string("first"), Value::boolean(k == 0));
+    d.emplace_back(Value::string("last"), Value::boolean(k == n - 1));
+    d.emplace_back(Value::string("length"), Value::integer(n));
+    d.emplace_back(Value::string("depth"), Value::integer(1));
+    d.emplace_back(Value::string("depth0"), Value::integer(0));
+    d.emplace_back(Value::string("previtem"),
+                   k > 0 ? items[static_cast<size_t>(k - 1)] : Value::undefined("there is no previous item"));
+    d.emplace_back(Value::string("nextitem"),
+                   k + 1 < n ? items[static_cast<size_t>(k + 1)] : Value::undefined("there is no next item"));
+    d.emplace_back(Value::string("cycle"), Value::callable("cycle", [k](CallArgs& a) -> Value {
+                     if (a.pos.empty()) fail("no items for cycling given");
+                     return a.pos[static_cast<size_t>(k) % a.pos.size()];
+                   }));
     iter_scope->set("loop", std::move(loop));
     Flow f = exec(s.body, iter_scope, out);
     if (f == Flow::Break) break;
@@ -164,6 +198,11 @@ void Interp::assign(const Expr& target, const Value& v, const ScopeP& scope) {
     if (!ns || ns->kind != Kind::Namespace)
       fail("cannot assign attribute on non-namespace object '{}'", target.name);
     ns->dict->set(target.ops[0], v);
+    if (!ns->dict
+             ->tracked) {  // `set ns.x = ns` makes a cycle: every assigned namespace is emptied at the end
+      namespaces_.push_back(ns->dict);
+      ns->dict->tracked = true;
+    }
   } else if (target.kind == EK::Tuple) {
     ValueList items = iterate(v);
     if (items.size() != target.args.size())
@@ -177,9 +216,11 @@ void Interp::assign(const Expr& target, const Value& v, const ScopeP& scope) {
 
 Value Interp::make_macro(const Stmt& s, const ScopeP& defining, const std::string& name) {
   const Stmt* sp = &s;
-  return Value::callable(name, [this, sp, defining, name](CallArgs& args) -> Value {
-    if (depth_ > 200) fail("maximum macro recursion depth exceeded in '{}'", name);
-    auto sc = child(defining);
+  Value macro = Value::callable(name, [this, sp, defining, name](CallArgs& args) -> Value {
+    DepthGuard guard(macro_depth_, kMaxMacroDepth, fmt::format("recursion of macro '{}'", name),
+                     "kMaxMacroDepth");
+    Block block(*this, defining);
+    const ScopeP& sc = block.scope;
     const size_t np = sp->params.size(), nd = sp->defaults.size();
     for (size_t k = 0; k < np; ++k) {
       const std::string& p = sp->params[k];
@@ -207,16 +248,11 @@ Value Interp::make_macro(const Stmt& s, const ScopeP& defining, const std::strin
     }
     sc->set("kwargs", kwargs);
     std::string out;
-    ++depth_;
-    try {
-      exec(sp->body, sc, out);
-    } catch (...) {
-      --depth_;
-      throw;
-    }
-    --depth_;
+    exec(sp->body, sc, out);
     return Value::string(std::move(out));
   });
+  macro.fn->owner = defining.get();
+  return macro;
 }
 
 Value Interp::call(const Value& fn, CallArgs& args) {
@@ -244,12 +280,15 @@ Value Interp::eval_filter(const Expr& e, const ScopeP& scope, const Value* block
 }
 
 Value Interp::eval(const Expr& e, const ScopeP& scope) {
+  DepthGuard guard(render_depth_, kMaxRenderDepth, "rendering depth", "kMaxRenderDepth");
   switch (e.kind) {
     case EK::Const:
       return e.value;
     case EK::Name: {
       const Value* v = scope->find(e.name);
-      return v ? *v : Value::undefined("'" + e.name + "' is undefined");
+      if (!v) return Value::undefined("'" + e.name + "' is undefined");
+      charge_bytes(v->s.size());  // a copy
+      return *v;
     }
     case EK::NSRef:
       fail("namespace reference used outside an assignment");
@@ -301,7 +340,7 @@ Value Interp::eval(const Expr& e, const ScopeP& scope) {
       return binary_op(e.name, eval(*e.a, scope), eval(*e.b, scope));
     case EK::Concat: {
       std::string out;
-      for (const auto& a : e.args) out += to_str(eval(*a, scope));
+      for (const auto& a : e.args) append_checked(out, to_str(eval(*a, scope)), "~");
       return Value::string(std::move(out));
     }
     case EK::Compare: {

@@ -35,8 +35,8 @@ enum class Flow { Normal, Break, Continue };
 class Interp {
  public:
   explicit Interp(ScopeP globals) : globals_(std::move(globals)) {}
-  // Macros hold their defining scope, which holds them: a reference cycle. Every scope this interpreter
-  // created is emptied here, after the render, so that nothing leaks.
+  // Macros hold their defining scope, which holds them: a reference cycle. A scope is emptied when its block
+  // ends if nothing but its own macros holds it (see leave()); the few others are emptied here.
   ~Interp();
   Interp(const Interp&) = delete;
   Interp& operator=(const Interp&) = delete;
@@ -53,10 +53,23 @@ class Interp {
   void eval_args(const Expr& e, const ScopeP& scope, CallArgs& args);
   Value make_macro(const Stmt& s, const ScopeP& defining, const std::string& name);
   ScopeP child(const ScopeP& parent);
+  void leave(const ScopeP& scope) noexcept;
+  // A scope made by child() for one block; leave() runs when the block ends, however it ends.
+  struct Block {
+    Interp& in;
+    ScopeP scope;
+    Block(Interp& i, const ScopeP& parent) : in(i), scope(i.child(parent)) {}
+    ~Block() { in.leave(scope); }
+    Block(const Block&) = delete;
+    Block& operator=(const Block&) = delete;
+  };
 
   ScopeP globals_;
-  std::vector<std::weak_ptr<Scope>> created_;
-  int depth_ = 0;
+  std::vector<std::weak_ptr<Scope>> kept_;  // scopes still held when their block ended (escaped macros)
+  size_t kept_compacted_ = 64;
+  std::vector<std::weak_ptr<Dict>> namespaces_;  // namespaces assigned to (see assign())
+  int macro_depth_ = 0;
+  int render_depth_ = 0;
 };
 
 }  // namespace tqlm::jinja

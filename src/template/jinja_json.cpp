@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "template/jinja_limits.h"
 #include "template/jinja_unicode.h"
 #include "template/jinja_value.h"
 
@@ -84,6 +85,7 @@ static std::string key_string(const Value& k) {
 
 static void dump(std::string& out, const Value& v, const JsonOptions& opt, int level) {
   auto newline = [&](int lvl) {
+    check_string_size(out.size() + 1 + opt.indent.size() * static_cast<size_t>(lvl), "tojson");
     out.push_back('\n');
     for (int k = 0; k < lvl; ++k) out += opt.indent;
   };
@@ -109,6 +111,7 @@ static void dump(std::string& out, const Value& v, const JsonOptions& opt, int l
         out += "[]";
         return;
       }
+      ValueDepthGuard guard("nesting of a value passed to tojson");
       out.push_back('[');
       bool first = true;
       for (const auto& x : *v.list) {
@@ -116,6 +119,7 @@ static void dump(std::string& out, const Value& v, const JsonOptions& opt, int l
         first = false;
         if (opt.has_indent) newline(level + 1);
         dump(out, x, opt, level + 1);
+        check_string_size(out.size(), "tojson");
       }
       if (opt.has_indent) newline(level);
       out.push_back(']');
@@ -126,6 +130,7 @@ static void dump(std::string& out, const Value& v, const JsonOptions& opt, int l
         out += "{}";
         return;
       }
+      ValueDepthGuard guard("nesting of a value passed to tojson");
       std::vector<std::pair<std::string, const Value*>> items;
       for (const auto& kv : v.dict->items) items.emplace_back(key_string(kv.first), &kv.second);
       if (opt.sort_keys)
@@ -140,6 +145,7 @@ static void dump(std::string& out, const Value& v, const JsonOptions& opt, int l
         dump_string(out, kv.first, opt.ensure_ascii);
         out += opt.key_sep;
         dump(out, *kv.second, opt, level + 1);
+        check_string_size(out.size(), "tojson");
       }
       if (opt.has_indent) newline(level);
       out.push_back('}');

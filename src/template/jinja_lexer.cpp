@@ -4,6 +4,7 @@
 #include "template/jinja_lexer.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 
 #include "core/error.h"
@@ -236,7 +237,9 @@ struct Lexer {
     Token tok;
     tok.type = Tok::Int;
     tok.text = src.substr(p, end - p);
+    errno = 0;
     tok.ival = std::strtoll(t.c_str(), nullptr, base);
+    if (errno == ERANGE) error(p, "integer literal " + tok.text + " does not fit in 64 bits");
     tok.line = line_at(p);
     out.push_back(std::move(tok));
     pos = end;

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "template/jinja_builtins.h"
+#include "template/jinja_limits.h"
 #include "template/jinja_unicode.h"
 
 namespace tqlm::jinja {
@@ -84,18 +85,19 @@ std::string py_format(const std::string& fmt_str, const CallArgs& a) {
       if (!kv) fail("KeyError: '{}'", field);
       v = *kv;
     }
-    out += to_str(v);
+    append_checked(out, to_str(v), "str.format");
     k = close;
   }
   return out;
 }
 
 Value pad(const std::string& s, const CallArgs& a, char mode) {
-  int64_t width = a.get(0, "width").as_int();
+  auto width = static_cast<int64_t>(size_arg(a.get(0, "width"), "padding"));
   std::string fill = a.pos.size() > 1 ? a.pos[1].s : " ";
   int64_t n = static_cast<int64_t>(codepoint_count(s));
   if (width <= n) return Value::string(s);
   int64_t total = width - n;
+  check_string_size(s.size() + static_cast<size_t>(total) * fill.size(), "padding");
   int64_t left = mode == 'l' ? 0 : mode == 'r' ? total : total / 2 + (total & width & 1);
   std::string out;
   for (int64_t k = 0; k < left; ++k) out += fill;
@@ -105,6 +107,7 @@ Value pad(const std::string& s, const CallArgs& a, char mode) {
 }
 
 Value str_method(const std::string& s, const std::string& name, CallArgs& a) {
+  charge_bytes(s.size());  // every method scans or copies the string
   if (name == "strip" || name == "lstrip" || name == "rstrip") {
     a.check(name, 1, {});
     Value chars = a.get(0, "chars", Value::none());
@@ -146,12 +149,12 @@ Value str_method(const std::string& s, const std::string& name, CallArgs& a) {
       int64_t done = 0;
       for (const auto& ch : chars) {
         if (count < 0 || done < count) {
-          out += to;
+          append_checked(out, to, "replace");
           ++done;
         }
         out += ch.s;
       }
-      if (count < 0 || done < count) out += to;
+      if (count < 0 || done < count) append_checked(out, to, "replace");
       return Value::string(out);
     }
     size_t pos = 0;
@@ -160,7 +163,7 @@ Value str_method(const std::string& s, const std::string& name, CallArgs& a) {
       size_t hit = (count >= 0 && done >= count) ? std::string::npos : s.find(from, pos);
       if (hit == std::string::npos) break;
       out.append(s, pos, hit - pos);
-      out += to;
+      append_checked(out, to, "replace");
       pos = hit + from.size();
       ++done;
     }
@@ -195,8 +198,8 @@ Value str_method(const std::string& s, const std::string& name, CallArgs& a) {
     for (const auto& item : iterate(a.get(0, "iterable"))) {
       if (item.kind != Kind::String)
         fail("sequence item {}: expected str instance, {} found", k, type_name(item));
-      if (k++) out += s;
-      out += item.s;
+      if (k++) append_checked(out, s, "str.join");
+      append_checked(out, item.s, "str.join");
     }
     return Value::string(out);
   }
@@ -217,7 +220,7 @@ Value str_method(const std::string& s, const std::string& name, CallArgs& a) {
     return Value::boolean(cased && ok);
   }
   if (name == "zfill") {
-    int64_t width = a.get(0, "width").as_int();
+    auto width = static_cast<int64_t>(size_arg(a.get(0, "width"), "zfill"));
     int64_t n = static_cast<int64_t>(codepoint_count(s));
     if (width <= n) return Value::string(s);
     size_t sign = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
@@ -300,6 +303,13 @@ Value list_method(const Value& l, const std::string& name, CallArgs& a) {
 }
 
 }  // namespace
+
+size_t size_arg(const Value& v, std::string_view what) {
+  int64_t n = v.as_int();
+  if (n <= 0) return 0;
+  check_string_size(static_cast<size_t>(n), what);
+  return static_cast<size_t>(n);
+}
 
 ValueList str_split(const std::string& s, const std::string* sep, int64_t maxsplit, bool from_right) {
   ValueList out;

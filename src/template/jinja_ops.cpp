@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "template/jinja_builtins.h"
+#include "template/jinja_limits.h"
 #include "template/jinja_unicode.h"
 
 namespace tqlm::jinja {
@@ -18,20 +19,65 @@ static std::string obj_desc(const Value& v) {
   return fmt::format("'{} object'", type_name(v));
 }
 
+// Template integers are 64-bit: a result Python would make larger is an error, never a wrapped value.
+[[noreturn]] static void int_overflow(std::string_view op, int64_t a, int64_t b) {
+  fail("integer overflow: {} {} {} does not fit in a 64-bit integer", a, op, b);
+}
+
 static int64_t floordiv_i(int64_t a, int64_t b) {
+  if (b == -1) {
+    if (a == INT64_MIN) int_overflow("//", a, b);
+    return -a;
+  }
   int64_t q = a / b;
   if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
   return q;
 }
 
+static int64_t mod_i(int64_t a, int64_t b) {
+  if (b == -1) return 0;  // INT64_MIN % -1 traps in C++; Python gives 0
+  int64_t m = a % b;
+  if (m != 0 && ((m < 0) != (b < 0))) m += b;
+  return m;
+}
+
+static int64_t pow_i(int64_t a, int64_t e) {  // e >= 0; by squaring, every step checked
+  int64_t result = 1, base = a;
+  for (int64_t k = e;;) {
+    if ((k & 1) && __builtin_mul_overflow(result, base, &result)) int_overflow("**", a, e);
+    k >>= 1;
+    if (!k) return result;
+    if (__builtin_mul_overflow(base, base, &base)) int_overflow("**", a, e);
+  }
+}
+
+static Value int_arith(std::string_view op, int64_t a, int64_t b) {
+  int64_t r = 0;
+  bool overflow = op == "+"   ? __builtin_add_overflow(a, b, &r)
+                  : op == "-" ? __builtin_sub_overflow(a, b, &r)
+                              : __builtin_mul_overflow(a, b, &r);
+  if (overflow) int_overflow(op, a, b);
+  return Value::integer(r);
+}
+
 static Value repeat(const Value& seq, int64_t n) {
+  if (n <= 0)
+    return seq.kind == Kind::String  ? Value::string("")
+           : seq.kind == Kind::Tuple ? Value::make_tuple({})
+                                     : Value::make_list();
+  const auto times = static_cast<uint64_t>(n);
   if (seq.kind == Kind::String) {
+    if (seq.s.size() > kMaxStringBytes / times) check_string_size(kMaxStringBytes + 1, "repetition");
     std::string out;
-    for (int64_t k = 0; k < n; ++k) out += seq.s;
+    out.reserve(seq.s.size() * times);
+    for (uint64_t k = 0; k < times; ++k) out += seq.s;
     return Value::string(std::move(out));
   }
+  if (seq.list->size() > kMaxListItems / times) check_list_size(kMaxListItems + 1, "repetition");
+  charge_bytes(shallow_bytes(*seq.list) * times);
   ValueList out;
-  for (int64_t k = 0; k < n; ++k) out.insert(out.end(), seq.list->begin(), seq.list->end());
+  out.reserve(seq.list->size() * times);
+  for (uint64_t k = 0; k < times; ++k) out.insert(out.end(), seq.list->begin(), seq.list->end());
   return seq.kind == Kind::Tuple ? Value::make_tuple(std::move(out)) : Value::make_list(std::move(out));
 }
 
@@ -46,10 +92,14 @@ Value binary_op(std::string_view op, const Value& a, const Value& b) {
   bool nums = a.is_number() && b.is_number();
   bool ints = a.is_int() && b.is_int();
   if (op == "+") {
-    if (ints) return Value::integer(a.i + b.i);
+    if (ints) return int_arith(op, a.i, b.i);
     if (nums) return Value::number(a.as_double() + b.as_double());
-    if (a.kind == Kind::String && b.kind == Kind::String) return Value::string(a.s + b.s);
+    if (a.kind == Kind::String && b.kind == Kind::String) {
+      check_string_size(a.s.size() + b.s.size(), "+");
+      return Value::string(a.s + b.s);
+    }
     if (a.is_sequence() && a.kind == b.kind) {
+      check_list_size(a.list->size() + b.list->size(), "+");
       ValueList out = *a.list;
       out.insert(out.end(), b.list->begin(), b.list->end());
       return a.kind == Kind::Tuple ? Value::make_tuple(std::move(out)) : Value::make_list(std::move(out));
@@ -57,12 +107,12 @@ Value binary_op(std::string_view op, const Value& a, const Value& b) {
     return type_error();
   }
   if (op == "-") {
-    if (ints) return Value::integer(a.i - b.i);
+    if (ints) return int_arith(op, a.i, b.i);
     if (nums) return Value::number(a.as_double() - b.as_double());
     return type_error();
   }
   if (op == "*") {
-    if (ints) return Value::integer(a.i * b.i);
+    if (ints) return int_arith(op, a.i, b.i);
     if (nums) return Value::number(a.as_double() * b.as_double());
     if ((a.kind == Kind::String || a.is_sequence()) && b.is_int()) return repeat(a, b.i);
     if ((b.kind == Kind::String || b.is_sequence()) && a.is_int()) return repeat(b, a.i);
@@ -86,9 +136,9 @@ Value binary_op(std::string_view op, const Value& a, const Value& b) {
         if (ai >= args.size()) fail("not enough arguments for format string");
         const Value& x = args[ai++];
         if (c == 's')
-          out += to_str(x);
+          append_checked(out, to_str(x), "%-formatting");
         else if (c == 'r')
-          out += repr(x);
+          append_checked(out, repr(x), "%-formatting");
         else if (c == 'd' || c == 'i')
           out += std::to_string(x.as_int());
         else
@@ -109,18 +159,14 @@ Value binary_op(std::string_view op, const Value& a, const Value& b) {
   }
   if (op == "%") {
     if (b.as_double() == 0.0) fail("integer division or modulo by zero");
-    if (ints) return Value::integer(a.i - floordiv_i(a.i, b.i) * b.i);
+    if (ints) return Value::integer(mod_i(a.i, b.i));
     double x = a.as_double(), y = b.as_double();
     double m = std::fmod(x, y);
     if (m != 0 && ((m < 0) != (y < 0))) m += y;
     return Value::number(m);
   }
   if (op == "**") {
-    if (ints && b.i >= 0) {
-      int64_t r = 1;
-      for (int64_t k = 0; k < b.i; ++k) r *= a.i;
-      return Value::integer(r);
-    }
+    if (ints && b.i >= 0) return Value::integer(pow_i(a.i, b.i));
     return Value::number(std::pow(a.as_double(), b.as_double()));
   }
   fail("unknown operator '{}'", op);
@@ -131,9 +177,11 @@ bool contains(const Value& container, const Value& item) {
     case Kind::String:
       if (item.kind != Kind::String)
         fail("'in <string>' requires string as left operand, not {}", type_name(item));
+      charge_bytes(container.s.size());
       return container.s.find(item.s) != std::string::npos;
     case Kind::List:
     case Kind::Tuple:
+      charge_iterations(container.list->size());
       for (const auto& x : *container.list)
         if (equals(x, item)) return true;
       return false;
@@ -164,10 +212,13 @@ Value negate(const Value& v, bool neg) {
   if (v.is_undefined()) undefined_error(v);
   if (!v.is_number()) fail("bad operand type for unary {}: '{}'", neg ? "-" : "+", type_name(v));
   if (v.kind == Kind::Float) return Value::number(neg ? -v.f : v.f);
+  if (neg && v.i == INT64_MIN) fail("integer overflow: -({}) does not fit in a 64-bit integer", v.i);
   return Value::integer(neg ? -v.i : v.i);
 }
 
 ValueList str_chars(const std::string& s) {
+  charge_iterations(s.size());
+  charge_bytes(s.size() * sizeof(Value));
   ValueList out;
   if (is_ascii(s)) {
     for (char c : s) out.push_back(Value::string(std::string(1, c)));
@@ -184,9 +235,13 @@ ValueList str_chars(const std::string& s) {
 ValueList iterate(const Value& v) {
   switch (v.kind) {
     case Kind::List:
-    case Kind::Tuple:
+    case Kind::Tuple: {
+      charge_iterations(v.list->size());
+      charge_bytes(shallow_bytes(*v.list));
       return *v.list;
+    }
     case Kind::Dict: {
+      charge_iterations(v.dict->items.size());
       ValueList keys;
       for (const auto& kv : v.dict->items) keys.push_back(kv.first);
       return keys;
@@ -203,6 +258,7 @@ ValueList iterate(const Value& v) {
 int64_t py_len(const Value& v) {
   switch (v.kind) {
     case Kind::String:
+      charge_bytes(v.s.size());
       return static_cast<int64_t>(codepoint_count(v.s));
     case Kind::List:
     case Kind::Tuple:
@@ -238,7 +294,7 @@ Value get_item(const Value& obj, const Value& key) {
   if (obj.kind == Kind::Dict) {
     if (const Value* v = obj.dict->find(key)) return *v;
   } else if ((obj.is_sequence() || obj.kind == Kind::String) && key.is_int()) {
-    int64_t n = py_len(obj);
+    int64_t n = py_len(obj);  // charges a string's bytes: indexing decodes it
     int64_t k = key.i < 0 ? key.i + n : key.i;
     if (k >= 0 && k < n) {
       if (obj.kind != Kind::String) return (*obj.list)[static_cast<size_t>(k)];
@@ -260,6 +316,7 @@ static int64_t slice_index(const Value& v, const char* what) {
 
 Value slice_value(const Value& obj, const Value& start, const Value& stop, const Value& step) {
   if (obj.is_undefined()) undefined_error(obj);
+  charge_bytes(obj.s.size());
   if (!obj.is_sequence() && obj.kind != Kind::String)
     return Value::undefined(obj_desc(obj) + " is not subscriptable");
   auto given = [](const Value& v) { return !v.is_none() && !v.is_undefined(); };
@@ -277,7 +334,10 @@ Value slice_value(const Value& obj, const Value& start, const Value& stop, const
   lo = clamp(start, st > 0 ? 0 : n - 1, true);
   hi = clamp(stop, st > 0 ? n : -1, false);
   std::vector<size_t> idx;
-  for (int64_t k = lo; st > 0 ? k < hi : k > hi; k += st) idx.push_back(static_cast<size_t>(k));
+  for (int64_t k = lo; st > 0 ? k < hi : k > hi;) {
+    idx.push_back(static_cast<size_t>(k));
+    if (__builtin_add_overflow(k, st, &k)) break;  // a step past the ends of int64 is past the sequence too
+  }
   if (obj.kind == Kind::String) {
     std::u32string cps = utf8_decode(obj.s), out;
     for (size_t k : idx) out.push_back(cps[k]);

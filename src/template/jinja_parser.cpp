@@ -2,9 +2,11 @@
 // compare > + - > ~ > * / // % > ** > unary > postfix/filters/tests) and statement grammar.
 #include "template/jinja_parser.h"
 
+#include <algorithm>
 #include <initializer_list>
 
 #include "core/error.h"
+#include "template/jinja_limits.h"
 
 namespace tqlm::jinja {
 
@@ -15,6 +17,7 @@ using Rules = std::initializer_list<const char*>;
 struct Parser {
   std::vector<Token> toks;
   size_t p = 0;
+  int depth = 0;  // blocks, brackets and unary operators being parsed inside each other (kMaxNesting)
 
   const Token& cur() const { return toks[p]; }
   const Token& look() const { return toks[std::min(p + 1, toks.size() - 1)]; }
@@ -78,6 +81,33 @@ struct Parser {
     return next().text;
   }
 
+  // One more nesting level while alive: a syntax error naming kMaxNesting past the limit.
+  struct Nest {
+    Parser& ps;
+    explicit Nest(Parser& p) : ps(p) {
+      if (ps.depth >= kMaxNesting)
+        ps.error(ps.cur().line,
+                 fmt::format("nesting exceeds the template limit kMaxNesting = {}", kMaxNesting));
+      ++ps.depth;
+    }
+    ~Nest() { --ps.depth; }
+  };
+
+  // Sets e's depth from its children; a syntax error when the tree passes kMaxNesting (operator chains).
+  ExprP fin(ExprP e) const {
+    int d = 0;
+    for (const Expr* c : {e->a.get(), e->b.get(), e->c.get()})
+      if (c) d = std::max(d, c->depth);
+    for (const auto& c : e->args)
+      if (c) d = std::max(d, c->depth);
+    for (const auto& kv : e->kwargs) d = std::max(d, kv.second->depth);
+    e->depth = d + 1;
+    if (e->depth > kMaxNesting)
+      error(e->line,
+            fmt::format("expression nested deeper than the template limit kMaxNesting = {}", kMaxNesting));
+    return e;
+  }
+
   static ExprP make(EK k, int line) {
     auto e = std::make_unique<Expr>();
     e->kind = k;
@@ -135,6 +165,7 @@ struct Parser {
   }
 
   StmtP parse_statement() {
+    Nest nest(*this);
     const Token& t = cur();
     if (t.type != Tok::Name) error(t.line, "tag name expected");
     std::string tag = t.text;
@@ -176,11 +207,14 @@ struct Parser {
     int line = next().line;
     auto root = make_stmt(SK::If, line);
     Stmt* node = root.get();
+    const int outer_depth = depth;  // each elif nests one If inside the previous one's else branch
     for (;;) {
       node->expr = parse_tuple(false, false, {}, false, false);
       node->body = parse_statements({"elif", "else", "endif"}, false, "if", line);
       const Token& t = next();
       if (t.text == "elif") {
+        if (++depth > kMaxNesting)
+          error(t.line, fmt::format("elif chain exceeds the template limit kMaxNesting = {}", kMaxNesting));
         auto elif = make_stmt(SK::If, t.line);
         Stmt* raw = elif.get();
         node->else_body.push_back(std::move(elif));
@@ -190,6 +224,7 @@ struct Parser {
       if (t.text == "else") node->else_body = parse_statements({"endif"}, true, "if", line);
       break;
     }
+    depth = outer_depth;
     return root;
   }
 
@@ -301,10 +336,13 @@ struct Parser {
     }
     auto e = make(EK::Tuple, line);
     e->args = std::move(args);
-    return e;
+    return fin(std::move(e));
   }
 
-  ExprP parse_expression(bool with_condexpr) { return with_condexpr ? parse_condexpr() : parse_or(); }
+  ExprP parse_expression(bool with_condexpr) {
+    Nest nest(*this);
+    return with_condexpr ? parse_condexpr() : parse_or();
+  }
 
   ExprP parse_condexpr() {
     int line = cur().line;
@@ -312,9 +350,12 @@ struct Parser {
     while (skip_name("if")) {
       auto e = make(EK::CondExpr, line);
       e->b = parse_or();
-      if (skip_name("else")) e->c = parse_condexpr();
+      if (skip_name("else")) {
+        Nest nest(*this);
+        e->c = parse_condexpr();
+      }
       e->a = std::move(expr1);
-      expr1 = std::move(e);
+      expr1 = fin(std::move(e));
       line = cur().line;
     }
     return expr1;
@@ -325,7 +366,7 @@ struct Parser {
     e->a = std::move(l);
     e->b = std::move(r);
     e->name = std::move(op);
-    return e;
+    return fin(std::move(e));
   }
 
   ExprP parse_or() {
@@ -342,10 +383,11 @@ struct Parser {
   }
   ExprP parse_not() {
     if (is_name("not")) {
+      Nest nest(*this);
       int line = next().line;
       auto e = make(EK::Not, line);
       e->a = parse_not();
-      return e;
+      return fin(std::move(e));
     }
     return parse_compare();
   }
@@ -370,7 +412,7 @@ struct Parser {
     }
     if (e->ops.empty()) return expr;
     e->a = std::move(expr);
-    return e;
+    return fin(std::move(e));
   }
   ExprP parse_math1() {
     int line = cur().line;
@@ -389,7 +431,7 @@ struct Parser {
     auto e = make(EK::Concat, line);
     e->args.push_back(std::move(first));
     while (skip_op("~")) e->args.push_back(parse_math2());
-    return e;
+    return fin(std::move(e));
   }
   ExprP parse_math2() {
     int line = cur().line;
@@ -414,9 +456,11 @@ struct Parser {
     int line = cur().line;
     ExprP node;
     if (is_op("-") || is_op("+")) {
+      Nest nest(*this);
       bool neg = next().text == "-";
       node = make(neg ? EK::Neg : EK::Pos, line);
       node->a = parse_unary(false);
+      node = fin(std::move(node));
     } else {
       node = parse_primary(false);
     }
@@ -474,7 +518,7 @@ struct Parser {
         e->args.push_back(parse_expression(true));
       }
       expect_op("]");
-      return e;
+      return fin(std::move(e));
     }
     if (is_op("{")) {
       next();
@@ -487,7 +531,7 @@ struct Parser {
         e->args.push_back(parse_expression(true));
       }
       expect_op("}");
-      return e;
+      return fin(std::move(e));
     }
     error(line, "unexpected '" + describe(t) + "'");
   }
@@ -526,14 +570,14 @@ struct Parser {
         auto e = make(EK::Getattr, line);
         e->a = std::move(node);
         e->name = attr.text;
-        return e;
+        return fin(std::move(e));
       }
       if (attr.type != Tok::Int) error(attr.line, "expected name or number");
       auto e = make(EK::Getitem, line);
       e->a = std::move(node);
       e->b = make(EK::Const, line);
       e->b->value = Value::integer(attr.ival);
-      return e;
+      return fin(std::move(e));
     }
     std::vector<ExprP> args;
     while (!is_op("]")) {
@@ -548,8 +592,9 @@ struct Parser {
     } else {
       e->b = make(EK::Tuple, line);
       e->b->args = std::move(args);
+      e->b = fin(std::move(e->b));
     }
-    return e;
+    return fin(std::move(e));
   }
 
   ExprP parse_subscribed() {
@@ -576,7 +621,7 @@ struct Parser {
     }
     auto e = make(EK::Slice, line);
     e->args = std::move(args);
-    return e;
+    return fin(std::move(e));
   }
 
   void parse_call_args(Expr& e) {
@@ -606,7 +651,7 @@ struct Parser {
     auto e = make(EK::Call, cur().line);
     e->a = std::move(node);
     parse_call_args(*e);
-    return e;
+    return fin(std::move(e));
   }
 
   ExprP parse_filter(ExprP node, bool start_inline) {
@@ -620,7 +665,7 @@ struct Parser {
       e->a = std::move(node);
       e->name = name;
       if (is_op("(")) parse_call_args(*e);
-      node = std::move(e);
+      node = fin(std::move(e));
       start_inline = false;
     }
     return node;
@@ -644,10 +689,10 @@ struct Parser {
       if (is_name("is")) error(cur().line, "You cannot chain multiple tests with is");
       e->args.push_back(parse_postfix(parse_primary(false)));
     }
-    if (!negated) return e;
+    if (!negated) return fin(std::move(e));
     auto n = make(EK::Not, line);
-    n->a = std::move(e);
-    return n;
+    n->a = fin(std::move(e));
+    return fin(std::move(n));
   }
 };
 

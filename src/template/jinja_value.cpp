@@ -6,9 +6,45 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "template/jinja_limits.h"
 #include "template/jinja_unicode.h"
 
 namespace tqlm::jinja {
+
+namespace {
+// Nested containers waiting to be freed by the outermost ~Value on this thread (see release_nested).
+thread_local int t_releasing = 0;
+thread_local std::vector<std::shared_ptr<void>> t_pending;
+
+template <typename T>
+void defer_release(std::shared_ptr<T>& p) noexcept {
+  if (!p || p.use_count() != 1) return;  // not the last owner: dropping it frees nothing nested
+  try {
+    t_pending.push_back(std::move(p));
+  } catch (...) {  // no memory for the queue: p stays and is freed recursively by the member's destructor
+  }
+}
+}  // namespace
+
+size_t shallow_bytes(const ValueList& items) {
+  size_t n = items.size() * sizeof(Value);
+  for (const auto& v : items) n += v.s.size();
+  return n;
+}
+
+void Value::release_nested() noexcept {
+  defer_release(list);
+  defer_release(dict);
+  defer_release(fn);
+  if (t_releasing) return;  // an outer ~Value is draining the queue
+  ++t_releasing;
+  while (!t_pending.empty()) {
+    std::shared_ptr<void> p = std::move(t_pending.back());
+    t_pending.pop_back();
+    p.reset();  // frees one container; the Values inside it queue their own containers
+  }
+  --t_releasing;
+}
 
 Value Value::undefined(std::string why) {
   Value v;
@@ -41,12 +77,16 @@ Value Value::number(double f) {
 }
 Value Value::string(std::string s) {
   Value v;
+  check_string_size(s.size(), "a string operation");
+  charge_bytes(s.size());
   v.kind = Kind::String;
   v.s = std::move(s);
   return v;
 }
 Value Value::make_list(ValueList items) {
   Value v;
+  check_list_size(items.size(), "a list operation");
+  charge_bytes(shallow_bytes(items));
   v.kind = Kind::List;
   v.list = std::make_shared<ValueList>(std::move(items));
   return v;
@@ -78,7 +118,9 @@ double Value::as_double() const {
   return kind == Kind::Float ? f : static_cast<double>(i);
 }
 int64_t Value::as_int() const {
-  return kind == Kind::Float ? static_cast<int64_t>(f) : i;
+  if (kind != Kind::Float) return i;
+  if (!(f > -9.3e18 && f < 9.2e18)) fail("float {} does not fit in a 64-bit integer", py_float_repr(f));
+  return static_cast<int64_t>(f);
 }
 
 const Value* Dict::find(const Value& key) const {
@@ -97,6 +139,8 @@ void Dict::set(const Value& key, Value v) {
       kv.second = std::move(v);
       return;
     }
+  check_list_size(items.size() + 1, "a dict operation");
+  charge_bytes(2 * sizeof(Value) + key.s.size() + v.s.size());
   items.emplace_back(key, std::move(v));
 }
 
@@ -157,16 +201,21 @@ bool equals(const Value& a, const Value& b) {
     case Kind::None:
       return true;
     case Kind::String:
+      charge_bytes(std::min(a.s.size(), b.s.size()));
       return a.s == b.s;
     case Kind::List:
     case Kind::Tuple: {
       if (a.list->size() != b.list->size()) return false;
+      ValueDepthGuard guard("nesting of compared values");
+      charge_iterations(a.list->size());
       for (size_t k = 0; k < a.list->size(); ++k)
         if (!equals((*a.list)[k], (*b.list)[k])) return false;
       return true;
     }
     case Kind::Dict: {
       if (a.dict->items.size() != b.dict->items.size()) return false;
+      ValueDepthGuard guard("nesting of compared values");
+      charge_iterations(a.dict->items.size());
       for (const auto& kv : a.dict->items) {
         const Value* other = b.dict->find(kv.first);
         if (!other || !equals(kv.second, *other)) return false;
@@ -190,9 +239,14 @@ int compare(const Value& a, const Value& b) {
     }
     return a.i < b.i ? -1 : a.i > b.i ? 1 : 0;
   }
-  if (a.kind == Kind::String && b.kind == Kind::String) return a.s < b.s ? -1 : a.s > b.s ? 1 : 0;
+  if (a.kind == Kind::String && b.kind == Kind::String) {
+    charge_bytes(std::min(a.s.size(), b.s.size()));
+    return a.s < b.s ? -1 : a.s > b.s ? 1 : 0;
+  }
   if (a.is_sequence() && a.kind == b.kind) {
+    ValueDepthGuard guard("nesting of compared values");
     size_t n = std::min(a.list->size(), b.list->size());
+    charge_iterations(n);
     for (size_t k = 0; k < n; ++k) {
       if (equals((*a.list)[k], (*b.list)[k])) continue;
       return compare((*a.list)[k], (*b.list)[k]);
@@ -303,18 +357,21 @@ std::string py_str_repr(std::string_view s) {
 static void repr_into(std::string& out, const Value& v);
 
 static void seq_into(std::string& out, const Value& v, char open, char close) {
+  ValueDepthGuard guard("nesting of a value converted to a string");
   out.push_back(open);
   bool first = true;
   for (const auto& x : *v.list) {
     if (!first) out += ", ";
     first = false;
     repr_into(out, x);
+    check_string_size(out.size(), "str() of a list");
   }
   if (v.kind == Kind::Tuple && v.list->size() == 1) out.push_back(',');
   out.push_back(close);
 }
 
 static void dict_into(std::string& out, const Dict& d) {
+  ValueDepthGuard guard("nesting of a value converted to a string");
   out.push_back('{');
   bool first = true;
   for (const auto& kv : d.items) {
@@ -323,10 +380,12 @@ static void dict_into(std::string& out, const Dict& d) {
     repr_into(out, kv.first);
     out += ": ";
     repr_into(out, kv.second);
+    check_string_size(out.size(), "str() of a dict");
   }
   out.push_back('}');
 }
 
+// str() of containers and repr() of everything, appended to `out` (one buffer for the whole tree).
 static void repr_into(std::string& out, const Value& v) {
   switch (v.kind) {
     case Kind::String:
@@ -334,6 +393,18 @@ static void repr_into(std::string& out, const Value& v) {
       break;
     case Kind::Undefined:
       out += "Undefined";
+      break;
+    case Kind::List:
+    case Kind::Tuple:
+      seq_into(out, v, v.kind == Kind::List ? '[' : '(', v.kind == Kind::List ? ']' : ')');
+      break;
+    case Kind::Dict:
+      dict_into(out, *v.dict);
+      break;
+    case Kind::Namespace:
+      out += "<Namespace ";
+      dict_into(out, *v.dict);
+      out += ">";
       break;
     default:
       out += to_str(v);
@@ -354,26 +425,15 @@ std::string to_str(const Value& v) {
       return py_float_repr(v.f);
     case Kind::String:
       return v.s;
-    case Kind::List:
-    case Kind::Tuple: {
-      std::string out;
-      seq_into(out, v, v.kind == Kind::List ? '[' : '(', v.kind == Kind::List ? ']' : ')');
-      return out;
-    }
-    case Kind::Dict: {
-      std::string out;
-      dict_into(out, *v.dict);
-      return out;
-    }
     case Kind::Callable:
       return "<function " + v.fn->name + ">";
-    case Kind::Namespace: {
-      std::string out = "<Namespace ";
-      dict_into(out, *v.dict);
-      return out + ">";
+    default: {
+      std::string out;
+      repr_into(out, v);
+      charge_bytes(out.size());
+      return out;
     }
   }
-  return "";
 }
 
 std::string repr(const Value& v) {
@@ -383,6 +443,7 @@ std::string repr(const Value& v) {
 }
 
 Value from_json(const nlohmann::ordered_json& j) {
+  ValueDepthGuard guard("nesting of a JSON value");
   switch (j.type()) {
     case nlohmann::ordered_json::value_t::null:
       return Value::none();

@@ -44,6 +44,15 @@ struct Value {
   std::shared_ptr<Callable> fn;     // Callable
 
   Value() = default;
+  Value(const Value&) = default;
+  Value(Value&&) noexcept = default;
+  Value& operator=(const Value&) = default;
+  Value& operator=(Value&&) noexcept = default;
+  // Releases nested lists / dicts / closures one at a time rather than recursively, so that a value nested
+  // millions deep (built in a loop) cannot overflow the stack when it is freed.
+  ~Value() {
+    if (list || dict || fn) release_nested();
+  }
   static Value undefined(std::string why = {});
   static Value none();
   static Value boolean(bool v);
@@ -64,11 +73,15 @@ struct Value {
   bool is_sequence() const { return kind == Kind::List || kind == Kind::Tuple; }
   bool is_dict() const { return kind == Kind::Dict; }
   double as_double() const;
-  int64_t as_int() const;  // for Int/Bool
+  int64_t as_int() const;  // for Int/Bool; a Float must be finite and in range
+
+ private:
+  void release_nested() noexcept;
 };
 
 struct Dict {
   std::vector<std::pair<Value, Value>> items;
+  bool tracked = false;  // a namespace an interpreter will empty after its render (cycles)
   const Value* find(const Value& key) const;
   const Value* find(std::string_view key) const;
   void set(const Value& key, Value v);
@@ -88,7 +101,11 @@ struct CallArgs {
 struct Callable {
   std::string name;
   std::function<Value(CallArgs&)> fn;
+  const void* owner = nullptr;  // a macro: the scope it closes over (which may hold it: a reference cycle)
 };
+
+// Bytes a copy of `items` costs: each Value plus its string (nested lists are shared, not copied).
+size_t shallow_bytes(const ValueList& items);
 
 bool truthy(const Value& v);
 bool equals(const Value& a, const Value& b);
