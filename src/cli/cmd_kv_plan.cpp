@@ -8,16 +8,16 @@
 #include <regex>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "io/checkpoint.h"
+#include "kv/kv_pool.h"
 #include "kv/kv_spec.h"
 #include "model/config.h"
 
 namespace tqlm::cli {
 
 namespace {
-
-constexpr int64_t kPageTokens = 256;  // the cache grows in pages of this many tokens (kv_paged.cpp)
 
 std::string lower(std::string s) {
   for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
@@ -31,39 +31,6 @@ std::string thousands(int64_t n) {
     out += d[i];
   }
   return n < 0 ? "-" + out : out;
-}
-
-// "36GB" (10^9), "36GiB" (2^30), "36G" (= GB), "512MB", "1.5GB", "1000000" (bytes).
-int64_t parse_mem(const std::string& text) {
-  static const std::regex re(R"(\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([A-Za-z]*)\s*)");
-  std::smatch m;
-  if (!std::regex_match(text, m, re))
-    fail("--mem '{}': expected a size such as 36GB, 36GiB, 512MB or a number of bytes", text);
-  const std::string u = lower(m[2].str());
-  double mult = 0;
-  if (u.empty() || u == "b")
-    mult = 1;
-  else if (u == "k" || u == "kb")
-    mult = 1e3;
-  else if (u == "m" || u == "mb")
-    mult = 1e6;
-  else if (u == "g" || u == "gb")
-    mult = 1e9;
-  else if (u == "t" || u == "tb")
-    mult = 1e12;
-  else if (u == "kib")
-    mult = 1024.0;
-  else if (u == "mib")
-    mult = 1024.0 * 1024.0;
-  else if (u == "gib")
-    mult = 1024.0 * 1024.0 * 1024.0;
-  else if (u == "tib")
-    mult = 1024.0 * 1024.0 * 1024.0 * 1024.0;
-  else
-    fail("--mem '{}': unknown unit '{}' (use B, KB, MB, GB, TB or KiB, MiB, GiB, TiB)", text, m[2].str());
-  const double bytes = std::stod(m[1].str()) * mult;
-  if (!(bytes >= 1) || bytes > 9e18) fail("--mem '{}': must be at least 1 byte and finite", text);
-  return int64_t(std::llround(bytes));
 }
 
 // "8K" = 8192 tokens (K = 1024, M = 1024^2), or a plain token count.
@@ -123,7 +90,7 @@ void add_kv_plan(CLI::App& app) {
         fs::is_directory(o->model) ? (fs::path(o->model) / "config.json").string() : o->model;
     if (!fs::exists(path)) fail("{}: no such file", path);
     const ModelConfig mc = parse_model_config(read_json_file(path), path);
-    const int64_t mem = parse_mem(o->mem);
+    const int64_t mem = parse_size(o->mem, "--mem");
     std::vector<int64_t> ctx;
     for (const auto& c : o->contexts) ctx.push_back(parse_context(c));
     const std::vector<std::string> modes = o->modes.empty() ? kv_plan_modes() : o->modes;

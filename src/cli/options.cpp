@@ -1,5 +1,11 @@
 #include "cli/options.h"
 
+#include <cctype>
+#include <cmath>
+#include <regex>
+
+#include "core/error.h"
+
 namespace tqlm::cli {
 
 void add_model_options(CLI::App* cmd, ModelOptions& o, bool with_ctx) {
@@ -48,6 +54,40 @@ GenerateOptions SamplingOptions::generate_options(int64_t ctx) const {
   g.stop = stop;
   g.ctx = ctx;
   return g;
+}
+
+// "36GB" (10^9), "36GiB" (2^30), "36G" (= GB), "512MB", "1.5GB", "1000000" (bytes).
+int64_t parse_size(const std::string& text, const char* flag) {
+  static const std::regex re(R"(\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([A-Za-z]*)\s*)");
+  std::smatch m;
+  if (!std::regex_match(text, m, re))
+    fail("{} '{}': expected a size such as 36GB, 36GiB, 512MB or a number of bytes", flag, text);
+  std::string u = m[2].str();
+  for (char& c : u) c = char(std::tolower(static_cast<unsigned char>(c)));
+  double mult = 0;
+  if (u.empty() || u == "b")
+    mult = 1;
+  else if (u == "k" || u == "kb")
+    mult = 1e3;
+  else if (u == "m" || u == "mb")
+    mult = 1e6;
+  else if (u == "g" || u == "gb")
+    mult = 1e9;
+  else if (u == "t" || u == "tb")
+    mult = 1e12;
+  else if (u == "kib")
+    mult = 1024.0;
+  else if (u == "mib")
+    mult = 1024.0 * 1024.0;
+  else if (u == "gib")
+    mult = 1024.0 * 1024.0 * 1024.0;
+  else if (u == "tib")
+    mult = 1024.0 * 1024.0 * 1024.0 * 1024.0;
+  else
+    fail("{} '{}': unknown unit '{}' (use B, KB, MB, GB, TB or KiB, MiB, GiB, TiB)", flag, text, m[2].str());
+  const double bytes = std::stod(m[1].str()) * mult;
+  if (!(bytes >= 1) || bytes > 9e18) fail("{} '{}': must be at least 1 byte and finite", flag, text);
+  return int64_t(std::llround(bytes));
 }
 
 }  // namespace tqlm::cli

@@ -35,4 +35,8 @@ struct SamplingOptions {
 void add_model_options(CLI::App* cmd, ModelOptions& o, bool with_ctx = true);
 void add_sampling_options(CLI::App* cmd, SamplingOptions& o);
 
+// A byte size: "36GB" (10^9), "36GiB" (2^30), "36G" (= GB), "512MB", "1.5GB", "1000000" (bytes); errors name
+// the flag.
+int64_t parse_size(const std::string& text, const char* flag);
+
 }  // namespace tqlm::cli

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 
@@ -190,6 +191,7 @@ std::vector<SeqEvent> Scheduler::step() {
   std::vector<BatchSeq> batch;
   std::vector<Seq*> in_batch;
   int64_t rows = 0;
+  last_ = StepInfo{};
   for (size_t i = 0; i < running_.size(); ++i) {
     Seq* s = running_[i];
     if (take[i] == 0) continue;
@@ -198,6 +200,7 @@ std::vector<SeqEvent> Scheduler::step() {
     const bool prompt_rows = s->p.on_prompt_logits && len < s->prompt_len;
     const int64_t from = prompt_rows ? 0 : last ? n - 1 : n;
     batch.push_back(BatchSeq{s->cache.get(), s->tokens.data() + len, n, from});
+    (n == 1 && last ? last_.decode_rows : last_.prefill_rows) += n;
     in_batch.push_back(s);
     rows += n - from;
   }
@@ -205,7 +208,9 @@ std::vector<SeqEvent> Scheduler::step() {
 
   const int64_t vocab = model_.config().vocab;
   logits_.resize(size_t(std::max<int64_t>(rows, 1) * vocab));
+  const double t_step = now();
   model_.forward(batch, logits_.data());
+  last_.seconds = now() - t_step;
 
   const float* lg = logits_.data();
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -250,6 +255,14 @@ std::vector<SeqEvent> Scheduler::step() {
       finish(s, "length", ev);
   }
   return ev;
+}
+
+uint64_t default_kv_budget() {
+  std::ifstream in("/proc/meminfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("MemAvailable:", 0) == 0) return std::stoull(line.substr(13)) * 1024 / 2;  // "N kB"
+  return uint64_t(4) << 30;  // not Linux: 4 GiB
 }
 
 namespace {

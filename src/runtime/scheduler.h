@@ -63,6 +63,12 @@ struct SeqStats {
   std::vector<double> token_times;                       // when each generated token was sampled
 };
 
+// What the last step ran: rows of decoding sequences (one token each) and of prefill chunks, and its time.
+struct StepInfo {
+  int64_t decode_rows = 0, prefill_rows = 0;
+  double seconds = 0;
+};
+
 struct SchedulerOptions {
   int64_t max_seqs = 16;      // sequences running at once
   int64_t step_tokens = 512;  // tokens per forward step (decode tokens first, then prefill chunks)
@@ -84,6 +90,7 @@ class Scheduler {
   bool idle() const { return waiting_.empty() && running_.empty(); }
   int64_t running() const { return int64_t(running_.size()); }
   int64_t waiting() const { return int64_t(waiting_.size()); }
+  const StepInfo& last_step() const { return last_; }
 
   // Statistics of a sequence (kept after it finishes, until forget()).
   const SeqStats& stats(int64_t id) const;
@@ -115,7 +122,11 @@ class Scheduler {
   std::vector<std::unique_ptr<Seq>> all_;
   std::vector<float> logits_;
   double t0_ = 0;
+  StepInfo last_;
 };
+
+// The default KV pool budget: half of the memory the system reports available (MemAvailable) now.
+uint64_t default_kv_budget();
 
 // EOS ids: generation_config.json eos_token_id (int or list), config.json eos_token_id, and the
 // tokenizer's <|endoftext|>-style token named by tokenizer_config.json's eos_token.
