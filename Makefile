@@ -6,6 +6,7 @@ BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 JOBS ?= $(shell nproc)
 PY := .venv/bin/python
+# Seconds per fuzz target (two targets: about 2 minutes in `make test`).
 FUZZ_SECONDS ?= 60
 
 MODEL ?= models/smollm2-135m-instruct
@@ -29,11 +30,15 @@ asan:
 fuzz:
 	CC=clang-14 CXX=clang++-14 cmake -S . -B $(BUILD_FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DTQLM_FUZZ=ON -DTQLM_TESTS=OFF
-	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_safetensors
-	mkdir -p $(BUILD_FUZZ)/corpus
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_safetensors fuzz_jinja
+	mkdir -p $(BUILD_FUZZ)/corpus $(BUILD_FUZZ)/corpus_jinja
 	$(PY) tests/fuzz/make_corpus.py $(BUILD_FUZZ)/corpus
 	$(BUILD_FUZZ)/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=2048 \
 	  -print_final_stats=1 $(BUILD_FUZZ)/corpus 2>&1 | tail -n 12
+	cp tests/fixtures/templates/*.jinja $(BUILD_FUZZ)/corpus_jinja/
+	$(BUILD_FUZZ)/fuzz_jinja -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
+	  -dict=tests/fuzz/jinja.dict -artifact_prefix=$(BUILD_FUZZ)/ -print_final_stats=1 \
+	  $(BUILD_FUZZ)/corpus_jinja tests/fuzz/corpus_jinja 2>&1 | tail -n 12
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
