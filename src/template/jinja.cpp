@@ -126,6 +126,10 @@ std::string Template::render(const Value& context) const {
     throw Error("template render ran out of memory");
   } catch (const std::length_error& e) {
     throw Error(fmt::format("template render: size error: {}", e.what()));
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // a library call's own exception: still a template error
+    throw Error(fmt::format("template render failed: {}", e.what()));
   }
 }
 

@@ -2,6 +2,7 @@
 // ensure_ascii=False, optional indent / separators / sort_keys).
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -35,7 +36,9 @@ Value attr_path(const Value& item, const Value& attribute) {
     std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     bool digits =
         !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
-    cur = get_item(cur, digits ? Value::integer(std::stoll(part)) : Value::string(part));
+    int64_t idx = 0;
+    bool index = digits && std::from_chars(part.data(), part.data() + part.size(), idx).ec == std::errc();
+    cur = get_item(cur, index ? Value::integer(idx) : Value::string(part));  // too many digits: a key
     if (dot == std::string::npos) return cur;
     start = dot + 1;
   }

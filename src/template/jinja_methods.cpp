@@ -2,6 +2,8 @@
 // `d.items()`, ...). Mutating methods resolve to an "unsafe" undefined, as in jinja2's
 // ImmutableSandboxedEnvironment, so calling them fails.
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
 
 #include "core/error.h"
 #include "template/jinja_builtins.h"
@@ -77,8 +79,9 @@ std::string py_format(const std::string& fmt_str, const CallArgs& a) {
         fail("Replacement index {} out of range for positional args tuple", auto_idx);
       v = a.pos[auto_idx++];
     } else if (std::all_of(field.begin(), field.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
-      size_t idx = std::stoul(field);
-      if (idx >= a.pos.size()) fail("Replacement index {} out of range for positional args tuple", idx);
+      size_t idx = SIZE_MAX;
+      std::from_chars(field.data(), field.data() + field.size(), idx);  // too many digits: stays SIZE_MAX
+      if (idx >= a.pos.size()) fail("Replacement index {} out of range for positional args tuple", field);
       v = a.pos[idx];
     } else {
       const Value* kv = a.kwarg(field);

@@ -12,15 +12,15 @@
 namespace tqlm::jinja {
 
 namespace {
-// Nested containers waiting to be freed by the outermost ~Value on this thread (see release_nested).
-thread_local int t_releasing = 0;
-thread_local std::vector<std::shared_ptr<void>> t_pending;
+// Containers waiting to be freed by the outermost ~Value running on this thread (see release_nested); a
+// pointer to that destructor's local queue, so nothing here outlives a thread or depends on static order.
+thread_local std::vector<std::shared_ptr<void>>* t_pending = nullptr;
 
 template <typename T>
 void defer_release(std::shared_ptr<T>& p) noexcept {
   if (!p || p.use_count() != 1) return;  // not the last owner: dropping it frees nothing nested
   try {
-    t_pending.push_back(std::move(p));
+    t_pending->push_back(std::move(p));
   } catch (...) {  // no memory for the queue: p stays and is freed recursively by the member's destructor
   }
 }
@@ -33,17 +33,23 @@ size_t shallow_bytes(const ValueList& items) {
 }
 
 void Value::release_nested() noexcept {
-  defer_release(list);
-  defer_release(dict);
-  defer_release(fn);
-  if (t_releasing) return;  // an outer ~Value is draining the queue
-  ++t_releasing;
-  while (!t_pending.empty()) {
-    std::shared_ptr<void> p = std::move(t_pending.back());
-    t_pending.pop_back();
-    p.reset();  // frees one container; the Values inside it queue their own containers
+  if (t_pending) {  // inside an outer ~Value: queue what this value alone holds
+    defer_release(list);
+    defer_release(dict);
+    defer_release(fn);
+    return;
   }
-  --t_releasing;
+  std::vector<std::shared_ptr<void>> pending;
+  t_pending = &pending;
+  list.reset();  // the Values inside queue their own containers instead of freeing them recursively
+  dict.reset();
+  fn.reset();
+  while (!pending.empty()) {
+    std::shared_ptr<void> p = std::move(pending.back());
+    pending.pop_back();
+    p.reset();
+  }
+  t_pending = nullptr;
 }
 
 Value Value::undefined(std::string why) {

@@ -98,6 +98,11 @@ TEST(JinjaLimits, DeepValuesFailWhenWalkedAndFreeWithoutRecursion) {
   EXPECT_NE(error_of(build + "{{ ns.x == ns.x }}").find("kMaxValueDepth"), std::string::npos);
   EXPECT_NE(error_of(build + "{{ ns.x < ns.x }}").find("kMaxValueDepth"), std::string::npos);
   EXPECT_EQ(render(build + "{{ ns.x|length }}"), "1");  // built and freed
+  // Closures capturing dicts capturing closures, 100,000 deep, freed at the end of the render.
+  EXPECT_EQ(
+      render("{% set ns = namespace(f=none) %}{% for i in range(100000) %}{% set ns.f = {'a': ns.f}.get %}"
+             "{% endfor %}{{ ns.f('a') is callable }}"),
+      "True");
   // A namespace holding itself.
   EXPECT_NE(error_of("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}").find("kMaxValueDepth"),
             std::string::npos);
@@ -234,4 +239,11 @@ TEST(JinjaLimits, NestedLoopsDoNotGrowMemory) {
   if (samples[0] == 0) GTEST_SKIP() << "mallinfo2 not available under this allocator";
   // 87,000 iterations later: growth would be ~100 bytes per iteration (8+ MB) if scopes were kept.
   EXPECT_LT(samples[1], samples[0] + 512 * 1024) << samples[0] << " -> " << samples[1];
+}
+
+TEST(JinjaLimits, HugeNumbersInNamesAndFieldsAreErrorsNotExceptions) {
+  // Digits beyond int64 in an attribute path or a format field: a template error or a value, never an
+  // uncaught std::out_of_range.
+  EXPECT_EQ(render("{{ [[1]]|map(attribute='99999999999999999999')|list|length }}"), "1");
+  EXPECT_NE(error_of("{{ '{99999999999999999999}'.format(1) }}").find("out of range"), std::string::npos);
 }
