@@ -36,6 +36,10 @@ void add_perplexity(CLI::App& app) {
   cmd->add_option("--samples", o->p.samples, "Number of windows (0 = all)")->capture_default_str();
   cmd->add_option("--save-logits", o->p.save_logits, "Save this run as a reference for --kl-base");
   cmd->add_option("--kl-base", o->p.kl_base, "Compare against a reference saved with --save-logits");
+  cmd->add_option("--parallel", o->p.parallel,
+                  "Windows in flight at once (batched by the scheduler; results do not depend on it)")
+      ->capture_default_str();
+  cmd->add_option("--chunk", o->p.chunk, "Tokens per forward step")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print the result as JSON");
   cmd->callback([o] {
     Model model(o->m.model, o->m.threads);
@@ -49,6 +53,7 @@ void add_perplexity(CLI::App& app) {
     } catch (const Error& e) {
       fail("{}: {}", o->data, e.what());
     }
+    if (o->p.parallel < 1 || o->p.chunk < 1) fail("perplexity: --parallel and --chunk must be >= 1");
     o->p.kv = o->m.kv_spec();
     auto r = run_perplexity(model, tokens, o->p, [](int64_t d, int64_t n, double s) {
       progress_line("perplexity windows", double(d), double(n), s, "win");

@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "runtime/scheduler.h"
 
 namespace tqlm {
 
@@ -104,65 +105,109 @@ PerplexityResult run_perplexity(Model& model, const std::vector<int32_t>& tokens
     }
   } c1{base, ""}, c2{save, save_tmp};
 
-  auto cache = model.new_cache(opt.kv);
-  std::vector<float> logits(size_t(opt.chunk * V));
+  // Windows run through the scheduler (opt.parallel at once, each from an empty cache: no prefix reuse).
+  // A window's rows arrive in order; its per-prediction values are kept per window and reduced in window
+  // order, and reference records sit at fixed offsets, so nothing depends on how windows interleave.
+  struct Win {
+    std::vector<double> nll, kl, base_nll;
+    std::vector<RefRecord> save, base;  // [ctx - 1]
+    int64_t agree = 0;
+    double rest = 0;
+  };
+  std::vector<Win> win(static_cast<size_t>(windows));
+  const long rec_bytes = long(sizeof(RefRecord)) * long(opt.ctx - 1);
   std::vector<int32_t> order(static_cast<size_t>(V));
+  auto score = [&](int64_t w, int64_t row, const float* lg) {  // prediction `row` of window w
+    Win& W = win[size_t(w)];
+    const int32_t target = tokens[size_t(w * opt.ctx + row + 1)];
+    float mx = *std::max_element(lg, lg + V);
+    double se = 0;
+    for (int64_t v = 0; v < V; ++v) se += std::exp(double(lg[v] - mx));
+    const double lse = double(mx) + std::log(se);
+    const double x = lse - double(lg[target]);
+    W.nll.push_back(x);
+    auto logp = [&](int32_t id) { return double(lg[id]) - lse; };
+    if (save) {  // log-probs of the top K of this run
+      RefRecord r{};
+      std::iota(order.begin(), order.end(), 0);
+      std::partial_sort(order.begin(), order.begin() + kTop, order.end(),
+                        [&](int32_t a, int32_t b) { return lg[a] > lg[b] || (lg[a] == lg[b] && a < b); });
+      for (int k = 0; k < kTop; ++k) r.ids[k] = order[size_t(k)], r.logp[k] = float(logp(order[size_t(k)]));
+      r.nll = float(x);
+      W.save.push_back(r);
+    }
+    if (base) {
+      if (W.base.empty()) {  // this window's reference records, at their fixed offset
+        W.base.resize(size_t(opt.ctx - 1));
+        if (std::fseek(base, long(sizeof(RefHeader)) + long(w) * rec_bytes, SEEK_SET) != 0 ||
+            std::fread(W.base.data(), sizeof(RefRecord), W.base.size(), base) != W.base.size())
+          fail("{}: truncated reference file", opt.kl_base);
+      }
+      const RefRecord& r = W.base[size_t(row)];
+      double p_in = 0, q_in = 0, k = 0;
+      for (int j = 0; j < kTop; ++j) {
+        const double p = std::exp(double(r.logp[j]));
+        p_in += p;
+        q_in += std::exp(logp(r.ids[j]));
+        k += p * (double(r.logp[j]) - logp(r.ids[j]));
+      }
+      const double p_rest = std::max(0.0, 1.0 - p_in), q_rest = std::max(1e-30, 1.0 - q_in);
+      if (p_rest > 0) k += p_rest * std::log(p_rest / q_rest);
+      W.kl.push_back(std::max(0.0, k));
+      W.rest += p_rest;
+      W.base_nll.push_back(r.nll);
+      const int32_t mine = int32_t(std::max_element(lg, lg + V) - lg);
+      W.agree += mine == r.ids[0];
+    }
+  };
+
+  SchedulerOptions so;
+  so.max_seqs = std::max<int64_t>(1, opt.parallel);
+  so.step_tokens = opt.chunk;
+  so.ctx = opt.ctx;
+  Scheduler sched(model, std::make_shared<KVPool>(opt.kv, model.config().kv_shape()), nullptr, so);
+  std::vector<int64_t> ids;
+  for (int64_t w = 0; w < windows; ++w) {
+    RequestParams rp;
+    rp.max_tokens = 0;  // the last token of a window predicts nothing: feed ctx - 1 tokens
+    rp.reuse_prefix = false;
+    rp.on_prompt_logits = [&, w](int64_t row0, int64_t n, const float* lg) {
+      for (int64_t i = 0; i < n; ++i) score(w, row0 + i, lg + i * V);
+    };
+    ids.push_back(sched.submit(
+        std::vector<int32_t>(tokens.begin() + w * opt.ctx, tokens.begin() + (w + 1) * opt.ctx - 1),
+        std::move(rp)));
+  }
+  int64_t finished = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  while (!sched.idle())
+    for (const SeqEvent& e : sched.step()) {
+      if (!e.finished) continue;
+      if (e.finish_reason == "error") fail("perplexity: {}", e.error);
+      const int64_t w = int64_t(std::find(ids.begin(), ids.end(), e.id) - ids.begin());
+      Win& W = win[size_t(w)];
+      if (int64_t(W.nll.size()) != opt.ctx - 1)
+        fail("perplexity: window {} scored {} of {} predictions", w, W.nll.size(), opt.ctx - 1);
+      if (save) {
+        if (std::fseek(save, long(sizeof(RefHeader)) + long(w) * rec_bytes, SEEK_SET) != 0 ||
+            std::fwrite(W.save.data(), sizeof(RefRecord), W.save.size(), save) != W.save.size())
+          fail("{}: write failed", save_tmp);
+        W.save = {};
+      }
+      W.base = {};
+      if (progress)
+        progress(++finished, windows,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
   Accum nll, kl, base_nll;
   int64_t agree = 0;
   double rest = 0;
-  auto t0 = std::chrono::steady_clock::now();
-  for (int64_t w = 0; w < windows; ++w) {
-    cache->clear();
-    const int32_t* win = tokens.data() + w * opt.ctx;
-    for (int64_t c0 = 0; c0 < opt.ctx - 1; c0 += opt.chunk) {
-      const int64_t n = std::min(opt.chunk, opt.ctx - 1 - c0);  // the last token predicts nothing
-      model.forward(win + c0, n, *cache, logits.data(), true);
-      for (int64_t i = 0; i < n; ++i) {
-        float* lg = &logits[size_t(i * V)];
-        const int32_t target = win[c0 + i + 1];
-        float mx = *std::max_element(lg, lg + V);
-        double se = 0;
-        for (int64_t v = 0; v < V; ++v) se += std::exp(double(lg[v] - mx));
-        const double lse = double(mx) + std::log(se);
-        const double x = lse - double(lg[target]);
-        nll.add(x);
-        if (save || base) {
-          // log-probs of the top K of this run (for saving) and of arbitrary ids (for comparing)
-          auto logp = [&](int32_t id) { return double(lg[id]) - lse; };
-          if (save) {
-            RefRecord r{};
-            std::iota(order.begin(), order.end(), 0);
-            std::partial_sort(order.begin(), order.begin() + kTop, order.end(), [&](int32_t a, int32_t b) {
-              return lg[a] > lg[b] || (lg[a] == lg[b] && a < b);
-            });
-            for (int k = 0; k < kTop; ++k)
-              r.ids[k] = order[size_t(k)], r.logp[k] = float(logp(order[size_t(k)]));
-            r.nll = float(x);
-            if (std::fwrite(&r, sizeof r, 1, save) != 1) fail("{}: write failed", save_tmp);
-          }
-          if (base) {
-            RefRecord r{};
-            if (std::fread(&r, sizeof r, 1, base) != 1) fail("{}: truncated reference file", opt.kl_base);
-            double p_in = 0, q_in = 0, k = 0;
-            for (int j = 0; j < kTop; ++j) {
-              const double p = std::exp(double(r.logp[j]));
-              p_in += p;
-              q_in += std::exp(logp(r.ids[j]));
-              k += p * (double(r.logp[j]) - logp(r.ids[j]));
-            }
-            const double p_rest = std::max(0.0, 1.0 - p_in), q_rest = std::max(1e-30, 1.0 - q_in);
-            if (p_rest > 0) k += p_rest * std::log(p_rest / q_rest);
-            kl.add(std::max(0.0, k));
-            rest += p_rest;
-            base_nll.add(r.nll);
-            const int32_t mine = int32_t(std::max_element(lg, lg + V) - lg);
-            agree += mine == r.ids[0];
-          }
-        }
-      }
-    }
-    if (progress)
-      progress(w + 1, windows, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  for (const Win& W : win) {
+    for (double x : W.nll) nll.add(x);
+    for (double x : W.kl) kl.add(x);
+    for (double x : W.base_nll) base_nll.add(x);
+    agree += W.agree;
+    rest += W.rest;
   }
   PerplexityResult r;
   r.windows = windows;

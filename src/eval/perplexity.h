@@ -24,7 +24,8 @@ struct PerplexityOptions {
   int64_t ctx = 2048;
   int64_t samples = 50;  // windows; 0 = every full window in the text
   KVSpec kv;
-  int64_t chunk = 256;      // tokens per forward inside a window
+  int64_t chunk = 256;      // tokens per forward step (all windows in flight together)
+  int64_t parallel = 1;     // windows in flight at once (the scheduler batches them)
   std::string save_logits;  // write the reference file here
   std::string kl_base;      // compare against this reference file
 };
