@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/progress.h"
+#include "core/memory.h"
 #include "runtime/chat_session.h"
 #include "runtime/reasoning.h"
 
@@ -16,7 +17,7 @@ namespace {
 struct ChatOpts {
   ModelOptions m;
   SamplingOptions s;
-  std::string system, chat_template;
+  std::string system, chat_template, kv_mem;
   bool raw = false, hide_reasoning = false, quiet = false;
 };
 
@@ -28,10 +29,12 @@ void add_chat_flags(CLI::App* cmd, ChatOpts& o) {
       ->check(CLI::ExistingFile);
   cmd->add_flag("--hide-reasoning", o.hide_reasoning, "Do not print <think> reasoning");
   cmd->add_flag("-q,--quiet", o.quiet, "No statistics line at the end");
+  cmd->add_option("--kv-mem", o.kv_mem, "KV pool budget, e.g. 6GB (default: half the available memory)");
 }
 
 ChatSessionOptions session_options(const ChatOpts& o) {
-  return {o.m.model, o.m.threads, o.m.kv_spec(), o.chat_template, o.raw};
+  return {o.m.model,       o.m.threads, o.m.kv_spec(),
+          o.chat_template, o.raw,       o.kv_mem.empty() ? 0 : uint64_t(parse_size(o.kv_mem, "--kv-mem"))};
 }
 
 // Streams one reply; reasoning is dimmed on a terminal (or hidden). Returns the answer text.
@@ -65,11 +68,17 @@ std::string stream_reply(ChatSession& cs, const std::vector<int32_t>& prompt, bo
   if (was_reasoning) std::fputs(tty ? "</think>\x1b[0m" : "</think>", stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);
-  if (!o.quiet)
-    std::fprintf(stderr,
-                 "[prompt %lld tokens (%lld cached) %.1f tok/s | generated %lld tokens %.1f tok/s | %s]\n",
-                 (long long)st.prompt_tokens, (long long)st.cached_tokens, st.prompt_tps(),
-                 (long long)st.generated, st.gen_tps(), st.finish_reason.c_str());
+  if (!o.quiet) {
+    const KVPoolStats ps = cs.generator().pool().stats();
+    std::fprintf(
+        stderr,
+        "[prompt %lld tokens (%lld cached) %.1f tok/s | generated %lld tokens %.1f tok/s | %s | KV %s "
+        "%.1f MB held (%.1f MB this reply, pool budget %.2f GB) | RSS %.1f MB]\n",
+        (long long)st.prompt_tokens, (long long)st.cached_tokens, st.prompt_tps(), (long long)st.generated,
+        st.gen_tps(), st.finish_reason.c_str(), cs.generator().kv_layout().mode.c_str(),
+        double(ps.bytes()) / 1e6, double(st.kv_bytes) / 1e6, double(ps.budget) / 1e9,
+        double(resident_bytes()) / 1e6);
+  }
   return answer;
 }
 

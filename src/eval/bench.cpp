@@ -44,14 +44,6 @@ double active_weight_bytes(const Model& m) {
   return b;
 }
 
-int64_t resident_bytes() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmRSS:  1234 kB"
-  return 0;
-}
-
 double measure_read_bandwidth(ThreadPool& pool) {
   const int64_t n = (512ll << 20) / 8;
   std::unique_ptr<uint64_t[]> buf(new uint64_t[size_t(n)]);

@@ -7,6 +7,7 @@
 #include <functional>
 #include <vector>
 
+#include "core/memory.h"
 #include "model/model.h"
 
 namespace tqlm {
@@ -36,9 +37,6 @@ double active_weight_bytes(const Model& m);
 
 // The instruction-set family of the linear kernels in use ("avx512", "avx2", ...).
 const char* kernel_isa();
-
-// Resident set size of this process (bytes), from /proc/self/status.
-int64_t resident_bytes();
 
 // Read bandwidth of this machine with the model's threads (GB/s, best of a few passes over 512 MiB).
 double measure_read_bandwidth(ThreadPool& pool);

@@ -8,7 +8,7 @@ ChatSession::ChatSession(const ChatSessionOptions& opt) {
   model_ = std::make_unique<Model>(opt.model, opt.threads);
   tok_ = std::make_unique<Tokenizer>(Tokenizer::from_file(opt.model));
   if (!opt.raw) tpl_ = std::make_unique<ChatTemplate>(ChatTemplate::load(opt.model, opt.chat_template_file));
-  gen_ = std::make_unique<Generator>(*model_, *tok_, opt.kv);
+  gen_ = std::make_unique<Generator>(*model_, *tok_, opt.kv, opt.kv_mem ? opt.kv_mem : default_kv_budget());
 }
 
 std::vector<int32_t> ChatSession::encode_chat(const nlohmann::ordered_json& messages,

@@ -20,6 +20,7 @@ struct ChatSessionOptions {
   KVSpec kv;
   std::string chat_template_file;  // --chat-template FILE
   bool raw = false;                // no chat template: prompts are plain text
+  uint64_t kv_mem = 0;             // KV pool budget in bytes (0: default_kv_budget())
 };
 
 class ChatSession {

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 
 #include "core/error.h"
+#include "core/memory.h"
 
 namespace tqlm {
 
@@ -258,11 +258,8 @@ std::vector<SeqEvent> Scheduler::step() {
 }
 
 uint64_t default_kv_budget() {
-  std::ifstream in("/proc/meminfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("MemAvailable:", 0) == 0) return std::stoull(line.substr(13)) * 1024 / 2;  // "N kB"
-  return uint64_t(4) << 30;  // not Linux: 4 GiB
+  const uint64_t avail = available_memory_bytes();
+  return avail ? avail / 2 : uint64_t(4) << 30;  // unknown: 4 GiB
 }
 
 namespace {
