@@ -190,7 +190,8 @@ void add_bench(CLI::App& app) {
                   p.kv_bytes_per_token / 1e6, p.achieved_gbps, bw > 0 ? 100.0 * p.achieved_gbps / bw : 0.0,
                   double(p.cache_bytes) / 1e6, double(p.rss_growth) / 1e6);
     std::printf(
-        "(RSS grew = resident memory growth from the first prefill chunk to the end, beside the cache's own "
+        "(RSS grew = resident memory growth while the sequence ran (after a warm-up step), beside the "
+        "cache's own "
         "growth over that span: %s)\n",
         pts.empty() ? "-"
                     : (std::to_string(pts.back().cache_growth / 1000000) + " MB in the last row").c_str());

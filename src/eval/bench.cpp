@@ -1,6 +1,7 @@
 #include "eval/bench.h"
 
 #include "kernels/linear_kernels.h"
+#include "runtime/scheduler.h"
 
 #include <malloc.h>
 
@@ -26,9 +27,6 @@ double since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-int32_t argmax(const float* x, int64_t n) {
-  return int32_t(std::max_element(x, x + n) - x);
-}
 }  // namespace
 
 double active_weight_bytes(const Model& m) {
@@ -84,50 +82,67 @@ std::vector<BenchPoint> run_bench(Model& model, const BenchOptions& opt,
       fail("bench: context {} + {} decoded tokens exceeds the model's max_position_embeddings {}", ctx,
            opt.decode, c.max_position);
     std::vector<int32_t> prompt(static_cast<size_t>(ctx));
-    uint64_t st = 0x9e3779b97f4a7c15ull ^ uint64_t(ctx);
+    uint64_t rng = 0x9e3779b97f4a7c15ull ^ uint64_t(ctx);
     for (int64_t i = 0; i < ctx; ++i) {
       if (!opt.tokens.empty()) {
         prompt[size_t(i)] = opt.tokens[size_t(i) % opt.tokens.size()];
       } else {
-        st = st * 6364136223846793005ull + 1442695040888963407ull;
-        prompt[size_t(i)] = int32_t(100 + (st >> 33) % uint64_t(std::max<int64_t>(1, vocab - 100)));
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        prompt[size_t(i)] = int32_t(100 + (rng >> 33) % uint64_t(std::max<int64_t>(1, vocab - 100)));
       }
     }
     BenchPoint p;
     p.context = ctx;
-    auto cache = model.new_cache(opt.kv);
-    std::vector<float> logits(static_cast<size_t>(vocab));
-    int64_t rss0 = 0;
-    uint64_t bytes0 = 0;
-    auto t0 = Clock::now();
-    for (int64_t s = 0; s < ctx; s += opt.chunk) {
-      const int64_t T = std::min(opt.chunk, ctx - s);
-      model.forward(prompt.data() + s, T, *cache, logits.data(), false);
-      if (s == 0) {  // workspaces now exist: memory growth from here on is the cache's
-        malloc_trim(
-            0);  // hand freed heap memory (tokenizer, earlier contexts) back, so new pages must grow RSS
-        rss0 = resident_bytes();
-        bytes0 = cache->bytes();
+    // One sequence through the scheduler: the prefill in chunks, then `decode` timed decode steps.
+    auto pool = std::make_shared<KVPool>(opt.kv, c.kv_shape());
+    SchedulerOptions so;
+    so.max_seqs = 1;
+    so.step_tokens = opt.chunk;
+    so.ctx = ctx + opt.decode + 1;
+    Scheduler sched(model, pool, nullptr, so);
+    RequestParams rp;
+    rp.sampling.temperature = 0;
+    rp.max_tokens = opt.decode + 1;  // the first token comes from the prefill, then `decode` forwards
+    rp.ignore_eos = true;
+    rp.reuse_prefix = false;
+    {  // warm-up: one prefill chunk in a pool of its own, so the workspaces exist before memory is measured
+      Scheduler warm(model, std::make_shared<KVPool>(opt.kv, c.kv_shape()), nullptr, so);
+      RequestParams wp = rp;
+      wp.max_tokens = 0;
+      warm.submit(std::vector<int32_t>(prompt.begin(), prompt.begin() + std::min(ctx, opt.chunk)), wp);
+      while (!warm.idle()) warm.step();
+    }
+    malloc_trim(0);  // hand freed heap memory back, so new pages must grow RSS
+    const int64_t rss0 = resident_bytes();
+    const uint64_t bytes0 = pool->stats().bytes();
+    const int64_t id = sched.submit(prompt, rp);
+    int64_t rss_max = rss0, fed = 0;
+    uint64_t bytes_max = bytes0;
+    while (!sched.idle()) {
+      const bool prefill = fed < ctx;
+      sched.step();
+      fed += sched.last_step().prefill_rows + sched.last_step().decode_rows;
+      if (!sched.idle()) {  // the last step releases the sequence's blocks: measure before it
+        rss_max = std::max(rss_max, resident_bytes());
+        bytes_max = std::max(bytes_max, pool->stats().bytes());
       }
-      on_progress("ctx " + std::to_string(ctx) + ": prefill " + std::to_string(s + T) + "/" +
-                  std::to_string(ctx));
+      if (prefill)
+        on_progress("ctx " + std::to_string(ctx) + ": prefill " + std::to_string(std::min(fed, ctx)) + "/" +
+                    std::to_string(ctx));
     }
-    p.prefill_seconds = since(t0);
-    t0 = Clock::now();
-    for (int64_t i = 0; i < opt.decode; ++i) {
-      const int32_t tok = argmax(logits.data(), vocab);
-      model.forward(&tok, 1, *cache, logits.data(), false);
-    }
-    p.decode_seconds = since(t0);
+    const SeqStats& st = sched.stats(id);
+    p.prefill_seconds = st.t_first_token - st.t_submit;
+    p.decode_seconds = st.t_finish - st.t_first_token;
     p.prefill_tps = double(ctx) / p.prefill_seconds;
     p.decode_tps = opt.decode > 0 ? double(opt.decode) / p.decode_seconds : 0;
     p.weight_bytes_per_token = wbytes;
     // decoded token i attends over ctx + i + 1 cached tokens
-    p.kv_bytes_per_token = cache->bytes_per_token() * (double(ctx) + double(opt.decode + 1) / 2.0);
+    p.kv_bytes_per_token =
+        double(pool->layout().bytes_per_token()) * (double(ctx) + double(opt.decode + 1) / 2.0);
     p.achieved_gbps = opt.decode > 0 ? (wbytes + p.kv_bytes_per_token) * p.decode_tps / 1e9 : 0;
-    p.cache_bytes = cache->bytes();
-    p.rss_growth = resident_bytes() - rss0;
-    p.cache_growth = cache->bytes() - bytes0;
+    p.cache_bytes = st.kv_bytes;
+    p.rss_growth = rss_max - rss0;
+    p.cache_growth = bytes_max - bytes0;
     points.push_back(p);
   }
   return points;

@@ -28,7 +28,7 @@ struct BenchPoint {
   double kv_bytes_per_token = 0;      // cache bytes read per decoded token (mean over the decoded tokens)
   double achieved_gbps = 0;           // (weights + KV bytes) / seconds per decoded token
   uint64_t cache_bytes = 0;           // the cache's report after decoding
-  int64_t rss_growth = 0;             // resident memory growth from the first prefill chunk to the end
+  int64_t rss_growth = 0;             // resident memory growth while the sequence ran (after a warm-up step)
   uint64_t cache_growth = 0;          // cache bytes growth over the same span
 };
 

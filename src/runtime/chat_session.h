@@ -9,7 +9,7 @@
 
 #include "model/model.h"
 #include "runtime/generator.h"
-#include "tokenizer/chat_template.h"
+#include "template/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tqlm {
