@@ -15,11 +15,13 @@ P = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
 MAX_NEW = 12
 
 
-def run(t, prompts, max_seqs=1, step_tokens=512, kv_mem=0, reuse=False, sequential=False):
+def run(t, prompts, max_seqs=1, step_tokens=512, kv_mem=0, reuse=False, sequential=False, cancel=(-1, 0),
+        state=None):
     lib = t.lib
     lib.tqlm_sched_greedy.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
                                       ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int, ctypes.c_int,
-                                      ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+                                      ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                      ctypes.c_void_p, ctypes.c_void_p]
     flat = np.ascontiguousarray(np.concatenate(prompts), np.int32)
     offs = np.ascontiguousarray(np.cumsum([0] + [len(p) for p in prompts]), np.int64)
     n = len(prompts)
@@ -27,8 +29,11 @@ def run(t, prompts, max_seqs=1, step_tokens=512, kv_mem=0, reuse=False, sequenti
     logits = np.zeros((n, MAX_NEW, t.vocab), np.float32)
     cached = np.zeros(n, np.int64)
     pre = np.zeros(n, np.int64)
+    st = np.zeros(2, np.int64) if state is None else state
     check(lib, lib.tqlm_sched_greedy(t.h, P(flat), P(offs), n, MAX_NEW, max_seqs, step_tokens, kv_mem, int(reuse),
-                                     int(sequential), P(toks), P(logits), P(cached), P(pre)))
+                                     int(sequential), cancel[0], cancel[1], P(toks), P(logits), P(cached), P(pre),
+                                     P(st)))
+    assert st[0] == 0, f"{st[0]} KV blocks still referenced after every sequence ended"
     return toks, logits, cached, pre
 
 
@@ -42,8 +47,11 @@ def alone(t, prompts):
     return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
 
 
+MODES = ["bf16", "f16", "q8", "turbo2", "turbo3", "turbo4", "turbo8", "turbo4v2", "turbo2v4", "turbo8v3"]
+
+
 @pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("mode", ["bf16", "q8", "turbo4v2"])
+@pytest.mark.parametrize("mode", MODES)
 def test_batched_equals_alone(testapi, arch, mode):
     t = Tqlm(testapi, fixture_dir(arch, "q4" if arch != "minimax" else "mixed"), mode, kv_boundary=1)
     try:
@@ -88,5 +96,34 @@ def test_prefix_reuse_is_exact(testapi, arch, mode):
         assert list(cached) == [0, 600, 700], cached
         assert np.array_equal(tok, tok0), f"{arch} {mode}: tokens differ with a reused prefix"
         assert np.array_equal(lg, lg0), f"{arch} {mode}: logits differ by {np.abs(lg - lg0).max():.3g}"
+    finally:
+        t.close()
+
+
+def test_cancel_frees_blocks_and_leaves_the_others_alone(testapi):
+    t = Tqlm(testapi, fixture_dir("qwen3", "q4"), "turbo4v2", kv_boundary=1)
+    try:
+        prompts = prompts_for(t.vocab, [300, 270, 40], seed=9)
+        tok1, lg1 = alone(t, prompts)
+        state = np.zeros(2, np.int64)
+        tok, lg, _, _ = run(t, prompts, max_seqs=3, step_tokens=64, cancel=(1, 3), state=state)
+        assert state[1] == 1, "the sequence was not cancelled"
+        assert list(tok[1][:3]) == list(tok1[1][:3]) and (tok[1][3:] == -1).all()
+        for i in (0, 2):
+            assert np.array_equal(tok[i], tok1[i]) and np.array_equal(lg[i], lg1[i])
+    finally:
+        t.close()
+
+
+def test_a_request_that_can_never_fit_is_refused_with_the_numbers(testapi):
+    t = Tqlm(testapi, fixture_dir("llama", "bf16"), "bf16")
+    try:
+        block = 256 * 3 * 2 * 2 * 32 * 2  # layers x kv heads x (K, V) x head dim x bf16, per token x 256
+        with pytest.raises(RuntimeError) as e:
+            run(t, prompts_for(t.vocab, [600]), kv_mem=2 * block)
+        msg = str(e.value)
+        assert "KV pool" in msg and "--kv-mem" in msg and "612 tokens" in msg, msg
+        # one that fits runs in the same budget
+        run(t, prompts_for(t.vocab, [400]), kv_mem=2 * block)
     finally:
         t.close()

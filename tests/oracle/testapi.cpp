@@ -149,14 +149,16 @@ void tqlm_model_reset(void* h) {
 }
 
 // Greedy generation of n prompts through the scheduler, in one fresh KV pool of kv_mem bytes (0: no limit):
-// prompt i = tokens[offsets[i], offsets[i + 1]), submitted in order, at most max_seqs running at once,
-// step_tokens per forward step. Writes out_tokens [n, max_new], out_logits [n, max_new, vocab] (the logits
-// each token was sampled from), out_cached [n] (prompt tokens reused from the prefix cache) and out_preempt
-// [n]. With `sequential`, each prompt runs to completion before the next is submitted (the pool, and so its
-// prefix cache, is shared).
-int tqlm_sched_greedy(void* h, const int32_t* tokens, const int64_t* offsets, int n, int max_new,
-                      int max_seqs, int step_tokens, int64_t kv_mem, int reuse_prefix, int sequential,
-                      int32_t* out_tokens, float* out_logits, int64_t* out_cached, int64_t* out_preempt) {
+// prompt i = tokens[offsets[i], offsets[i + 1]), submitted in order, at most max_seqs running at once, step_tokens
+// per forward step. Writes out_tokens [n, max_new], out_logits [n, max_new, vocab] (the logits each token was
+// sampled from), out_cached [n] (prompt tokens reused from the prefix cache) and out_preempt [n]. With
+// `sequential`, each prompt runs to completion before the next is submitted (the pool, and so its prefix
+// cache, is shared). Sequence `cancel_seq` (-1: none) is cancelled once it has `cancel_after` tokens. At the
+// end out_state [2] = blocks still referenced in the pool, number of cancelled sequences.
+int tqlm_sched_greedy(void* h, const int32_t* tokens, const int64_t* offsets, int n, int max_new, int max_seqs,
+                      int step_tokens, int64_t kv_mem, int reuse_prefix, int sequential, int cancel_seq,
+                      int cancel_after, int32_t* out_tokens, float* out_logits, int64_t* out_cached,
+                      int64_t* out_preempt, int64_t* out_state) {
   return guarded([&] {
     auto* m = static_cast<TqlmModel*>(h);
     const int64_t vocab = m->model->config().vocab;
@@ -182,6 +184,11 @@ int tqlm_sched_greedy(void* h, const int32_t* tokens, const int64_t* offsets, in
         for (const auto& e : sched.step()) {
           const int i = int(std::find(ids.begin(), ids.end(), e.id) - ids.begin());
           if (e.token >= 0) out_tokens[int64_t(i) * max_new + count[size_t(i)]++] = e.token;
+          if (i == cancel_seq && count[size_t(i)] == cancel_after && !e.finished) sched.cancel(e.id);
+          if (e.finished && e.finish_reason == "cancelled") {
+            ++out_state[1];
+            continue;
+          }
           if (e.finished && e.finish_reason != "length")
             tqlm::fail("sequence {} ended: {} {}", i, e.finish_reason, e.error);
         }
@@ -195,6 +202,7 @@ int tqlm_sched_greedy(void* h, const int32_t* tokens, const int64_t* offsets, in
       out_cached[i] = sched.stats(ids[size_t(i)]).cached_tokens;
       out_preempt[i] = sched.stats(ids[size_t(i)]).preemptions;
     }
+    out_state[0] = pool->stats().blocks_used;
   });
 }
 }
