@@ -1,11 +1,10 @@
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/progress.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "eval/bench.h"
 #include "eval/bench_concurrency.h"
 #include "runtime/scheduler.h"
@@ -104,7 +103,7 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--chunk", o->b.chunk, "Prefill tokens per forward")->capture_default_str();
   cmd->add_option("--data,-f", o->data,
                   "Text file whose tokens make the prompt (default: pseudo-random token ids)")
-      ->check(CLI::ExistingFile);
+      ->check(regular_file_check("--data"));
   cmd->add_flag("--no-bandwidth", o->no_bandwidth, "Skip the read-bandwidth measurement");
   cmd->add_option(
          "--concurrency", o->c.levels,
@@ -125,14 +124,12 @@ void add_bench(CLI::App& app) {
   cmd->callback([o] {
     if (o->b.decode < 0 || o->b.chunk < 1) fail("bench: --decode must be >= 0 and --chunk >= 1");
     Model model(o->m.model, o->m.threads);
+    print_config_warnings(model.config());
     o->b.kv = o->m.kv_spec();
     const KVLayout layout = kv_layout(o->b.kv, model.config().kv_shape());
     if (!o->data.empty()) {
       Tokenizer tok = Tokenizer::from_file(o->m.model);
-      std::ifstream in(o->data, std::ios::binary);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      o->b.tokens = tok.encode(ss.str(), false);
+      o->b.tokens = tok.encode(read_text_file(o->data, "--data"), false);
       if (o->b.tokens.empty()) fail("{}: no tokens", o->data);
     }
     if (!o->c.levels.empty()) {

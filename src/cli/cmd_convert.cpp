@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/progress.h"
 #include "core/error.h"
 #include "io/checkpoint.h"
@@ -16,7 +17,7 @@ void add_convert(CLI::App& app) {
     std::string src, dst, policy = "config-i";
     int group_size = 0;
     int64_t block_rows = 0;
-    bool dry_run = false, json = false;
+    bool dry_run = false, json = false, allow_nonfinite = false, remove_stale = false;
   };
   auto o = std::make_shared<Opts>();
   std::string presets;
@@ -33,15 +34,28 @@ void add_convert(CLI::App& app) {
   cmd->add_option("dst", o->dst, "Destination directory (must not exist; not needed with --dry-run)");
   cmd->add_option("--policy,-p", o->policy, "Preset (" + presets + ") or a policy JSON file")
       ->capture_default_str();
-  cmd->add_option("--group-size", o->group_size, "Override every group size (32, 64, 128)");
+  cmd->add_option("--group-size", o->group_size, "Override every group size (32, 64, 128)")
+      ->check(CLI::IsMember({32, 64, 128}));
   cmd->add_option("--block-rows", o->block_rows,
                   "Rows converted per streaming step (multiple of 128; default: ~32 MiB)");
   cmd->add_flag("--dry-run", o->dry_run, "Plan from config.json only; read no weights, write nothing");
+  cmd->add_flag("--allow-nonfinite", o->allow_nonfinite,
+                "Convert tensors holding NaN/Inf values (listed) instead of stopping at the first");
+  cmd->add_flag("--remove-stale", o->remove_stale,
+                "Remove the .DST.partial-PID directories of killed conversions (otherwise only listed)");
   cmd->add_flag("--json", o->json, "Print the plan as JSON");
   cmd->callback([o] {
     namespace fs = std::filesystem;
     if (!o->dry_run) {
       if (o->dst.empty()) fail("convert needs a destination directory (or --dry-run)");
+      for (const auto& p : stale_partial_outputs(o->dst)) {
+        std::error_code ec;
+        if (o->remove_stale) fs::remove_all(p, ec);
+        std::fprintf(
+            stderr, "%s: %s of a conversion that did not finish%s\n", o->remove_stale ? "removed" : "warning",
+            p.c_str(),
+            o->remove_stale ? (ec ? (": " + ec.message()).c_str() : "") : " (--remove-stale removes it)");
+      }
       Policy policy = Policy::load(o->policy, o->group_size);
       if (fs::exists(fs::path(o->src) / "config.json") &&
           read_json_file((fs::path(o->src) / "config.json").string()).contains("quantization"))
@@ -55,7 +69,10 @@ void add_convert(CLI::App& app) {
             const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             progress_line("convert MiB", double(d) / 1048576.0, double(n) / 1048576.0, s, "MiB");
           },
-          o->block_rows);
+          o->block_rows, o->allow_nonfinite);
+      for (const auto& w : unused_rule_warnings(r.plan, policy))
+        std::fprintf(stderr, "warning: %s\n", w.c_str());
+      for (const auto& w : r.nonfinite) std::fprintf(stderr, "warning: %s: %s\n", o->src.c_str(), w.c_str());
       const auto& t = r.plan.report.total;
       std::printf("wrote %s: %zu shard(s), %.2f GiB, %.2fB parameters, %.3f bits per weight (policy %s)\n",
                   o->dst.c_str(), r.shards, double(r.bytes_written) / double(1ull << 30),
@@ -66,8 +83,10 @@ void add_convert(CLI::App& app) {
         fs::is_directory(o->src) ? (fs::path(o->src) / "config.json").string() : o->src;
     nlohmann::json cfg = read_json_file(cfg_path);
     ModelConfig mc = parse_model_config(cfg, cfg_path);
+    print_config_warnings(mc);
     Policy policy = Policy::load(o->policy, o->group_size);
     ConversionPlan plan = plan_conversion(mc, policy, config_float_dtype(cfg));
+    for (const auto& w : unused_rule_warnings(plan, policy)) std::fprintf(stderr, "warning: %s\n", w.c_str());
     plan.report.path = o->src + "  [plan: " + policy.name + "]";
     const auto& t = plan.report.total;
     if (o->json) {

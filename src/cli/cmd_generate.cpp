@@ -26,7 +26,7 @@ void add_chat_flags(CLI::App* cmd, ChatOpts& o) {
   add_sampling_options(cmd, o.s);
   cmd->add_option("--system", o.system, "System message");
   cmd->add_option("--chat-template", o.chat_template, "Jinja chat template file (overrides the model's)")
-      ->check(CLI::ExistingFile);
+      ->check(regular_file_check("--chat-template"));
   cmd->add_flag("--hide-reasoning", o.hide_reasoning, "Do not print <think> reasoning");
   cmd->add_flag("-q,--quiet", o.quiet, "No statistics line at the end");
   cmd->add_option("--kv-mem", o.kv_mem, "KV pool budget, e.g. 6GB (default: half the available memory)");
@@ -95,6 +95,7 @@ void add_generate(CLI::App& app) {
   cmd->callback([o, prompt] {
     if (*prompt == "-") *prompt = std::string(std::istreambuf_iterator<char>(std::cin), {});
     ChatSession cs(session_options(*o));
+    check_loaded_config(cs.model().config(), o->m.ctx);
     Sampler sampler(o->s.resolve(cs.model().checkpoint().generation_config()
                                      ? &*cs.model().checkpoint().generation_config()
                                      : nullptr));
@@ -123,6 +124,7 @@ void add_chat(CLI::App& app) {
   add_chat_flags(cmd, *o);
   cmd->callback([o] {
     ChatSession cs(session_options(*o));
+    check_loaded_config(cs.model().config(), o->m.ctx);
     Sampler sampler(o->s.resolve(cs.model().checkpoint().generation_config()
                                      ? &*cs.model().checkpoint().generation_config()
                                      : nullptr));

@@ -90,6 +90,7 @@ void add_kv_plan(CLI::App& app) {
         fs::is_directory(o->model) ? (fs::path(o->model) / "config.json").string() : o->model;
     if (!fs::exists(path)) fail("{}: no such file", path);
     const ModelConfig mc = parse_model_config(read_json_file(path), path);
+    print_config_warnings(mc);
     const int64_t mem = parse_size(o->mem, "--mem");
     std::vector<int64_t> ctx;
     for (const auto& c : o->contexts) ctx.push_back(parse_context(c));

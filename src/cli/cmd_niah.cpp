@@ -1,12 +1,13 @@
 // `tqlm niah`: needle-in-a-haystack retrieval over contexts x depths (src/eval/niah.h); argument parsing,
 // progress lines and the result table / JSON.
 #include <cstdio>
-#include <fstream>
-#include <sstream>
+#include <cstdlib>
 
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "core/error.h"
+#include "core/json.h"
+#include "core/mapped_file.h"
 #include "eval/niah.h"
 #include "tokenizer/utf8.h"
 
@@ -23,11 +24,7 @@ struct NiahOpts {
 
 // The haystack file's bytes; errors name the file.
 std::string read_haystack(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open the --haystack file", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
+  std::string text = read_text_file(path, "--haystack file");
   if (text.empty()) fail("{}: the --haystack file is empty", path);
   utf8::validate(text, path);
   return text;
@@ -161,6 +158,9 @@ void add_niah(CLI::App& app) {
   cmd->add_flag("-v,--verbose", o->verbose,
                 "Print the answers (table) or include the rendered prompts (--json)");
   cmd->callback([o] {
+    const char* env = std::getenv("TQLM_DATA");
+    if (o->haystack.empty() && env && *env && file_kind(env).empty())  // never a default in its place
+      fail("TQLM_DATA={}: no such file or directory", env);
     if (o->haystack.empty()) o->haystack = default_niah_haystack();
     if (o->haystack.empty())
       fail(
@@ -171,6 +171,7 @@ void add_niah(CLI::App& app) {
     o->n.kv = o->m.kv_spec();
     o->n.keep_prompts = o->verbose && o->json;
     ChatSession cs({o->m.model, o->m.threads, o->m.kv_spec(), "", false});
+    check_loaded_config(cs.model().config(), o->m.ctx);
     o->n.haystack_name = o->haystack;
     // One progress line per trial on stderr (trials take seconds to minutes each).
     const NiahResult r = run_niah(cs, text, o->n, [o](const NiahTrial& t, size_t done, size_t total) {

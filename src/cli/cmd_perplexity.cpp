@@ -1,11 +1,11 @@
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/progress.h"
 #include "core/error.h"
+#include "core/json.h"
+#include "core/mapped_file.h"
 #include "eval/perplexity.h"
 #include "tokenizer/tokenizer.h"
 
@@ -31,7 +31,7 @@ void add_perplexity(CLI::App& app) {
       "bound "
       "on the full KL), top-1 agreement, and the perplexity ratio.");
   add_model_options(cmd, o->m, false);
-  cmd->add_option("--data,-f", o->data, "UTF-8 text file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--data,-f", o->data, "UTF-8 text file")->required()->check(regular_file_check("--data"));
   cmd->add_option("--ctx", o->p.ctx, "Window length in tokens")->capture_default_str();
   cmd->add_option("--samples", o->p.samples, "Number of windows (0 = all)")->capture_default_str();
   cmd->add_option("--save-logits", o->p.save_logits, "Save this run as a reference for --kl-base");
@@ -42,14 +42,14 @@ void add_perplexity(CLI::App& app) {
   cmd->add_option("--chunk", o->p.chunk, "Tokens per forward step")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print the result as JSON");
   cmd->callback([o] {
+    if (!o->p.kl_base.empty()) require_regular_file(o->p.kl_base, "--kl-base");
     Model model(o->m.model, o->m.threads);
+    check_loaded_config(model.config(), o->p.ctx);
     Tokenizer tok = Tokenizer::from_file(o->m.model);
-    std::ifstream in(o->data, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
+    const std::string text = read_text_file(o->data, "--data");
     std::vector<int32_t> tokens;
     try {
-      tokens = tok.encode(ss.str(), false);
+      tokens = tok.encode(text, false);
     } catch (const Error& e) {
       fail("{}: {}", o->data, e.what());
     }

@@ -1,5 +1,6 @@
+#include <cerrno>
+#include <climits>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -7,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tqlm::cli {
@@ -14,9 +16,7 @@ namespace {
 
 std::string read_all(const std::string& path) {
   if (path == "-") return std::string(std::istreambuf_iterator<char>(std::cin), {});
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("{}: cannot open", path);
-  return std::string(std::istreambuf_iterator<char>(f), {});
+  return read_text_file(path, "--file");  // a FIFO or device is refused by name
 }
 
 // Ids as a JSON array or separated by whitespace/commas.
@@ -24,12 +24,10 @@ std::vector<int32_t> parse_ids(const std::string& s, const std::string& where) {
   std::vector<int32_t> ids;
   const size_t first = s.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && s[first] == '[') {
-    nlohmann::json j = nlohmann::json::parse(s, nullptr, false);
-    if (j.is_discarded() || !j.is_array()) fail("{}: not a JSON array of ids", where);
-    for (const auto& v : j) {
-      if (!v.is_number_integer()) fail("{}: not an integer id: {}", where, v.dump());
-      ids.push_back(v.get<int32_t>());
-    }
+    const auto j = parse_json_limited<nlohmann::json>(s, where);
+    if (!j.is_array()) fail("{}: not a JSON array of ids", where);
+    for (size_t i = 0; i < j.size(); ++i)  // ids beyond 32 bits are errors, never wrapped
+      ids.push_back(int32_t(json_int(j[i], fmt::format("{}: id [{}]", where, i), 0, INT32_MAX)));
     return ids;
   }
   std::string tok;
@@ -38,8 +36,11 @@ std::vector<int32_t> parse_ids(const std::string& s, const std::string& where) {
   std::istringstream words(norm);
   while (words >> tok) {
     char* end = nullptr;
-    const long v = std::strtol(tok.c_str(), &end, 10);
+    errno = 0;
+    const long long v = std::strtoll(tok.c_str(), &end, 10);
     if (*end != '\0' || tok.empty()) fail("{}: not an integer id: '{}'", where, tok);
+    if (errno == ERANGE || v < 0 || v > INT32_MAX)
+      fail("{}: id '{}' is out of range [0, {}]", where, tok, INT32_MAX);
     ids.push_back(static_cast<int32_t>(v));
   }
   return ids;
@@ -73,7 +74,8 @@ void add_tokenize(CLI::App& app) {
     const std::string input = *text ? o->text : read_all(o->file);
     const std::string where = *text ? std::string("--text") : o->file;
     if (o->decode) {
-      const std::string s = tok.decode(parse_ids(input, where), o->skip_special);
+      const std::string s =
+          tok.decode(parse_ids(input, where), o->skip_special);  // unknown ids skipped, as HF
       if (o->json)
         std::printf("%s\n", nlohmann::json(s).dump().c_str());
       else

@@ -3,25 +3,76 @@
 #include <cctype>
 #include <cmath>
 #include <regex>
+#include <thread>
 
 #include "core/error.h"
+#include "core/mapped_file.h"
+#include "core/thread_pool.h"
 
 namespace tqlm::cli {
+
+int max_threads() {
+  const int hw = int(std::max(1u, std::thread::hardware_concurrency()));
+  return std::min(kMaxThreads, kMaxThreadsPerCpu * hw);
+}
+
+void print_config_warnings(const ModelConfig& cfg) {
+  for (const auto& w : cfg.warnings) std::fprintf(stderr, "tqlm: warning: %s\n", w.c_str());
+}
+
+int64_t check_loaded_config(const ModelConfig& cfg, int64_t ctx_flag, const char* flag) {
+  print_config_warnings(cfg);
+  return context_limit(cfg, ctx_flag, flag);
+}
+
+namespace {
+// A validator naming the flag: `ok(x)` or "FLAG X: must be WHAT".
+template <typename T, typename Ok>
+CLI::Validator flag_check(const char* flag, const char* what, Ok ok) {
+  return CLI::Validator(
+      [flag, what, ok](std::string& s) -> std::string {
+        T x{};
+        if (!CLI::detail::lexical_cast(s, x) || !ok(x))
+          return fmt::format("{} {}: must be {}", flag, s, what);
+        return "";
+      },
+      what);
+}
+}  // namespace
+
+CLI::Validator regular_file_check(const char* flag) {
+  return CLI::Validator(
+      [flag](std::string& path) -> std::string {
+        try {
+          require_regular_file(path, flag);
+        } catch (const Error& e) {
+          return e.what();
+        }
+        return "";
+      },
+      "FILE");
+}
 
 void add_model_options(CLI::App* cmd, ModelOptions& o, bool with_ctx) {
   cmd->add_option("model,-m,--model", o.model, "Model directory (MLX or HF checkpoint with config.json)")
       ->required();
-  cmd->add_option("-t,--threads", o.threads, "Worker threads (default: physical cores)");
+  cmd->add_option("-t,--threads", o.threads, "Worker threads (default: physical cores)")
+      ->check(flag_check<int64_t>("--threads", "in [1, min(kMaxThreads, 8 x CPUs)] (0: physical cores)",
+                                  [](int64_t n) { return n >= 0 && n <= max_threads(); }));
   cmd->add_option("--kv", o.kv, "KV cache mode: " + kv_modes_help());
   cmd->add_option("--kv-boundary", o.kv_boundary,
                   "Compressed KV modes: the first and last N layers stay bf16")
       ->capture_default_str();
   if (with_ctx)
-    cmd->add_option("--ctx", o.ctx, "Context limit in tokens (default: the model's max_position_embeddings)");
+    cmd->add_option("--ctx", o.ctx, "Context limit in tokens (default: the model's max_position_embeddings)")
+        ->check(flag_check<int64_t>("--ctx", "a positive number of tokens",
+                                    [](int64_t n) { return n >= 1 && n <= kMaxContext; }));
 }
 
 void add_sampling_options(CLI::App* cmd, SamplingOptions& o) {
-  cmd->add_option("--max-tokens,-n", o.max_tokens, "Maximum tokens to generate")->capture_default_str();
+  cmd->add_option("--max-tokens,-n", o.max_tokens, "Maximum tokens to generate")
+      ->capture_default_str()
+      ->check(flag_check<int64_t>("--max-tokens", ">= 0", [](int64_t n) { return n >= 0; }));
   cmd->add_option("--temp", o.temp,
                   "Sampling temperature, 0 = greedy (default: generation_config.json, else 1.0)");
   cmd->add_option("--top-p", o.top_p,
@@ -36,6 +87,26 @@ void add_sampling_options(CLI::App* cmd, SamplingOptions& o) {
       ->allow_extra_args(false);
 }
 
+namespace {
+// Every sampling value in range, whether it came from a flag or from generation_config.json.
+void check_sampling(const SamplingParams& p, const SamplingOptions& o) {
+  auto from = [](bool flag, const char* name, const char* field) {
+    return flag ? std::string(name) : std::string("generation_config.json: ") + field;
+  };
+  if (!(std::isfinite(p.temperature) && p.temperature >= 0 && p.temperature <= 100))
+    fail("{} {}: must be in [0, 100] (0 = greedy)", from(bool(o.temp), "--temp", "temperature"),
+         p.temperature);
+  if (!(p.top_p > 0 && p.top_p <= 1))
+    fail("{} {}: must be in (0, 1] (1 = off)", from(bool(o.top_p), "--top-p", "top_p"), p.top_p);
+  if (p.top_k < 0) fail("{} {}: must be >= 0 (0 = off)", from(bool(o.top_k), "--top-k", "top_k"), p.top_k);
+  if (!(p.min_p >= 0 && p.min_p <= 1))
+    fail("{} {}: must be in [0, 1] (0 = off)", from(bool(o.min_p), "--min-p", "min_p"), p.min_p);
+  if (!(std::isfinite(p.repetition_penalty) && p.repetition_penalty > 0 && p.repetition_penalty <= 100))
+    fail("{} {}: must be in (0, 100] (1 = off)",
+         from(bool(o.repeat_penalty), "--repeat-penalty", "repetition_penalty"), p.repetition_penalty);
+}
+}  // namespace
+
 SamplingParams SamplingOptions::resolve(const nlohmann::json* gen) const {
   SamplingParams p;
   if (gen) p.apply_generation_config(*gen);
@@ -45,6 +116,7 @@ SamplingParams SamplingOptions::resolve(const nlohmann::json* gen) const {
   if (min_p) p.min_p = *min_p;
   if (repeat_penalty) p.repetition_penalty = *repeat_penalty;
   p.seed = seed;
+  check_sampling(p, *this);
   return p;
 }
 

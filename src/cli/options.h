@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kv/kv_spec.h"
+#include "model/config.h"
 #include "runtime/generator.h"
 #include "runtime/sampler.h"
 
@@ -34,6 +35,17 @@ struct SamplingOptions {
 
 void add_model_options(CLI::App* cmd, ModelOptions& o, bool with_ctx = true);
 void add_sampling_options(CLI::App* cmd, SamplingOptions& o);
+
+// A file flag: the path must be a regular file (a FIFO or device is refused by name, never opened).
+CLI::Validator regular_file_check(const char* flag);
+
+// -t/--threads: 0 (physical cores) or 1..max_threads(); more is refused when the flags are parsed.
+int max_threads();
+
+// After a model is loaded: prints the config's warnings ("tqlm: warning: ...") and returns the context
+// limit of the run (`ctx_flag` or the model's; over a stated max_position_embeddings: an error with both).
+int64_t check_loaded_config(const ModelConfig& cfg, int64_t ctx_flag, const char* flag = "--ctx");
+void print_config_warnings(const ModelConfig& cfg);
 
 // A byte size: "36GB" (10^9), "36GiB" (2^30), "36G" (= GB), "512MB", "1.5GB", "1000000" (bytes); errors name
 // the flag.

@@ -1,6 +1,7 @@
 #include "core/dtype.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -122,6 +123,31 @@ float load_as_f32(const void* data, DType t, size_t i) {
       return fp8_e5m2_to_f32(p[i]);
     default:
       fail("load_as_f32: {} is not a float type", dtype_name(t));
+  }
+}
+
+size_t count_nonfinite(const void* data, DType t, size_t n, size_t* first) {
+  // all-ones exponent: F32 0x7f800000, F16 0x7c00, BF16 0x7f80 (sign ignored)
+  auto count = [&](auto word, auto mask) {
+    using W = decltype(word);
+    size_t c = 0;
+    const W* w = static_cast<const W*>(data);
+    for (size_t i = 0; i < n; ++i) {
+      W x;
+      std::memcpy(&x, w + i, sizeof x);
+      if ((x & mask) == mask && c++ == 0) *first = i;
+    }
+    return c;
+  };
+  switch (t) {
+    case DType::F32:
+      return count(uint32_t{}, uint32_t{0x7f800000u});
+    case DType::F16:
+      return count(uint16_t{}, uint16_t{0x7c00u});
+    case DType::BF16:
+      return count(uint16_t{}, uint16_t{0x7f80u});
+    default:
+      return 0;
   }
 }
 

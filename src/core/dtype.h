@@ -67,4 +67,8 @@ float fp8_e5m2_to_f32(uint8_t v);
 // Reads element i of a float tensor of type t as f32 (F32, F16, BF16, F64, F8_*).
 float load_as_f32(const void* data, DType t, size_t i);
 
+// NaN and infinite values among n elements of an F32, F16 or BF16 buffer (0 for other dtypes); *first gets
+// the index of the first one.
+size_t count_nonfinite(const void* data, DType t, size_t n, size_t* first);
+
 }  // namespace tqlm

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 
@@ -40,6 +42,28 @@ Json parse_json_limited(std::string_view text, std::string_view what, int max_de
 template <typename Json = nlohmann::ordered_json>
 Json read_json_file_limited(const std::string& path, int max_depth = kMaxJsonDepth) {
   return parse_json_limited<Json>(read_text_file(path, "JSON file"), path, max_depth);
+}
+
+// A JSON value for an error message, cut to 60 characters ("[1, 2, ...").
+template <typename Json>
+std::string json_brief(const Json& v) {
+  std::string s = v.dump();
+  if (s.size() > 60) s = s.substr(0, 57) + "...";
+  return s;
+}
+
+// An integer field's value, checked against [lo, hi] without wrapping: a float, string, or an integer
+// beyond 64 bits is "WHERE: expected an integer in [lo, hi], got V", never truncated or defaulted.
+template <typename Json>
+int64_t json_int(const Json& v, std::string_view where, int64_t lo = std::numeric_limits<int64_t>::min(),
+                 int64_t hi = std::numeric_limits<int64_t>::max()) {
+  const bool too_big =
+      v.is_number_unsigned() && v.template get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max());
+  if (!v.is_number_integer() || too_big)
+    fail("{}: expected an integer in [{}, {}], got {}", where, lo, hi, json_brief(v));
+  const int64_t x = v.template get<int64_t>();
+  if (x < lo || x > hi) fail("{}: {} is out of range [{}, {}]", where, x, lo, hi);
+  return x;
 }
 
 }  // namespace tqlm

@@ -1,11 +1,25 @@
-// A read-only memory-mapped file (RAII). Tensor views point into it without copying.
+// A read-only memory-mapped file (RAII). Tensor views point into it without copying. Untrusted paths:
+// only regular files are opened as checkpoints, configs and data (a FIFO would block the reader forever,
+// /dev/zero would never end); errors name the file and what it was meant to be.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace tqlm {
+
+// "a directory", "a FIFO", "a character device", ... for a path that exists; "" when it does not.
+std::string file_kind(const std::string& path);
+
+// Fails with "WHAT PATH: no such file" or "WHAT PATH: not a regular file (a FIFO)" unless `path` is a
+// regular file (symbolic links followed).
+void require_regular_file(const std::string& path, std::string_view what);
+
+// Opens a regular file read-only without ever blocking on a FIFO (O_NONBLOCK, then fstat); fails naming
+// `what` and the file's kind otherwise. Returns the descriptor (blocking mode restored).
+int open_regular_file(const std::string& path, std::string_view what);
 
 class MappedFile {
  public:

@@ -4,7 +4,10 @@
 #include <fstream>
 #include <set>
 #include <string>
+#include <system_error>
 #include <utility>
+
+#include "core/error.h"
 
 namespace tqlm {
 
@@ -26,17 +29,30 @@ int ThreadPool::default_threads() {
 }
 
 ThreadPool::ThreadPool(int n_threads) {
-  int n = n_threads > 0 ? n_threads : default_threads();
-  for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { worker(i); });
+  if (n_threads < 0 || n_threads > kMaxThreads)
+    fail("thread count {} is outside [1, kMaxThreads = {}] (0: physical cores)", n_threads, kMaxThreads);
+  const int n = n_threads > 0 ? n_threads : default_threads();
+  try {
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { worker(i); });
+  } catch (const std::system_error& e) {  // EAGAIN: the system's thread or memory limit
+    const size_t started = workers_.size();
+    stop_workers();
+    fail("cannot start {} threads (started {}): {}; use fewer with -t", n, started + 1, e.what());
+  }
 }
 
 ThreadPool::~ThreadPool() {
+  stop_workers();
+}
+
+void ThreadPool::stop_workers() {
   {
     std::lock_guard<std::mutex> lk(mu_);
     stop_ = true;
   }
   cv_start_.notify_all();
   for (auto& t : workers_) t.join();
+  workers_.clear();
 }
 
 void ThreadPool::run_chunks(int index) {

@@ -12,9 +12,15 @@
 
 namespace tqlm {
 
+// Threads a pool may have (docs/limits.md); the CLI also refuses more than kMaxThreadsPerCpu per CPU.
+inline constexpr int kMaxThreads = 1024;
+inline constexpr int kMaxThreadsPerCpu = 8;
+
 class ThreadPool {
  public:
-  explicit ThreadPool(int n_threads = 0);  // 0: physical cores (see default_threads)
+  // 0: physical cores (see default_threads). More than kMaxThreads, or threads the system cannot create, is
+  // an Error (the threads already started are stopped first), never a hang.
+  explicit ThreadPool(int n_threads = 0);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -30,6 +36,7 @@ class ThreadPool {
 
  private:
   void worker(int index);
+  void stop_workers();
   void run_chunks(int index);
 
   std::vector<std::thread> workers_;

@@ -1,5 +1,7 @@
 #include "eval/perplexity.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -93,15 +95,19 @@ PerplexityResult run_perplexity(Model& model, const std::vector<int32_t>& tokens
     h.windows = uint64_t(windows);
     h.predictions = uint64_t(preds);
     h.token_hash = thash;
-    std::fwrite(&h, sizeof h, 1, save);
+    if (std::fwrite(&h, sizeof h, 1, save) != 1) {
+      std::fclose(save);
+      std::remove(save_tmp.c_str());
+      fail("{}: write failed", save_tmp);
+    }
   }
-  struct Closer {  // on an error: close files and remove a half-written reference
+  struct Closer {  // on every error path: close the file and remove a half-written reference
     std::FILE*& f;
     std::string remove;
+    bool done = false;
     ~Closer() {
-      if (!f) return;
-      std::fclose(f);
-      if (!remove.empty()) std::remove(remove.c_str());
+      if (f) std::fclose(f);
+      if (!done && !remove.empty()) std::remove(remove.c_str());
     }
   } c1{base, ""}, c2{save, save_tmp};
 
@@ -228,10 +234,14 @@ PerplexityResult run_perplexity(Model& model, const std::vector<int32_t>& tokens
   }
   if (save) {
     bool ok = std::fflush(save) == 0;
+    ok = ::fsync(::fileno(save)) == 0 && ok;
     ok = std::fclose(save) == 0 && ok;
     save = nullptr;
     if (!ok) fail("{}: write failed", save_tmp);
-    std::filesystem::rename(save_tmp, opt.save_logits);
+    std::error_code ec;
+    std::filesystem::rename(save_tmp, opt.save_logits, ec);
+    if (ec) fail("{}: cannot rename to {}: {}", save_tmp, opt.save_logits, ec.message());
+    c2.done = true;
   }
   return r;
 }

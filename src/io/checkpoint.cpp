@@ -1,10 +1,9 @@
 #include "io/checkpoint.h"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "quant/affine.h"
 
 namespace tqlm {
@@ -13,15 +12,8 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  try {
-    return json::parse(ss.str());
-  } catch (const json::exception& e) {
-    fail("{}: not valid JSON: {}", path, e.what());
-  }
+  // a FIFO, device or directory is refused by name; nesting is limited before parsing (core/json.h)
+  return parse_json_limited<json>(read_text_file(path, "JSON file"), path);
 }
 
 namespace {
@@ -38,8 +30,7 @@ void check_mode(const json& obj, const std::string& where) {
 int int_field(const json& obj, const char* key, int dflt, const std::string& where) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return dflt;
-  if (!it->is_number_integer()) fail("{}: '{}' must be an integer, got {}", where, key, it->dump());
-  return it->get<int>();
+  return int(json_int(*it, where + ": '" + key + "'", 0, 1 << 20));
 }
 
 QuantSpec parse_spec(const json& obj, const std::string& where) {

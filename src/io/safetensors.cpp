@@ -180,14 +180,18 @@ TensorStore::TensorStore(const std::string& path) {
     add_file(path);
     return;
   }
-  if (!fs::is_directory(path, ec)) fail("{}: no such file or directory", path);
+  if (!fs::is_directory(path, ec)) {
+    const std::string kind = file_kind(path);  // a FIFO or device: refused by name, never opened
+    if (kind.empty()) fail("{}: no such file or directory", path);
+    fail("{}: not a safetensors file or a checkpoint directory ({})", path, kind);
+  }
   fs::path dir(path);
   fs::path index_path = dir / "model.safetensors.index.json";
   if (fs::exists(index_path, ec)) {
-    std::ifstream in(index_path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    SafetensorsIndex idx = parse_safetensors_index(ss.str(), index_path.string());
+    const MappedFile index_file(index_path.string());  // a FIFO or device is refused, never read
+    SafetensorsIndex idx = parse_safetensors_index(
+        std::string(reinterpret_cast<const char*>(index_file.data()), index_file.size()),
+        index_path.string());
     std::vector<std::string> shards;
     for (const auto& [name, file] : idx.weight_map)
       if (std::find(shards.begin(), shards.end(), file) == shards.end()) shards.push_back(file);

@@ -1,11 +1,14 @@
 #include "io/safetensors_writer.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/files.h"
 
 namespace tqlm {
 
@@ -96,6 +99,7 @@ void CheckpointWriter::open_shard(size_t s) {
 void CheckpointWriter::close_shard() {
   if (!fp_) return;
   bool ok = std::fflush(fp_) == 0;
+  ok = ::fsync(::fileno(fp_)) == 0 && ok;  // on disk before the rename that publishes it
   ok = (std::fclose(fp_) == 0) && ok;
   fp_ = nullptr;
   if (!ok) fail("{}: write failed (disk full?): {}", tmp_paths_[cur_shard_], std::strerror(errno));
@@ -150,11 +154,14 @@ void CheckpointWriter::finish(uint64_t total_parameters) {
     if (!f) fail("{}: cannot create: {}", itmp, std::strerror(errno));
     std::string text = idx.dump(4) + "\n";
     bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    ok = std::fflush(f) == 0 && ok;
+    ok = ::fsync(::fileno(f)) == 0 && ok;
     ok = (std::fclose(f) == 0) && ok;
     if (!ok) fail("{}: write failed", itmp);
   }
   for (size_t s = 0; s < shards_.size(); ++s) fs::rename(tmp_paths_[s], final_paths_[s]);
   fs::rename(itmp, fs::path(dir_) / "model.safetensors.index.json");
+  fsync_path(dir_);  // the renames themselves
   finished_ = true;
 }
 

@@ -8,8 +8,8 @@ void parse_llama_family(const nlohmann::json& c, const std::string& label, Model
   m.family = "llama";
   if (m.model_type == "llama") {
     cfg::parse_common(c, label, m, 10000.0);
-    m.attn_qkv_bias = m.attn_o_bias = cfg::get_bool_or(c, "attention_bias", false);
-    m.mlp_bias = cfg::get_bool_or(c, "mlp_bias", false);
+    m.attn_qkv_bias = m.attn_o_bias = cfg::get_bool_or(c, "attention_bias", false, label);
+    m.mlp_bias = cfg::get_bool_or(c, "mlp_bias", false, label);
     if (!c.contains("tie_word_embeddings")) m.tie_embeddings = true;  // mlx_lm's llama default
   } else if (m.model_type == "qwen2") {
     cfg::parse_common(c, label, m, 1000000.0);
@@ -19,7 +19,7 @@ void parse_llama_family(const nlohmann::json& c, const std::string& label, Model
     cfg::parse_common(c, label, m, 1000000.0);
     m.qk_norm = QkNorm::per_head;
   }
-  if (m.intermediate <= 0) fail("{}: missing 'intermediate_size'", label);
+  if (m.intermediate <= 0) fail("{}: missing field 'intermediate_size'", label);
 }
 
 }  // namespace tqlm

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/json.h"
 
 namespace tqlm {
 
@@ -10,27 +11,46 @@ using json = nlohmann::json;
 
 namespace cfg {
 
-int64_t get_int(const json& c, const char* key, const std::string& label) {
+namespace {
+std::string field(const std::string& label, const char* key, const Range& r) {
+  return r.limit ? fmt::format("{}: field '{}' (limit {} = {})", label, key, r.limit, r.hi)
+                 : fmt::format("{}: field '{}'", label, key);
+}
+bool absent(const json& c, const char* key) {
   auto it = c.find(key);
-  if (it == c.end() || !it->is_number_integer()) fail("{}: missing or non-integer field '{}'", label, key);
-  int64_t v = it->get<int64_t>();
-  if (v < 0) fail("{}: field '{}' must be non-negative, got {}", label, key, v);
-  return v;
+  return it == c.end() || it->is_null();
+}
+}  // namespace
+
+int64_t get_int(const json& c, const char* key, const std::string& label, Range r) {
+  if (absent(c, key)) fail("{}: missing field '{}'", label, key);
+  return json_int(c[key], field(label, key, r), r.lo, r.hi);
 }
 
-int64_t get_int_or(const json& c, const char* key, int64_t dflt) {
-  auto it = c.find(key);
-  return (it == c.end() || !it->is_number_integer()) ? dflt : it->get<int64_t>();
+int64_t get_int_or(const json& c, const char* key, int64_t dflt, const std::string& label, Range r) {
+  return absent(c, key) ? dflt : json_int(c[key], field(label, key, r), r.lo, r.hi);
 }
 
-double get_num_or(const json& c, const char* key, double dflt) {
-  auto it = c.find(key);
-  return (it == c.end() || !it->is_number()) ? dflt : it->get<double>();
+double get_num_or(const json& c, const char* key, double dflt, const std::string& label) {
+  if (absent(c, key)) return dflt;
+  const json& v = c[key];
+  if (!v.is_number()) fail("{}: field '{}' must be a number, got {}", label, key, json_brief(v));
+  const double x = v.get<double>();
+  if (!std::isfinite(x)) fail("{}: field '{}' must be finite, got {}", label, key, x);
+  return x;
 }
 
-bool get_bool_or(const json& c, const char* key, bool dflt) {
-  auto it = c.find(key);
-  return (it == c.end() || !it->is_boolean()) ? dflt : it->get<bool>();
+bool get_bool_or(const json& c, const char* key, bool dflt, const std::string& label) {
+  if (absent(c, key)) return dflt;
+  if (!c[key].is_boolean())
+    fail("{}: field '{}' must be true or false, got {}", label, key, json_brief(c[key]));
+  return c[key].get<bool>();
+}
+
+std::string get_string_or(const json& c, const char* key, const std::string& dflt, const std::string& label) {
+  if (absent(c, key)) return dflt;
+  if (!c[key].is_string()) fail("{}: field '{}' must be a string, got {}", label, key, json_brief(c[key]));
+  return c[key].get<std::string>();
 }
 
 namespace {
@@ -44,11 +64,16 @@ std::vector<float> default_inv_freq(int64_t dims, float base) {
 }
 
 // Llama 3 frequency smoothing (rope_scaling.rope_type == "llama3").
-std::vector<float> llama3_inv_freq(int64_t dims, float base, const json& sc) {
-  const double factor = get_num_or(sc, "factor", 8.0);
-  const double low = get_num_or(sc, "low_freq_factor", 1.0);
-  const double high = get_num_or(sc, "high_freq_factor", 4.0);
-  const double old_ctx = get_num_or(sc, "original_max_position_embeddings", 8192);
+std::vector<float> llama3_inv_freq(int64_t dims, float base, const json& sc, const std::string& where) {
+  const double factor = get_num_or(sc, "factor", 8.0, where);
+  const double low = get_num_or(sc, "low_freq_factor", 1.0, where);
+  const double high = get_num_or(sc, "high_freq_factor", 4.0, where);
+  const double old_ctx = get_num_or(sc, "original_max_position_embeddings", 8192, where);
+  if (!(factor > 0) || !(low > 0) || !(high > low) || !(old_ctx >= 1))
+    fail(
+        "{}: llama3 scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and "
+        "original_max_position_embeddings >= 1 (got {}, {}, {}, {})",
+        where, factor, low, high, old_ctx);
   const float low_wl = float(old_ctx / low), high_wl = float(old_ctx / high);
   std::vector<float> out;
   for (int64_t i = 0; i < dims; i += 2) {
@@ -66,54 +91,75 @@ std::vector<float> llama3_inv_freq(int64_t dims, float base, const json& sc) {
 }  // namespace
 
 void parse_common(const json& c, const std::string& label, ModelConfig& m, double default_theta) {
-  m.hidden = get_int(c, "hidden_size", label);
-  m.n_layers = get_int(c, "num_hidden_layers", label);
-  m.n_heads = get_int(c, "num_attention_heads", label);
-  m.n_kv_heads = get_int_or(c, "num_key_value_heads", m.n_heads);
-  m.vocab = get_int(c, "vocab_size", label);
-  m.intermediate = get_int_or(c, "intermediate_size", 0);
-  m.max_position = get_int_or(c, "max_position_embeddings", 0);
-  if (m.n_heads == 0 || m.n_kv_heads == 0 || m.n_heads % m.n_kv_heads != 0)
-    fail("{}: num_attention_heads ({}) must be a positive multiple of num_key_value_heads ({})", label,
-         m.n_heads, m.n_kv_heads);
-  auto hd = c.find("head_dim");
-  m.head_dim = (hd != c.end() && hd->is_number_integer()) ? hd->get<int64_t>() : m.hidden / m.n_heads;
-  if (m.head_dim <= 0 || m.head_dim % 2) fail("{}: head_dim {} must be positive and even", label, m.head_dim);
-  m.rms_eps = float(get_num_or(c, "rms_norm_eps", 1e-6));
-  m.tie_embeddings = get_bool_or(c, "tie_word_embeddings", false);
-  m.rope_traditional = get_bool_or(c, "rope_traditional", false);
+  // Sizes first, each against its limit, before anything is computed or allocated from them.
+  m.hidden = get_int(c, "hidden_size", label, {1, kMaxHidden, "kMaxHidden"});
+  m.n_layers = get_int(c, "num_hidden_layers", label, kLayerRange);
+  m.n_heads = get_int(c, "num_attention_heads", label, {1, kMaxHeads, "kMaxHeads"});
+  m.n_kv_heads = get_int_or(c, "num_key_value_heads", m.n_heads, label, {1, kMaxHeads, "kMaxHeads"});
+  m.vocab = get_int(c, "vocab_size", label, {1, kMaxVocab, "kMaxVocab"});
+  m.intermediate = get_int_or(c, "intermediate_size", 0, label, kWidthRange);
+  m.max_position = get_int_or(c, "max_position_embeddings", 0, label, {1, kMaxContext, "kMaxContext"});
+  if (m.max_position == 0) {
+    m.max_position = kDefaultContext;
+    m.max_position_defaulted = true;
+    m.warnings.push_back(fmt::format(
+        "{}: no 'max_position_embeddings': the context is limited to kDefaultContext = {} tokens (--ctx "
+        "sets another limit)",
+        label, kDefaultContext));
+  }
+  if (m.n_heads % m.n_kv_heads != 0)
+    fail("{}: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})", label, m.n_heads,
+         m.n_kv_heads);
+  m.head_dim = get_int_or(c, "head_dim", m.hidden / m.n_heads, label, {0, kMaxHeadDim, "kMaxHeadDim"});
+  if (m.head_dim <= 0 || m.head_dim % 2)
+    fail("{}: head_dim {} must be positive and even (hidden_size / num_attention_heads when absent)", label,
+         m.head_dim);
+  m.rms_eps = float(get_num_or(c, "rms_norm_eps", 1e-6, label));
+  if (!(m.rms_eps > 0 && m.rms_eps < 1))
+    fail("{}: field 'rms_norm_eps' must be in (0, 1), got {}", label, m.rms_eps);
+  m.tie_embeddings = get_bool_or(c, "tie_word_embeddings", false, label);
+  m.rope_traditional = get_bool_or(c, "rope_traditional", false, label);
   // transformers >= 5 nests rope settings under rope_parameters
   const json* rp = nullptr;
-  if (auto it = c.find("rope_parameters"); it != c.end() && it->is_object()) rp = &*it;
-  double theta =
-      get_num_or(c, "rope_theta", rp ? get_num_or(*rp, "rope_theta", default_theta) : default_theta);
-  m.rotary_dim =
-      get_int_or(c, "rotary_dim", int64_t(double(m.head_dim) * get_num_or(c, "partial_rotary_factor", 1.0)));
-  if (m.rotary_dim <= 0 || m.rotary_dim > m.head_dim || m.rotary_dim % 2)
-    fail("{}: rotary dimension {} must be even and at most head_dim {}", label, m.rotary_dim, m.head_dim);
-  const json* sc = nullptr;
-  if (auto it = c.find("rope_scaling"); it != c.end() && it->is_object())
-    sc = &*it;
-  else if (rp && (rp->contains("rope_type") || rp->contains("type")))
-    sc = rp;
-  std::string type = "default";
-  if (sc) {
-    if (auto t = sc->find("rope_type"); t != sc->end() && t->is_string())
-      type = t->get<std::string>();
-    else if (auto t2 = sc->find("type"); t2 != sc->end() && t2->is_string())
-      type = t2->get<std::string>();
+  if (auto it = c.find("rope_parameters"); it != c.end() && !it->is_null()) {
+    if (!it->is_object()) fail("{}: field 'rope_parameters' must be an object", label);
+    rp = &*it;
   }
+  const std::string rp_label = label + ": rope_parameters";
+  const double theta = get_num_or(
+      c, "rope_theta", rp ? get_num_or(*rp, "rope_theta", default_theta, rp_label) : default_theta, label);
+  if (!(theta > 0 && theta < 3e38))
+    fail("{}: field 'rope_theta' must be > 0 (and a float), got {}", label, theta);
+  const double partial = get_num_or(c, "partial_rotary_factor", 1.0, label);
+  if (!(partial > 0 && partial <= 1))
+    fail("{}: field 'partial_rotary_factor' must be in (0, 1], got {}", label, partial);
+  m.rotary_dim = get_int_or(c, "rotary_dim", int64_t(double(m.head_dim) * partial), label,
+                            {1, kMaxHeadDim, "kMaxHeadDim"});
+  if (m.rotary_dim <= 0 || m.rotary_dim > m.head_dim || m.rotary_dim % 2)
+    fail("{}: field 'rotary_dim' {} must be even and at most head_dim {}", label, m.rotary_dim, m.head_dim);
+  const json* sc = nullptr;
+  if (auto it = c.find("rope_scaling"); it != c.end() && !it->is_null()) {
+    if (!it->is_object()) fail("{}: field 'rope_scaling' must be an object or null", label);
+    sc = &*it;
+  } else if (rp && (rp->contains("rope_type") || rp->contains("type"))) {
+    sc = rp;
+  }
+  const std::string sc_label = label + (sc == rp ? ": rope_parameters" : ": rope_scaling");
+  std::string type = "default";
+  if (sc) type = get_string_or(*sc, "rope_type", get_string_or(*sc, "type", "default", sc_label), sc_label);
   if (type == "default") {
     m.rope_inv_freq = default_inv_freq(m.rotary_dim, float(theta));
   } else if (type == "linear") {
     auto f = default_inv_freq(m.rotary_dim, float(theta));
-    const float scale = 1.0f / float(get_num_or(*sc, "factor", 1.0));
+    const double factor = get_num_or(*sc, "factor", 1.0, sc_label);
+    if (!(factor > 0)) fail("{}: field 'factor' must be > 0, got {}", sc_label, factor);
+    const float scale = 1.0f / float(factor);
     for (auto& x : f) x *= scale;  // positions * scale
     m.rope_inv_freq = f;
   } else if (type == "llama3") {
-    m.rope_inv_freq = llama3_inv_freq(m.rotary_dim, float(theta), *sc);
+    m.rope_inv_freq = llama3_inv_freq(m.rotary_dim, float(theta), *sc, sc_label);
   } else {
-    fail("{}: rope scaling type '{}' is not supported (default, linear, llama3)", label, type);
+    fail("{}: rope scaling type '{}' is not supported (default, linear, llama3)", sc_label, type);
   }
 }
 
@@ -141,6 +187,7 @@ ModelConfig parse_model_config(const json& c, const std::string& label) {
     fail("{}: unknown architecture model_type '{}' (supported: {})", label, m.model_type, list);
   }
   if (m.layer_is_moe.empty()) m.layer_is_moe.assign(size_t(m.n_layers), false);
+  validate_model_config(m, label);
   return m;
 }
 

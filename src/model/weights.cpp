@@ -86,9 +86,35 @@ class Loader {
   ModelWeights& mw_;
 };
 
+// The number of decoder layers the tensors hold (1 + the largest N of "model.layers.N."), or -1 when a
+// layer index is not a number.
+int64_t checkpoint_layers(const TensorStore& ts, std::string* example) {
+  static const std::string prefix = "model.layers.";
+  int64_t n = 0;
+  for (const TensorView* t : ts.all()) {
+    if (t->name.rfind(prefix, 0) != 0) continue;
+    const size_t dot = t->name.find('.', prefix.size());
+    const std::string idx = t->name.substr(prefix.size(), dot == std::string::npos ? 0 : dot - prefix.size());
+    if (idx.empty() || idx.size() > 9 || idx.find_first_not_of("0123456789") != std::string::npos) {
+      *example = t->name;
+      return -1;
+    }
+    if (std::stoll(idx) + 1 > n) n = std::stoll(idx) + 1, *example = t->name;
+  }
+  return n;
+}
+
 }  // namespace
 
 std::unique_ptr<ModelWeights> load_weights(const Checkpoint& ck, const ModelConfig& c) {
+  // The config's layer count must be the checkpoint's (extra layers are never silently dropped): checked
+  // before anything is allocated from the config's numbers.
+  std::string example;
+  const int64_t have = checkpoint_layers(ck.tensors(), &example);
+  if (have < 0) fail("{}: tensor '{}' has a layer index that is not a number", ck.path(), example);
+  if (have != c.n_layers)
+    fail("{}: config.json says num_hidden_layers = {}, but the tensors hold {} layers{}", ck.path(),
+         c.n_layers, have, have ? " (up to '" + example + "')" : "");
   auto mw = std::make_unique<ModelWeights>();
   Loader L(ck, *mw);
   const int64_t D = c.hidden, H = c.n_heads, KV = c.n_kv_heads, hd = c.head_dim;

@@ -1,13 +1,18 @@
 #include "quant/convert.h"
 
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "core/error.h"
+#include "core/files.h"
+#include "core/json.h"
 #include "io/checkpoint.h"
 #include "io/safetensors_writer.h"
 #include "quant/affine.h"
@@ -146,6 +151,52 @@ class Source {
   const Checkpoint& ck_;
 };
 
+// NaN / Inf values of the tensor being converted, counted over the blocks read from the source.
+struct NonFinite {
+  std::string tensor;
+  size_t count = 0, first = 0, seen = 0;  // seen: elements checked so far
+  void check(const std::vector<uint8_t>& buf, DType t) {
+    const size_t n = buf.size() / dtype_size(t);
+    size_t f = 0;
+    if (const size_t c = count_nonfinite(buf.data(), t, n, &f)) {
+      if (count == 0) first = seen + f;
+      count += c;
+    }
+    seen += n;
+  }
+  // Ends a tensor: an error naming it, or (allowed) one line in `out`.
+  void end(const std::string& src, bool allow, std::vector<std::string>& out) {
+    if (count) {
+      const std::string what =
+          fmt::format("'{}' has {} NaN/Inf values (the first at element {})", tensor, count, first);
+      if (!allow) fail("{}: {}; refusing to convert them (--allow-nonfinite converts anyway)", src, what);
+      out.push_back(what);
+    }
+    *this = {};
+  }
+};
+
+// quantization_config of an FP8 source: only 128 x 128 weight blocks are read (kFp8Block).
+void check_fp8_blocks(const json& cfg, const std::string& label) {
+  auto qc = cfg.find("quantization_config");
+  if (qc == cfg.end() || !qc->is_object()) return;
+  auto bs = qc->find("weight_block_size");
+  if (bs == qc->end() || bs->is_null()) return;
+  if (!bs->is_array() || bs->size() != 2 || (*bs)[0] != kFp8Block || (*bs)[1] != kFp8Block)
+    fail("{}: quantization_config.weight_block_size {} is not supported (only [{}, {}])", label,
+         json_brief(*bs), kFp8Block, kFp8Block);
+}
+
+void write_synced(const fs::path& path, const std::string& text) {
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << text;
+    out.flush();
+    if (!out) fail("{}: cannot write", path.string());
+  }
+  fsync_path(path.string());
+}
+
 void copy_side_files(const fs::path& src, const fs::path& dst) {
   for (const auto& e : fs::directory_iterator(src)) {
     const std::string n = e.path().filename().string();
@@ -153,15 +204,37 @@ void copy_side_files(const fs::path& src, const fs::path& dst) {
     if (!e.is_regular_file() || n == "config.json" || weights) continue;
     const std::string ext = e.path().extension().string();
     if (ext == ".json" || ext == ".jinja" || ext == ".txt" || ext == ".model" || ext == ".tiktoken" ||
-        ext == ".py")
+        ext == ".py") {
       fs::copy_file(e.path(), dst / n);
+      fsync_path((dst / n).string());
+    }
   }
 }
 
 }  // namespace
 
+std::vector<std::string> stale_partial_outputs(const std::string& dst) {
+  const fs::path d(dst);
+  const fs::path parent = d.parent_path().empty() ? fs::path(".") : d.parent_path();
+  std::string prefix = ".";  // (built step by step: GCC 12 warns falsely on a chain of + here)
+  prefix += d.filename().string();
+  prefix += ".partial-";
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(parent, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string n = it->path().filename().string();
+    if (n.rfind(prefix, 0) != 0 || !it->is_directory(ec)) continue;
+    const std::string pid = n.substr(prefix.size());
+    if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (::kill(pid_t(std::stol(pid)), 0) == 0 || errno == EPERM) continue;  // its conversion still runs
+    out.push_back(it->path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 ConvertResult convert_checkpoint(const std::string& src, const std::string& dst, const Policy& policy,
-                                 const ConvertProgress& progress, int64_t block_rows) {
+                                 const ConvertProgress& progress, int64_t block_rows, bool allow_nonfinite) {
   if (block_rows < 0 || block_rows % 128)
     fail("rows per step must be a positive multiple of 128, got {}", block_rows);
   std::error_code ec;
@@ -170,6 +243,7 @@ ConvertResult convert_checkpoint(const std::string& src, const std::string& dst,
   if (!ck.has_config()) fail("{}: config.json is missing", src);
   const ModelConfig mc = parse_model_config(ck.config(), src + "/config.json");
   const DType sdt = config_float_dtype(ck.config());
+  check_fp8_blocks(ck.config(), src + "/config.json");
   ConvertResult res;
   res.plan = plan_conversion(mc, policy, sdt);
 
@@ -208,7 +282,9 @@ ConvertResult convert_checkpoint(const std::string& src, const std::string& dst,
   uint64_t done = 0;
   const uint64_t total = res.plan.report.total.bytes;
   std::vector<uint8_t> buf;
+  NonFinite bad;
   for (const auto& t : res.plan.tensors) {
+    bad.tensor = weight_name(t);
     if (t.shape.size() == 1) {  // norms, biases: copy in the kept dtype
       const TensorView& v = ck.tensors().get(weight_name(t));
       if (v.shape != t.shape)
@@ -216,6 +292,8 @@ ConvertResult convert_checkpoint(const std::string& src, const std::string& dst,
       std::vector<float> f(size_t(v.numel()));
       for (size_t i = 0; i < f.size(); ++i) f[i] = load_as_f32(v.data, v.dtype, i);
       Source::store(f, t.decision.keep, buf);
+      bad.check(buf, t.decision.keep);
+      bad.end(src, allow_nonfinite, res.nonfinite);
       w.write(weight_name(t), buf.data(), buf.size());
       done += buf.size();
       continue;
@@ -231,10 +309,12 @@ ConvertResult convert_checkpoint(const std::string& src, const std::string& dst,
         for (int64_t r0 = 0; r0 < rows; r0 += block) {
           const int64_t nr = std::min(block, rows - r0);
           source.read(t.module, stacked ? e : -1, r0, nr, rows, cols, t.decision.keep, buf);
+          bad.check(buf, t.decision.keep);
           w.write(weight_name(t), buf.data(), buf.size());
           done += buf.size();
           if (progress) progress(done, total);
         }
+      bad.end(src, allow_nonfinite, res.nonfinite);
       continue;
     }
     const int bits = t.decision.bits, gs = t.decision.group_size;
@@ -246,6 +326,7 @@ ConvertResult convert_checkpoint(const std::string& src, const std::string& dst,
       for (int64_t r0 = 0; r0 < rows; r0 += block) {
         const int64_t nr = std::min(block, rows - r0);
         source.read(t.module, stacked ? e : -1, r0, nr, rows, cols, sdt, buf);
+        bad.check(buf, sdt);
         affine_quantize(buf.data(), sdt, nr, cols, bits, gs, wq.data(),
                         scales.data() + size_t(e) * sb + size_t(r0) * row_sb,
                         biases.data() + size_t(e) * sb + size_t(r0) * row_sb);
@@ -253,6 +334,7 @@ ConvertResult convert_checkpoint(const std::string& src, const std::string& dst,
         done += size_t(nr * cols * bits / 32) * 4;
         if (progress) progress(done, total);
       }
+    bad.end(src, allow_nonfinite, res.nonfinite);
     w.write(t.module + ".scales", scales.data(), scales.size());
     w.write(t.module + ".biases", biases.data(), biases.size());
     done += 2 * scales.size();
@@ -273,14 +355,12 @@ ConvertResult convert_checkpoint(const std::string& src, const std::string& dst,
   cfg.erase("quantization_config");
   cfg["quantization"] = q;
   cfg["quantization_config"] = q;
-  {
-    std::ofstream out(tmp / "config.json");
-    out << cfg.dump(4) << "\n";
-    if (!out) fail("{}: cannot write config.json", tmp.string());
-  }
+  write_synced(tmp / "config.json", cfg.dump(4) + "\n");
   if (fs::is_directory(src)) copy_side_files(src, tmp);
+  fsync_path(tmp.string());  // every file and name in it is on disk before the rename publishes it
   fs::rename(tmp, final_dir);
   cleanup.keep = true;
+  fsync_path(final_dir.parent_path().empty() ? "." : final_dir.parent_path().string());
   return res;
 }
 

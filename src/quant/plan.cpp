@@ -106,4 +106,19 @@ ConversionPlan plan_conversion(const ModelConfig& c, const Policy& policy, DType
   return plan;
 }
 
+std::vector<std::string> unused_rule_warnings(const ConversionPlan& plan, const Policy& policy) {
+  std::vector<std::string> out;
+  if (policy.source.empty() || policy.mixed_low) return out;
+  std::vector<bool> used(policy.rules.size(), false);
+  for (const auto& t : plan.tensors)
+    if (t.decision.rule >= 0) used[size_t(t.decision.rule)] = true;
+  for (size_t i = 0; i < used.size(); ++i)
+    if (!used[i])
+      out.push_back(
+          fmt::format("policy {}: rules[{}] matches no tensor of this model (earlier rules take "
+                      "them, or its roles / layers do not exist here)",
+                      policy.source, i));
+  return out;
+}
+
 }  // namespace tqlm

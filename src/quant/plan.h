@@ -32,4 +32,8 @@ struct ConversionPlan {
 ConversionPlan plan_conversion(const ModelConfig& cfg, const Policy& policy, DType source_dtype);
 DType config_float_dtype(const nlohmann::json& config);  // torch_dtype / dtype, default bf16
 
+// Rules of a policy file that decide no tensor of the plan (shadowed by earlier rules, or naming roles or
+// layers the model does not have): one warning each. Presets are not reported.
+std::vector<std::string> unused_rule_warnings(const ConversionPlan& plan, const Policy& policy);
+
 }  // namespace tqlm

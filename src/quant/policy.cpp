@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "io/checkpoint.h"
 #include "quant/affine.h"
 
@@ -48,8 +49,8 @@ namespace {
 LayerSelector parse_selector(const std::string& s, const std::string& where) {
   LayerSelector sel;
   auto num = [&](const std::string& t) {
-    if (t.empty() || t.find_first_not_of("0123456789") != std::string::npos)
-      fail("{}: layer selector '{}' is not all, global, first:N, last:N, N or A-B", where, s);
+    if (t.empty() || t.size() > 6 || t.find_first_not_of("0123456789") != std::string::npos)
+      fail("{}: layer selector '{}' is not all, global, first:N, last:N, N or A-B (N < 1000000)", where, s);
     return std::stoi(t);
   };
   if (s == "all")
@@ -76,9 +77,6 @@ DType parse_keep(const std::string& s, const std::string& where) {
 
 void check_bits(int bits, const std::string& where) {
   if (!affine_bits_supported(bits)) fail("{}: bits {} not in {{2, 3, 4, 5, 6, 8}}", where, bits);
-}
-void check_group(int gs, const std::string& where) {
-  if (gs && !affine_group_size_supported(gs)) fail("{}: group_size {} not in {{32, 64, 128}}", where, gs);
 }
 
 PolicyRule rule(std::vector<Role> roles, std::vector<std::string> layers, int bits, int gs = 0,
@@ -138,18 +136,47 @@ Policy Policy::preset(const std::string& n) {
   return p;
 }
 
+namespace {
+// "roles" / "layers": a string or an array of strings.
+std::vector<std::string> string_list(const json& v, const std::string& where) {
+  if (v.is_string()) return {v.get<std::string>()};
+  if (!v.is_array()) fail("{}: expected a string or an array of strings, got {}", where, json_brief(v));
+  std::vector<std::string> out;
+  for (const auto& x : v) {
+    if (!x.is_string()) fail("{}: expected strings, got {}", where, json_brief(x));
+    out.push_back(x.get<std::string>());
+  }
+  return out;
+}
+// bits / group_size: integers in a small range, never wrapped modulo 2^32.
+int small_int(const json& obj, const char* key, int dflt, const std::string& where) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return dflt;
+  return int(json_int(*it, where + ": '" + key + "'", 0, 1024));
+}
+}  // namespace
+
 Policy Policy::from_json_file(const std::string& path) {
   json j = read_json_file(path);
   if (!j.is_object()) fail("{}: a policy must be a JSON object", path);
   Policy p;
-  p.name = j.value("name", std::filesystem::path(path).stem().string());
+  p.source = path;
+  p.name = std::filesystem::path(path).stem().string();
+  if (auto n = j.find("name"); n != j.end()) {
+    if (!n->is_string()) fail("{}: 'name' must be a string", path);
+    p.name = n->get<std::string>();
+  }
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (it.key() != "name" && it.key() != "default" && it.key() != "rules")
+      fail("{}: unknown field '{}' (name, default, rules)", path, it.key());
   if (auto d = j.find("default"); d != j.end()) {
     if (!d->is_object()) fail("{}: 'default' must be an object", path);
-    p.default_bits = d->value("bits", 4);
-    p.default_group = d->value("group_size", 64);
+    p.default_bits = small_int(*d, "bits", 4, path + ": default");
+    p.default_group = small_int(*d, "group_size", 64, path + ": default");
   }
   check_bits(p.default_bits, path + ": default");
-  check_group(p.default_group, path + ": default");
+  if (!affine_group_size_supported(p.default_group))
+    fail("{}: default: group_size {} not in {{32, 64, 128}}", path, p.default_group);
   auto rs = j.find("rules");
   if (rs != j.end() && !rs->is_array()) fail("{}: 'rules' must be an array", path);
   if (rs != j.end())
@@ -163,9 +190,7 @@ Policy Policy::from_json_file(const std::string& path) {
           fail("{}: unknown field '{}'", where, it.key());
       PolicyRule pr;
       if (auto ro = r.find("roles"); ro != r.end()) {
-        std::vector<std::string> names = ro->is_string() ? std::vector<std::string>{ro->get<std::string>()}
-                                                         : ro->get<std::vector<std::string>>();
-        for (const auto& n : names) {
+        for (const auto& n : string_list(*ro, where + ": roles")) {
           auto role = role_from_name(n);
           if (!role) {
             std::string all;
@@ -175,19 +200,21 @@ Policy Policy::from_json_file(const std::string& path) {
           pr.roles.push_back(*role);
         }
       }
-      if (auto la = r.find("layers"); la != r.end()) {
-        std::vector<std::string> sels = la->is_string() ? std::vector<std::string>{la->get<std::string>()}
-                                                        : la->get<std::vector<std::string>>();
-        for (const auto& s : sels) pr.layers.push_back(parse_selector(s, where));
-      }
+      if (auto la = r.find("layers"); la != r.end())
+        for (const auto& s : string_list(*la, where + ": layers"))
+          pr.layers.push_back(parse_selector(s, where));
       if (auto k = r.find("keep"); k != r.end()) {
+        if (!k->is_string()) fail("{}: 'keep' must be a string (f16, bf16 or f32)", where);
+        if (r.contains("bits") || r.contains("group_size"))
+          fail("{}: 'keep' and 'bits' / 'group_size' exclude each other", where);
         pr.keep = parse_keep(k->get<std::string>(), where);
       } else {
         if (!r.contains("bits")) fail("{}: needs 'bits' or 'keep'", where);
-        pr.bits = r["bits"].get<int>();
+        pr.bits = small_int(r, "bits", 0, where);
         check_bits(pr.bits, where);
-        pr.group_size = r.value("group_size", 0);
-        check_group(pr.group_size, where);
+        pr.group_size = small_int(r, "group_size", 0, where);
+        if (r.contains("group_size") && !affine_group_size_supported(pr.group_size))
+          fail("{}: group_size {} not in {{32, 64, 128}}", where, pr.group_size);
       }
       p.rules.push_back(std::move(pr));
     }
@@ -198,7 +225,8 @@ Policy Policy::load(const std::string& s, int group_override) {
   std::error_code ec;
   Policy p = std::filesystem::is_regular_file(s, ec) ? from_json_file(s) : preset(s);
   if (group_override) {
-    check_group(group_override, "--group-size");
+    if (!affine_group_size_supported(group_override))
+      fail("--group-size {} not in {{32, 64, 128}}", group_override);
     p.default_group = group_override;
     for (auto& r : p.rules)
       if (r.bits) r.group_size = group_override;

@@ -42,6 +42,7 @@ struct QuantDecision {
 class Policy {
  public:
   std::string name;
+  std::string source;  // the JSON file it came from ("" for a preset)
   int default_bits = 4, default_group = 64;
   std::vector<PolicyRule> rules;
   // mlx_lm's mixed recipes choose by layer with use_more_bits (handled here, not as rules).
@@ -54,6 +55,7 @@ class Policy {
 
   static Policy preset(const std::string& name);          // throws listing the presets
   static Policy from_json_file(const std::string& path);  // throws naming the field
+  // group_size_override: 0 = none; otherwise 32, 64 or 128 (an error naming --group-size).
   static Policy load(const std::string& name_or_file, int group_size_override = 0);
   static std::vector<std::string> preset_names();
 };

@@ -2,6 +2,7 @@
 
 #include <queue>
 
+#include "core/json.h"
 #include "tokenizer/tokenizer_json.h"
 #include "tokenizer/utf8.h"
 
@@ -23,11 +24,16 @@ BpeModel::BpeModel(const nlohmann::json& model, const std::string& where) {
   vocab_.reserve(vocab.size());
   int64_t max_id = -1;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    const int64_t id = it.value().get<int64_t>();
-    if (id < 0 || id > INT32_MAX) fail("{}.vocab['{}']: id {} out of range", where, it.key(), id);
+    const int64_t id = json_int(
+        it.value(), fmt::format("{}.vocab['{}'] (limit kMaxTokenizerVocab)", where, it.key().substr(0, 40)),
+        0, kMaxTokenizerVocab - 1);
     vocab_[it.key()] = static_cast<int32_t>(id);
     max_id = std::max(max_id, id);
   }
+  // The id -> token table is dense: ids far beyond the number of tokens would make it mostly empty.
+  if (max_id >= 2 * int64_t(vocab.size()) + 1024)
+    fail("{}.vocab: the largest id {} is far beyond the {} tokens (ids must be nearly contiguous)", where,
+         max_id, vocab.size());
   vocab_r_.assign(size_t(max_id + 1), {});
   has_id_.assign(size_t(max_id + 1), false);
   for (const auto& [tok, id] : vocab_) {

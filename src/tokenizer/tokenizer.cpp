@@ -18,6 +18,19 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
 }
 
 Tokenizer Tokenizer::from_json(const nlohmann::json& j, const std::string& label) {
+  // Every error names the file: a wrong-typed field deep inside becomes "LABEL: ...", never the JSON
+  // library's bare text.
+  try {
+    return parse(j, label);
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: invalid tokenizer: {}", label, e.what());
+  } catch (const Error& e) {
+    if (std::string_view(e.what()).find(label) != std::string_view::npos) throw;
+    fail("{}: {}", label, e.what());
+  }
+}
+
+Tokenizer Tokenizer::parse(const nlohmann::json& j, const std::string& label) {
   Tokenizer t;
   t.label_ = label;
   if (!j.is_object()) fail("{}: expected a JSON object", label);

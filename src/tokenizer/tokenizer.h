@@ -50,6 +50,7 @@ class Tokenizer {
   const Decoder& decoder() const { return *decoder_; }
 
  private:
+  static Tokenizer parse(const nlohmann::json& j, const std::string& label);
   Tokenizer() = default;
   void encode_text(const std::string& text, bool at_start, std::vector<int32_t>& out) const;
   // Added-token split and normalization (steps 1-2 of encoding).

@@ -1,5 +1,6 @@
 #include "tokenizer/tokenizer_added.h"
 
+#include "core/json.h"
 #include "tokenizer/tokenizer_json.h"
 #include "tokenizer/tokenizer_regex.h"
 #include "tokenizer/utf8.h"
@@ -79,12 +80,20 @@ void AddedVocab::Trie::find(std::string_view s, size_t from, size_t& start, size
 AddedVocab::AddedVocab(const nlohmann::json& added, const Normalizer* normalizer, const std::string& where) {
   if (added.is_null()) return;
   if (!added.is_array()) fail("{}: expected an array", where);
+  size_t total = 0;
   for (size_t i = 0; i < added.size(); ++i) {
     const auto& j = added[i];
     const std::string w = fmt::format("{}[{}]", where, i);
     AddedToken t;
     t.content = tokjson::req_string(j, "content", w);
-    t.id = tokjson::req(j, "id", w).get<int32_t>();
+    if (t.content.size() > kMaxAddedTokenBytes)
+      fail("{}.content: {} bytes, over the limit kMaxAddedTokenBytes = {}", w, t.content.size(),
+           kMaxAddedTokenBytes);
+    if ((total += t.content.size()) > kMaxAddedTokensBytes)
+      fail("{}: added tokens hold more than the limit kMaxAddedTokensBytes = {} bytes", where,
+           kMaxAddedTokensBytes);
+    t.id = int32_t(
+        json_int(tokjson::req(j, "id", w), w + ".id (limit kMaxTokenizerVocab)", 0, kMaxTokenizerVocab - 1));
     t.single_word = tokjson::opt_bool(j, "single_word", false);
     t.lstrip = tokjson::opt_bool(j, "lstrip", false);
     t.rstrip = tokjson::opt_bool(j, "rstrip", false);

@@ -6,6 +6,18 @@
 
 #include "core/error.h"
 
+namespace tqlm {
+
+// Limits on tokenizer.json (docs/limits.md): errors name the file and field before anything is allocated.
+inline constexpr int64_t kMaxTokenizerVocab = int64_t(1) << 22;  // ids in [0, 4,194,304)
+inline constexpr size_t kMaxAddedTokenBytes = 1024;              // one added token's content
+inline constexpr size_t kMaxAddedTokensBytes = size_t(1) << 20;  // all added tokens together
+// A normalizer's output: at most kMaxNormalizedGrowth x its input + kNormalizedSlack bytes.
+inline constexpr size_t kMaxNormalizedGrowth = 4;
+inline constexpr size_t kNormalizedSlack = 1024;
+
+}  // namespace tqlm
+
 namespace tqlm::tokjson {
 
 using nlohmann::json;
@@ -24,6 +36,8 @@ inline std::string req_string(const json& j, const char* key, const std::string&
 
 inline bool opt_bool(const json& j, const char* key, bool dflt) {
   if (!j.is_object() || !j.contains(key) || j[key].is_null()) return dflt;
+  if (!j[key].is_boolean())
+    fail("field '{}' must be true or false, got {}", key, j[key].dump().substr(0, 40));
   return j[key].get<bool>();
 }
 

@@ -12,46 +12,66 @@ namespace {
 
 using tokjson::json;
 
+[[noreturn]] void too_long(size_t limit) {
+  fail("the normalizer's output exceeds its limit of {} bytes (kMaxNormalizedGrowth = {} x the input + {})",
+       limit, kMaxNormalizedGrowth, kNormalizedSlack);
+}
+std::string checked(std::string s, size_t limit) {
+  if (s.size() > limit) too_long(limit);
+  return s;
+}
+
 struct Nfc : Normalizer {
-  std::string normalize(std::string s) const override { return utf8::nfc(s); }
+  std::string apply(std::string s, size_t limit) const override { return checked(utf8::nfc(s), limit); }
 };
 
 struct Nfd : Normalizer {
-  std::string normalize(std::string s) const override { return utf8::nfd(s); }
+  std::string apply(std::string s, size_t limit) const override { return checked(utf8::nfd(s), limit); }
 };
 
 struct Prepend : Normalizer {
   std::string prefix;
-  std::string normalize(std::string s) const override { return s.empty() ? s : prefix + s; }
+  std::string apply(std::string s, size_t limit) const override {
+    if (s.empty()) return s;
+    if (s.size() + prefix.size() > limit) too_long(limit);
+    return prefix + s;
+  }
 };
 
 struct Replace : Normalizer {
   std::string literal;           // when regex is null
   std::unique_ptr<Regex> regex;  // otherwise
   std::string content;
-  std::string normalize(std::string s) const override {
+  std::string apply(std::string s, size_t limit) const override {
     std::string out;
+    auto grow = [&](size_t more) {
+      if (out.size() + more > limit) too_long(limit);
+    };
     if (regex) {
       std::vector<std::pair<size_t, size_t>> m;
       regex->find_all(s, m);
       if (m.empty()) return s;
       size_t prev = 0;
       for (auto [b, e] : m) {
+        grow(b - prev + content.size());
         out.append(s, prev, b - prev);
         out += content;
         prev = e;
       }
+      grow(s.size() - prev);
       out.append(s, prev, std::string::npos);
       return out;
     }
     if (literal.empty()) return s;
     size_t prev = 0;
     for (size_t p = s.find(literal); p != std::string::npos; p = s.find(literal, prev)) {
+      grow(p - prev + content.size());
       out.append(s, prev, p - prev);
       out += content;
       prev = p + literal.size();
     }
     if (prev == 0) return s;
+    grow(s.size() - prev);
     out.append(s, prev, std::string::npos);
     return out;
   }
@@ -59,7 +79,7 @@ struct Replace : Normalizer {
 
 struct Strip : Normalizer {
   bool left = true, right = true;
-  std::string normalize(std::string s) const override {
+  std::string apply(std::string s, size_t) const override {
     size_t b = 0, e = s.size();
     if (left) {
       while (b < e) {
@@ -83,8 +103,8 @@ struct Strip : Normalizer {
 
 struct Sequence : Normalizer {
   std::vector<std::unique_ptr<Normalizer>> steps;
-  std::string normalize(std::string s) const override {
-    for (const auto& n : steps) s = n->normalize(std::move(s));
+  std::string apply(std::string s, size_t limit) const override {  // one limit for the whole chain
+    for (const auto& n : steps) s = n->apply(std::move(s), limit);
     return s;
   }
 };

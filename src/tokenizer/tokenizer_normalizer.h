@@ -6,12 +6,20 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tokenizer/tokenizer_json.h"
+
 namespace tqlm {
 
 class Normalizer {
  public:
   virtual ~Normalizer() = default;
-  virtual std::string normalize(std::string s) const = 0;
+  // The output may be at most kMaxNormalizedGrowth x the input + kNormalizedSlack bytes (tokenizer_json.h),
+  // checked while it grows: rules that grow strings without bound are an error, not gigabytes.
+  std::string normalize(std::string s) const {
+    const size_t limit = kMaxNormalizedGrowth * s.size() + kNormalizedSlack;
+    return apply(std::move(s), limit);
+  }
+  virtual std::string apply(std::string s, size_t limit) const = 0;
 };
 
 // Returns nullptr for a JSON null (no normalizer). `where` names the file/field in errors.
