@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace tqlm {
@@ -20,7 +21,13 @@ void SamplingParams::apply_generation_config(const nlohmann::json& g) {
     temperature = 0.0f;
 }
 
-int32_t Sampler::sample(float* logits, int64_t vocab, const std::vector<int32_t>& history) {
+int32_t Sampler::sample(float* logits, int64_t vocab, const std::vector<int32_t>& history, size_t generated_from) {
+  if ((p_.presence_penalty != 0.0f || p_.frequency_penalty != 0.0f) && generated_from < history.size()) {
+    std::unordered_map<int32_t, int> count;
+    for (size_t i = generated_from; i < history.size(); ++i) ++count[history[i]];
+    for (const auto& [t, c] : count)
+      if (t >= 0 && t < vocab) logits[t] -= p_.presence_penalty + p_.frequency_penalty * float(c);
+  }
   if (p_.repetition_penalty != 1.0f && !history.empty()) {
     // CTRL-style: divide positive logits, multiply negative ones, once per distinct recent token.
     std::unordered_set<int32_t> seen;

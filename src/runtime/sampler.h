@@ -16,6 +16,8 @@ struct SamplingParams {
   float min_p = 0.0f;               // 0: off
   float repetition_penalty = 1.0f;  // 1: off
   int repetition_context = 64;      // how many recent tokens the penalty looks at
+  float presence_penalty = 0.0f;    // OpenAI: minus this once for every token already generated
+  float frequency_penalty = 0.0f;   // OpenAI: minus this times how often the token was generated
   uint64_t seed = 0;
 
   // Defaults from a generation_config.json (temperature, top_p, top_k, min_p, repetition_penalty;
@@ -26,8 +28,9 @@ struct SamplingParams {
 class Sampler {
  public:
   explicit Sampler(const SamplingParams& p) : p_(p), rng_(p.seed) {}
-  // logits [vocab] (modified in place); `history` = tokens so far (prompt + generated).
-  int32_t sample(float* logits, int64_t vocab, const std::vector<int32_t>& history);
+  // logits [vocab] (modified in place); `history` = tokens so far (prompt + generated), of which
+  // history[generated_from..] were generated (what presence / frequency penalties count).
+  int32_t sample(float* logits, int64_t vocab, const std::vector<int32_t>& history, size_t generated_from = 0);
   const SamplingParams& params() const { return p_; }
 
  private:

@@ -230,9 +230,9 @@ std::vector<SeqEvent> Scheduler::step() {
       finish(s, "length", ev);
       continue;
     }
-    if (s.p.on_sample_logits) s.p.on_sample_logits(last);
     std::vector<float> row(last, last + vocab);  // the sampler modifies its logits
-    const int32_t tok = s.sampler.sample(row.data(), vocab, s.tokens);
+    const int32_t tok = s.sampler.sample(row.data(), vocab, s.tokens, size_t(s.prompt_len));
+    if (s.p.on_sample_logits) s.p.on_sample_logits(last, tok);
     s.tokens.push_back(tok);
     ++s.st.generated;
     const double t = now();

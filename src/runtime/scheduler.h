@@ -39,8 +39,9 @@ struct RequestParams {
   // Called with the logits of prompt rows [row0, row0 + n) as they are computed ([n, vocab]); when set, the
   // whole prompt is computed (no prefix reuse) so that every row has logits.
   std::function<void(int64_t row0, int64_t n, const float* logits)> on_prompt_logits;
-  // Called with the logits [vocab] each generated token is sampled from (before any sampling transform).
-  std::function<void(const float* logits)> on_sample_logits;
+  // Called with the logits [vocab] each generated token was sampled from (before any sampling transform) and
+  // the token chosen.
+  std::function<void(const float* logits, int32_t token)> on_sample_logits;
 };
 
 struct SeqEvent {
@@ -101,6 +102,7 @@ class Scheduler {
   KVPool& pool() { return *pool_; }
   Model& model() { return model_; }
   const SchedulerOptions& options() const { return opt_; }
+  int64_t context() const { return ctx_; }  // the context limit per sequence in effect
   std::set<int32_t> eos_ids;       // a sampled EOS ends a sequence (unless ignore_eos)
   std::set<int32_t> keep_special;  // special tokens whose text is still emitted (<think>, </think>)
   double now() const;              // seconds since the scheduler started

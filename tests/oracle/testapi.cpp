@@ -174,7 +174,7 @@ int tqlm_sched_greedy(void* h, const int32_t* tokens, const int64_t* offsets, in
       rp.max_tokens = max_new;
       rp.ignore_eos = true;
       rp.reuse_prefix = reuse_prefix != 0;
-      rp.on_sample_logits = [&, i](const float* lg) {
+      rp.on_sample_logits = [&, i](const float* lg, int32_t) {
         std::copy(lg, lg + vocab, out_logits + (int64_t(i) * max_new + count[size_t(i)]) * vocab);
       };
       ids[size_t(i)] = sched.submit(std::vector<int32_t>(tokens + offsets[i], tokens + offsets[i + 1]), rp);

@@ -1,0 +1,72 @@
+// The OpenAI API's request and response shapes: requests validated into a prompt and RequestParams (a bad
+// field is a RequestError 400 naming it), engine events turned into chat.completion / text_completion objects
+// and stream chunks, reasoning (<think>...</think>) split into reasoning_content / reasoning.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "runtime/chat_session.h"
+#include "runtime/reasoning.h"
+#include "server/engine.h"
+
+namespace tqlm {
+
+struct ApiRequest {
+  bool chat = true;
+  std::vector<int32_t> prompt;
+  RequestParams params;
+  bool stream = false, include_usage = false;
+  int top_logprobs = -1;  // -1: no logprobs
+  bool starts_in_think = false;
+};
+
+struct ApiOptions {
+  std::string model_id;
+  bool split_reasoning = true;     // --reasoning-format none: reasoning stays in content
+  int64_t default_max_tokens = 0;  // 0: up to the end of the context
+  SamplingParams defaults;         // the model's generation_config.json
+};
+
+// Parses a /v1/chat/completions (chat = true) or /v1/completions body. The chat template is rendered under
+// `template_mu` (one render at a time).
+ApiRequest parse_request(const nlohmann::ordered_json& body, bool chat, ChatSession& cs,
+                         const ApiOptions& opt, std::mutex& template_mu);
+
+// Builds the response of one request from its events, streamed or whole.
+class ApiResponse {
+ public:
+  ApiResponse(const ApiRequest& req, const ApiOptions& opt, const Tokenizer& tok, std::string id);
+  // A stream chunk for one event (empty when it carries nothing to send).
+  std::vector<nlohmann::json> chunks(const StreamEvent& ev);
+  // The first chunk of a chat stream (role), and the usage chunk at the end.
+  nlohmann::json first_chunk() const;
+  nlohmann::json usage_chunk(const EngineStream& s) const;
+  // Accumulates an event for the non-streamed response; whole() builds it at the end.
+  void add(const StreamEvent& ev);
+  nlohmann::json whole(const EngineStream& s) const;
+
+ private:
+  std::vector<ReasoningSplitter::Piece> split(const StreamEvent& ev);  // reasoning vs answer text
+  nlohmann::json base(const char* object) const;
+  nlohmann::json usage(const EngineStream& s) const;
+  nlohmann::json logprobs_json(const std::vector<TokenLogprob>& lps) const;
+  std::string finish_reason(const std::string& engine_reason) const;
+
+  const ApiRequest& req_;
+  const ApiOptions& opt_;
+  const Tokenizer& tok_;
+  std::string id_;
+  int64_t created_;
+  ReasoningSplitter split_;
+  std::string content_, reasoning_, reason_;
+  std::vector<TokenLogprob> lps_;
+};
+
+nlohmann::json error_body(const std::string& message, const std::string& type, const std::string& param = "",
+                          const std::string& code = "");
+
+}  // namespace tqlm
