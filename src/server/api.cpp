@@ -112,6 +112,7 @@ ApiRequest parse_request(const ojson& b, bool chat, ChatSession& cs, const ApiOp
     }
     if (auto it = b.find("tool_choice"); it != b.end() && it->is_string() && it->get<std::string>() == "none")
       tools = nullptr;
+    r.tools = tools;
     ojson kwargs = ojson::object();
     if (auto it = b.find("chat_template_kwargs"); it != b.end() && !it->is_null()) {
       if (!it->is_object()) bad("chat_template_kwargs", "must be an object");
@@ -183,7 +184,8 @@ ApiResponse::ApiResponse(const ApiRequest& req, const ApiOptions& opt, const Tok
       created_(std::chrono::duration_cast<std::chrono::seconds>(
                    std::chrono::system_clock::now().time_since_epoch())
                    .count()),
-      split_(req.starts_in_think) {}
+      split_(req.starts_in_think),
+      tools_(req.tools) {}
 
 nlohmann::json ApiResponse::base(const char* object) const {
   return {{"id", id_}, {"object", object}, {"created", created_}, {"model", opt_.model_id}};
@@ -231,7 +233,8 @@ nlohmann::json ApiResponse::first_chunk() const {
   return c;
 }
 
-std::vector<ReasoningSplitter::Piece> ApiResponse::split(const StreamEvent& ev) {
+std::vector<ReasoningSplitter::Piece> ApiResponse::split(const StreamEvent& ev,
+                                                         std::vector<ToolCall>& calls) {
   std::vector<ReasoningSplitter::Piece> pieces;
   if (!opt_.split_reasoning || !req_.chat)
     pieces.push_back({ev.text, false});
@@ -239,12 +242,33 @@ std::vector<ReasoningSplitter::Piece> ApiResponse::split(const StreamEvent& ev) 
     pieces = split_.push(ev.text);
   if (ev.finished && req_.chat && opt_.split_reasoning)
     for (auto& p : split_.finish()) pieces.push_back(std::move(p));
-  return pieces;
+  if (!req_.chat || req_.tools.is_null()) return pieces;
+  std::vector<ReasoningSplitter::Piece> out;
+  auto take = [&](ToolCallParser::Out o) {
+    if (!o.content.empty()) out.push_back({std::move(o.content), false});
+    for (auto& c : o.calls) calls.push_back(std::move(c));
+  };
+  for (auto& p : pieces) {
+    if (p.reasoning)
+      out.push_back(std::move(p));
+    else
+      take(tools_.push(p.text));
+  }
+  if (ev.finished) take(tools_.finish());
+  return out;
+}
+
+nlohmann::json ApiResponse::tool_call_json(const ToolCall& c, size_t index) const {
+  return {{"index", index},
+          {"id", fmt::format("call_{}_{}", id_, index)},
+          {"type", "function"},
+          {"function", {{"name", c.name}, {"arguments", c.arguments}}}};
 }
 
 std::vector<nlohmann::json> ApiResponse::chunks(const StreamEvent& ev) {
   std::vector<nlohmann::json> out;
-  const std::vector<ReasoningSplitter::Piece> pieces = split(ev);
+  std::vector<ToolCall> calls;
+  const std::vector<ReasoningSplitter::Piece> pieces = split(ev, calls);
   bool logprobs_sent = ev.logprobs.empty();
   for (const auto& p : pieces) {
     if (p.text.empty()) continue;
@@ -294,10 +318,10 @@ nlohmann::json ApiResponse::usage_chunk(const EngineStream& s) const {
 }
 
 void ApiResponse::add(const StreamEvent& ev) {
-  const std::vector<ReasoningSplitter::Piece> pieces = split(ev);
+  const std::vector<ReasoningSplitter::Piece> pieces = split(ev, calls_);
   for (const auto& p : pieces) (p.reasoning ? reasoning_ : content_) += p.text;
   lps_.insert(lps_.end(), ev.logprobs.begin(), ev.logprobs.end());
-  if (ev.finished) reason_ = finish_reason(ev.finish_reason);
+  if (ev.finished) reason_ = calls_.empty() ? finish_reason(ev.finish_reason) : "tool_calls";
 }
 
 nlohmann::json ApiResponse::whole(const EngineStream& s) const {
@@ -307,6 +331,15 @@ nlohmann::json ApiResponse::whole(const EngineStream& s) const {
   if (req_.chat) {
     nlohmann::json msg = {{"role", "assistant"}, {"content", content_}};
     if (!reasoning_.empty()) msg["reasoning_content"] = msg["reasoning"] = reasoning_;
+    if (!calls_.empty()) {
+      if (content_.empty()) msg["content"] = nullptr;
+      msg["tool_calls"] = nlohmann::json::array();
+      for (size_t i = 0; i < calls_.size(); ++i) {
+        nlohmann::json tc = tool_call_json(calls_[i], i);
+        tc.erase("index");
+        msg["tool_calls"].push_back(std::move(tc));
+      }
+    }
     choice["message"] = std::move(msg);
   } else {
     choice["text"] = content_;

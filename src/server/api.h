@@ -12,6 +12,7 @@
 #include "runtime/chat_session.h"
 #include "runtime/reasoning.h"
 #include "server/engine.h"
+#include "server/tool_calls.h"
 
 namespace tqlm {
 
@@ -22,6 +23,7 @@ struct ApiRequest {
   bool stream = false, include_usage = false;
   int top_logprobs = -1;  // -1: no logprobs
   bool starts_in_think = false;
+  nlohmann::ordered_json tools;  // the request's tools (null: no tool-call parsing)
 };
 
 struct ApiOptions {
@@ -50,7 +52,9 @@ class ApiResponse {
   nlohmann::json whole(const EngineStream& s) const;
 
  private:
-  std::vector<ReasoningSplitter::Piece> split(const StreamEvent& ev);  // reasoning vs answer text
+  // reasoning vs answer text; answer text through the tool-call parser (calls collected in calls_)
+  std::vector<ReasoningSplitter::Piece> split(const StreamEvent& ev, std::vector<ToolCall>& calls);
+  nlohmann::json tool_call_json(const ToolCall& c, size_t index) const;
   nlohmann::json base(const char* object) const;
   nlohmann::json usage(const EngineStream& s) const;
   nlohmann::json logprobs_json(const std::vector<TokenLogprob>& lps) const;
@@ -64,6 +68,8 @@ class ApiResponse {
   ReasoningSplitter split_;
   std::string content_, reasoning_, reason_;
   std::vector<TokenLogprob> lps_;
+  ToolCallParser tools_;
+  std::vector<ToolCall> calls_;
 };
 
 nlohmann::json error_body(const std::string& message, const std::string& type, const std::string& param = "",
