@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Load on `tqlm serve`: N concurrent clients (the official openai package, streaming chat) for a fixed time.
+Prints failed requests, aggregate streamed chunks/s, TTFT and inter-token p50/p99, the server's RSS minus its KV
+pool over time (slope over the second half; the pool itself grows up to its budget with cached prefixes) and its KV pool at the end (must be back to zero blocks in use).
+
+  .venv/bin/python bench/server_load.py --clients 32 --seconds 600 [--model models/smollm2-135m-instruct]
+
+Starts its own server (build/tqlm serve --port 0) unless --url is given."""
+import argparse
+import re
+import statistics
+import subprocess
+import threading
+import time
+
+import openai
+
+
+def start_server(args):
+    p = subprocess.Popen([args.tqlm, "serve", args.model, "--port", "0", "--max-seqs", str(args.max_seqs)],
+                         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    for line in p.stderr:
+        m = re.search(r"listening on (http://\S+)", line)
+        if m:
+            threading.Thread(target=lambda: [None for _ in p.stderr], daemon=True).start()
+            return p, m.group(1)
+    raise RuntimeError("server did not start")
+
+
+def metrics(url):
+    import urllib.request
+    text = urllib.request.urlopen(url + "/metrics", timeout=30).read().decode()
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"^(tqlm_\w+) (\S+)$", text, re.M)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--max-seqs", type=int, default=16)
+    ap.add_argument("--model", default="models/smollm2-135m-instruct")
+    ap.add_argument("--tqlm", default="build/tqlm")
+    ap.add_argument("--url", help="an already running server")
+    args = ap.parse_args()
+    proc, url = (None, args.url) if args.url else start_server(args)
+    client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=600)
+    model = client.models.list().data[0].id
+    stop = time.time() + args.seconds
+    ttft, itl, failed, tokens, lock = [], [], [0], [0], threading.Lock()
+    rss = []
+
+    def worker(i):
+        n = 0
+        while time.time() < stop:
+            n += 1
+            t0 = time.time()
+            last, first = None, None
+            try:
+                for ch in client.chat.completions.create(
+                        model=model, stream=True, max_tokens=args.max_tokens, temperature=0.7, seed=i * 1000 + n,
+                        messages=[{"role": "user", "content": f"Client {i}, request {n}: tell me a short story."}]):
+                    if ch.choices and ch.choices[0].delta.content:
+                        now = time.time()
+                        with lock:
+                            if first is None:
+                                first = now
+                                ttft.append(now - t0)
+                            else:
+                                itl.append(now - last)
+                            tokens[0] += 1
+                        last = now
+            except Exception:  # noqa: BLE001 - every failure counts
+                with lock:
+                    failed[0] += 1
+
+    def sampler():
+        while time.time() < stop:
+            m = metrics(url)  # RSS without the KV pool: the pool keeps finished prompts for reuse, by design
+            rss.append((time.time(), m["tqlm_resident_bytes"] - m["tqlm_kv_pool_bytes"]))
+            time.sleep(1)
+
+    th = [threading.Thread(target=worker, args=(i,)) for i in range(args.clients)] + [threading.Thread(target=sampler)]
+    t0 = time.time()
+    for t in th:
+        t.start()
+    for t in th:
+        t.join()
+    wall = time.time() - t0
+    time.sleep(1)
+    m = metrics(url)
+    q = lambda v, p: statistics.quantiles(v, n=100)[p - 1] * 1e3 if len(v) > 1 else 0  # noqa: E731
+    half = [(t, r) for t, r in rss if t > t0 + wall / 2]
+    slope = 0.0
+    if len(half) > 2:
+        xs, ys = [t for t, _ in half], [r for _, r in half]
+        mx, my = statistics.mean(xs), statistics.mean(ys)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    print(f"{args.clients} clients, {wall:.0f} s: {failed[0]} failed requests, {tokens[0] / wall:.1f} streamed "
+          f"content chunks/s, TTFT p50 {q(ttft, 50):.0f} ms p99 {q(ttft, 99):.0f} ms, inter-token p50 "
+          f"{q(itl, 50):.1f} ms p99 {q(itl, 99):.1f} ms")
+    print(f"RSS - KV pool {rss[-1][1] / 1e6 if rss else 0:.1f} MB, slope over the second half {slope / 1e6 * 60:.2f} MB/min; "
+          f"KV blocks in use at the end {m['tqlm_kv_blocks_used']:.0f}, running {m['tqlm_sequences_running']:.0f}")
+    if proc:
+        proc.terminate()
+    if failed[0] or m["tqlm_kv_blocks_used"] != 0:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
