@@ -177,16 +177,20 @@ std::vector<SeqEvent> Scheduler::step() {
       take[i] = std::min(pend, budget);
       budget -= take[i];
     }
-  // Blocks, oldest first: when the pool is short, the newest sequences are preempted (recomputed later).
-  for (size_t i = 0; i < running_.size(); ++i) {
+  // Blocks, oldest first: when the pool is short, the newest sequences are preempted (recomputed later). A
+  // sequence that cannot grow even alone (the pool is full of its own tokens) ends with "length".
+  for (size_t i = 0; i < running_.size();) {
     Seq* s = running_[i];
     while (!s->cache->reserve(s->cache->length() + take[i]) && running_.size() > i + 1) {
       preempt(*running_.back());
       take.pop_back();
     }
-    if (!s->cache->reserve(s->cache->length() + take[i]))
-      fail("KV pool: no block for the oldest sequence ({} tokens) although nothing else runs",
-           s->tokens.size());
+    if (s->cache->reserve(s->cache->length() + take[i])) {
+      ++i;
+      continue;
+    }
+    take.erase(take.begin() + int64_t(i));
+    finish(*s, "length", ev, "the KV pool is full");
   }
   std::vector<BatchSeq> batch;
   std::vector<Seq*> in_batch;

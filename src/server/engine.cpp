@@ -119,6 +119,11 @@ void Engine::loop() {
           };
         }
         const int64_t n = int64_t(p.prompt.size());
+        // no max_tokens asked: at most what the pool could ever hold for it (not a refusal for a long
+        // context)
+        const int64_t cap = pool_->capacity_blocks();
+        if (p.params.max_tokens >= INT32_MAX && cap < INT64_MAX / kPageTokens)
+          p.params.max_tokens = std::max<int64_t>(1, cap * kPageTokens - n);
         const int64_t id = sched_.submit(std::move(p.prompt), std::move(p.params));
         s->prompt_tokens = n;
         active_[id] = s;
