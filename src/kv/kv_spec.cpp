@@ -1,6 +1,6 @@
 #include "kv/kv_spec.h"
 
-#include <regex>
+#include <string>
 
 #include "core/error.h"
 
@@ -20,6 +20,25 @@ KVSideFormat float_side(KVCodes c, int64_t hd) {
 
 bool valid_turbo_bits(int b) {
   return b == 2 || b == 3 || b == 4 || b == 8;
+}
+
+// "turbo{K}" or "turbo{K}v{V}" with one- or two-digit K, V (checked for validity by the caller).
+bool parse_turbo(const std::string& m, int& kb, int& vb) {
+  if (m.rfind("turbo", 0) != 0) return false;
+  size_t i = 5;
+  auto digits = [&](int& out) {
+    const size_t start = i;
+    out = 0;
+    while (i < m.size() && i - start < 2 && m[i] >= '0' && m[i] <= '9') out = out * 10 + (m[i++] - '0');
+    return i > start;
+  };
+  if (!digits(kb)) return false;
+  vb = kb;
+  if (i < m.size() && m[i] == 'v') {
+    ++i;
+    if (!digits(vb)) return false;
+  }
+  return i == m.size();
 }
 
 }  // namespace
@@ -60,16 +79,13 @@ KVLayout kv_layout(const KVSpec& spec, const KVShape& cfg) {
 
   KVSideFormat kf, vf;
   bool compressed = true;
-  static const std::regex turbo_re("turbo([0-9]+)(?:v([0-9]+))?");
-  std::smatch m;
   if (spec.mode == "bf16" || spec.mode == "f16" || spec.mode == "f32") {
     const KVCodes c = spec.mode == "bf16" ? KVCodes::BF16 : spec.mode == "f16" ? KVCodes::F16 : KVCodes::F32;
     kf = vf = float_side(c, hd);
     compressed = false;
   } else if (spec.mode == "q8") {
     kf = vf = KVSideFormat{KVCodes::Q8, 8, hd};
-  } else if (std::regex_match(spec.mode, m, turbo_re)) {
-    const int kb = std::stoi(m[1].str()), vb = m[2].matched ? std::stoi(m[2].str()) : kb;
+  } else if (int kb = 0, vb = 0; parse_turbo(spec.mode, kb, vb)) {
     if (!valid_turbo_bits(kb) || !valid_turbo_bits(vb))
       fail("--kv {}: TurboQuant bits must be 2, 3, 4 or 8 for keys and values (modes: {})", spec.mode,
            kv_modes_help());
