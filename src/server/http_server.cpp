@@ -15,6 +15,8 @@
 
 namespace tqlm {
 
+extern const char* const kChatHtml;  // src/server/web/chat.html, compiled in by CMakeLists.txt
+
 namespace {
 using ojson = nlohmann::ordered_json;
 
@@ -80,7 +82,7 @@ class Server {
     svr.new_task_queue = [n = o_.http_threads] { return new httplib::ThreadPool(size_t(n)); };
     svr.set_payload_max_length(o_.max_body);
     svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      if (o_.api_key.empty() || req.path == "/health" || req.path == "/")
+      if (o_.api_key.empty() || req.path == "/health" || req.path == "/" || req.path == "/props")
         return httplib::Server::HandlerResponse::Unhandled;
       if (req.get_header_value("Authorization") == "Bearer " + o_.api_key)
         return httplib::Server::HandlerResponse::Unhandled;
@@ -116,6 +118,16 @@ class Server {
         send_json(r, 200, {{"id", api_.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "tqlm"}});
       });
     }
+    svr.Get("/", [](const httplib::Request&, httplib::Response& r) {
+      r.set_content(kChatHtml, "text/html; charset=utf-8");
+    });
+    svr.Get("/props", [this](const httplib::Request&, httplib::Response& r) {
+      send_json(r, 200,
+                {{"model", api_.model_id},
+                 {"kv", engine_->kv_layout().mode},
+                 {"context", engine_->context()},
+                 {"max_seqs", o_.max_seqs}});
+    });
     svr.Get("/health", [](const httplib::Request&, httplib::Response& r) {
       send_json(r, 200, {{"status", "ok"}});
     });
