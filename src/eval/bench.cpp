@@ -42,6 +42,21 @@ double active_weight_bytes(const Model& m) {
   return b;
 }
 
+std::vector<int32_t> bench_prompt(const std::vector<int32_t>& source, int64_t vocab, int64_t n, uint64_t seed,
+                                  int64_t offset) {
+  std::vector<int32_t> p(static_cast<size_t>(n));
+  uint64_t rng = 0x9e3779b97f4a7c15ull ^ seed;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!source.empty()) {
+      p[size_t(i)] = source[size_t(offset + i) % source.size()];
+    } else {
+      rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+      p[size_t(i)] = int32_t(100 + (rng >> 33) % uint64_t(std::max<int64_t>(1, vocab - 100)));
+    }
+  }
+  return p;
+}
+
 double measure_read_bandwidth(ThreadPool& pool) {
   const int64_t n = (512ll << 20) / 8;
   std::unique_ptr<uint64_t[]> buf(new uint64_t[size_t(n)]);
@@ -81,16 +96,7 @@ std::vector<BenchPoint> run_bench(Model& model, const BenchOptions& opt,
     if (c.max_position > 0 && ctx + opt.decode > c.max_position)
       fail("bench: context {} + {} decoded tokens exceeds the model's max_position_embeddings {}", ctx,
            opt.decode, c.max_position);
-    std::vector<int32_t> prompt(static_cast<size_t>(ctx));
-    uint64_t rng = 0x9e3779b97f4a7c15ull ^ uint64_t(ctx);
-    for (int64_t i = 0; i < ctx; ++i) {
-      if (!opt.tokens.empty()) {
-        prompt[size_t(i)] = opt.tokens[size_t(i) % opt.tokens.size()];
-      } else {
-        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-        prompt[size_t(i)] = int32_t(100 + (rng >> 33) % uint64_t(std::max<int64_t>(1, vocab - 100)));
-      }
-    }
+    const std::vector<int32_t> prompt = bench_prompt(opt.tokens, vocab, ctx, uint64_t(ctx));
     BenchPoint p;
     p.context = ctx;
     // One sequence through the scheduler: the prefill in chunks, then `decode` timed decode steps.

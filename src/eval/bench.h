@@ -38,6 +38,12 @@ double active_weight_bytes(const Model& m);
 // The instruction-set family of the linear kernels in use ("avx512", "avx2", ...).
 const char* kernel_isa();
 
+// n prompt tokens for a benchmark: source[(offset + i) % size] when a source text was given, else
+// pseudo-random ids in [100, vocab) from an LCG seeded with `seed` (repeatable, no shared prefixes across
+// seeds).
+std::vector<int32_t> bench_prompt(const std::vector<int32_t>& source, int64_t vocab, int64_t n, uint64_t seed,
+                                  int64_t offset = 0);
+
 // Read bandwidth of this machine with the model's threads (GB/s, best of a few passes over 512 MiB).
 double measure_read_bandwidth(ThreadPool& pool);
 

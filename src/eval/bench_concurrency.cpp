@@ -18,17 +18,7 @@ double percentile(std::vector<double> v, double q) {
 
 // n tokens of request r: the source text shifted per request (distinct prompts, no shared prefix), or ids.
 std::vector<int32_t> prompt_tokens(const ConcurrencyOptions& opt, int64_t vocab, int64_t r, int64_t n) {
-  std::vector<int32_t> p(static_cast<size_t>(n));
-  uint64_t st = 0x9e3779b97f4a7c15ull ^ uint64_t(r * 7919 + n);
-  for (int64_t i = 0; i < n; ++i) {
-    if (!opt.tokens.empty()) {
-      p[size_t(i)] = opt.tokens[size_t(r * 977 + i) % opt.tokens.size()];
-    } else {
-      st = st * 6364136223846793005ull + 1442695040888963407ull;
-      p[size_t(i)] = int32_t(100 + (st >> 33) % uint64_t(std::max<int64_t>(1, vocab - 100)));
-    }
-  }
-  return p;
+  return bench_prompt(opt.tokens, vocab, n, uint64_t(r * 7919 + n), r * 977);
 }
 
 RequestParams greedy(int64_t max_tokens) {

@@ -17,8 +17,8 @@ namespace tqlm {
 
 struct ConcurrencyOptions {
   std::vector<int64_t> levels;  // streams at once per level, e.g. {1, 2, 4, 8, 16}
-  int64_t prompt = 512;    // tokens per request
-  int64_t generate = 128;  // tokens generated per request
+  int64_t prompt = 512;         // tokens per request
+  int64_t generate = 128;       // tokens generated per request
   int64_t step_tokens = 512;
   uint64_t kv_mem = 0;  // KV pool budget (0: default_kv_budget())
   KVSpec kv;

@@ -35,14 +35,6 @@ int64_t KVPool::capacity_blocks() const {
   return budget_ == 0 ? std::numeric_limits<int64_t>::max() : int64_t(budget_ / block_bytes_);
 }
 
-int64_t KVPool::available_blocks() const {
-  int64_t cached = 0;
-  for (const Block& b : blocks_)
-    if (b.mem && b.refs == 0 && b.published) ++cached;
-  const int64_t cap = capacity_blocks();
-  return cap == std::numeric_limits<int64_t>::max() ? cap : cap - mapped_ + cached;
-}
-
 int32_t KVPool::new_block() {
   if (mapped_ >= capacity_blocks()) return -1;
   void* mem = mmap(nullptr, block_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -56,8 +56,6 @@ class KVPool {
   uint64_t budget() const { return budget_; }
   // Blocks the budget allows at most (INT64_MAX without a budget).
   int64_t capacity_blocks() const;
-  // Blocks that could be handed out now: free budget plus evictable cached blocks.
-  int64_t available_blocks() const;
 
   // A fresh private block (referenced once), or -1 when the budget is exhausted even after evicting every
   // unreferenced cached block.

@@ -86,7 +86,7 @@ int64_t Scheduler::submit(std::vector<int32_t> prompt, RequestParams params) {
   for (int32_t t : prompt)
     if (t < 0 || t >= vocab) fail("token id {} is outside the vocabulary [0, {})", t, vocab);
   if (params.max_tokens < 0) fail("max_tokens must be >= 0 (got {})", params.max_tokens);
-  const int64_t most = std::min(ctx_, n + params.max_tokens), need = blocks_for(most);
+  const int64_t most = n + std::min(ctx_ - n, params.max_tokens), need = blocks_for(most);  // no overflow
   if (need > pool_->capacity_blocks())
     fail(
         "the request needs up to {} tokens of KV cache ({} bytes), more than the whole KV pool holds ({} "

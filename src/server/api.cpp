@@ -79,14 +79,18 @@ ojson messages_for_template(const ojson& msgs) {
   return out;
 }
 
+constexpr size_t kMaxStops = 16, kMaxStopBytes = 1024;  // stop strings are matched after every token
+
 std::vector<std::string> stop_strings(const ojson& b) {
   auto it = b.find("stop");
   if (it == b.end() || it->is_null()) return {};
-  if (it->is_string()) return {it->get<std::string>()};
-  if (!it->is_array() || it->size() > 16) bad("stop", "must be a string or a list of at most 16 strings");
+  const ojson list = it->is_string() ? ojson::array({*it}) : *it;
+  if (!list.is_array() || list.size() > kMaxStops)
+    bad("stop", "must be a string or a list of at most 16 strings");
   std::vector<std::string> out;
-  for (const auto& s : *it) {
-    if (!s.is_string() || s.get<std::string>().empty()) bad("stop", "entries must be non-empty strings");
+  for (const auto& s : list) {
+    if (!s.is_string() || s.get<std::string>().empty() || s.get<std::string>().size() > kMaxStopBytes)
+      bad("stop", "entries must be non-empty strings of at most 1024 bytes");
     out.push_back(s.get<std::string>());
   }
   return out;

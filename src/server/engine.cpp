@@ -25,6 +25,7 @@ TokenLogprob logprobs(const float* lg, int64_t vocab, int32_t token, int k) {
   r.token = token;
   r.logprob = float(double(lg[token]) - lse);
   const int kk = std::max(0, std::min<int>(k, int(vocab)));
+  if (kk == 0) return r;
   std::vector<int32_t> idx(static_cast<size_t>(vocab));
   for (int64_t i = 0; i < vocab; ++i) idx[size_t(i)] = int32_t(i);
   std::partial_sort(idx.begin(), idx.begin() + kk, idx.end(),

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/memory.h"
 #include "runtime/chat_session.h"
 #include "server/api.h"
@@ -153,7 +154,7 @@ class Server {
   void completion(const httplib::Request& q, httplib::Response& res, bool chat) {
     ojson body;
     try {
-      body = ojson::parse(q.body);
+      body = parse_json_limited<ojson>(q.body, "request body");  // depth-limited: the body is untrusted
     } catch (const std::exception& e) {
       return send_error(res, 400, fmt::format("the body is not valid JSON: {}", e.what()));
     }

@@ -163,6 +163,9 @@ def test_errors(server):
     assert st == 404 and json.loads(body)["error"]["type"] == "not_found_error"
     st, body = server.raw("POST", "/v1/chat/completions", b"x" * (17 << 20))
     assert st == 413 and "larger than" in json.loads(body)["error"]["message"]
+    deep = b'{"messages": ' + b"[" * 200000 + b"]" * 200000 + b"}"  # would overflow a recursive parser
+    st, body = server.raw("POST", "/v1/chat/completions", deep)
+    assert st == 400 and "nested deeper" in json.loads(body)["error"]["message"]
     st, body = server.raw("POST", "/v1/chat/completions", {"messages": [{"role": "wizard", "content": "hi"}]})
     assert st == 400 and "role" in json.loads(body)["error"]["message"]
     assert server.raw("GET", "/health")[0] == 200
