@@ -35,6 +35,14 @@ void add_serve(CLI::App& app) {
                   "deepseek: <think> text goes to reasoning_content / reasoning; none: it stays in content")
       ->check(CLI::IsMember({"deepseek", "none"}))
       ->capture_default_str();
+  cmd->add_option("--reasoning-budget", o->s.reasoning_budget,
+                  "Reasoning tokens per request (-1: unlimited): after that many tokens inside <think>, the "
+                  "server closes the block itself and the answer follows. Per request: thinking_budget "
+                  "(tokens) or reasoning_effort (none/minimal 0, low 512, medium 2048, high 8192)")
+      ->capture_default_str();
+  cmd->add_option("--cors-origin", o->s.cors_origin,
+                  "Allow browser pages from this origin (e.g. http://localhost:3000, or *) to call the API "
+                  "(default: same origin only)");
   cmd->add_option("--chat-template", o->s.chat_template_file,
                   "Jinja chat template file (overrides the model's)")
       ->check(CLI::ExistingFile);
@@ -44,9 +52,10 @@ void add_serve(CLI::App& app) {
   cmd->callback([o] {
     if (o->s.port < 0 || o->s.port > 65535) fail("--port must be between 0 and 65535 (got {})", o->s.port);
     if (o->s.max_seqs < 1 || o->s.max_queue < 1 || o->s.step_tokens < 1 || o->s.http_threads < 1 ||
-        o->s.max_tokens < 0)
+        o->s.max_tokens < 0 || o->s.reasoning_budget < -1)
       fail(
-          "serve: --max-seqs, --max-queue, --step-tokens and --http-threads must be >= 1, --max-tokens >= 0");
+          "serve: --max-seqs, --max-queue, --step-tokens and --http-threads must be >= 1, --max-tokens >= 0, "
+          "--reasoning-budget >= -1");
     o->s.model = o->m.model;
     o->s.threads = o->m.threads;
     o->s.kv = o->m.kv_spec();

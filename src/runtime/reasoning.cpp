@@ -1,5 +1,7 @@
 #include "runtime/reasoning.h"
 
+#include <algorithm>
+
 namespace tqlm {
 
 namespace {
@@ -34,6 +36,25 @@ std::vector<ReasoningSplitter::Piece> ReasoningSplitter::push(const std::string&
     buf_.erase(0, buf_.size() - hold);
     return out;
   }
+}
+
+ReasoningBudget::ReasoningBudget(const Tokenizer& tok, int64_t budget, bool start_inside)
+    : tok_(tok), budget_(budget), split_(start_inside), close_(tok.encode("\n" + kClose + "\n\n")) {}
+
+int32_t ReasoningBudget::next(const std::vector<int32_t>& tokens, int64_t prompt_len) {
+  seen_ = std::max(seen_, size_t(prompt_len));
+  for (; seen_ < tokens.size(); ++seen_) {
+    const bool was_inside = split_.inside();
+    split_.push(tok_.decode_bytes({tokens[seen_]}));
+    used_ += was_inside || split_.inside();
+  }
+  if (forcing_ < close_.size()) return close_[forcing_++];
+  if (forcing_ != SIZE_MAX || !split_.inside() || used_ < budget_) {
+    if (!split_.inside()) forcing_ = SIZE_MAX;  // closed: a later block gets closed again when it opens
+    return -1;
+  }
+  forcing_ = 0;
+  return close_.empty() ? -1 : close_[forcing_++];
 }
 
 std::vector<ReasoningSplitter::Piece> ReasoningSplitter::finish() {

@@ -234,8 +234,11 @@ std::vector<SeqEvent> Scheduler::step() {
       finish(s, "length", ev);
       continue;
     }
-    std::vector<float> row(last, last + vocab);  // the sampler modifies its logits
-    const int32_t tok = s.sampler.sample(row.data(), vocab, s.tokens, size_t(s.prompt_len));
+    int32_t tok = s.p.force_token ? s.p.force_token(s.tokens, s.prompt_len) : -1;
+    if (tok < 0 || tok >= vocab) {
+      std::vector<float> row(last, last + vocab);  // the sampler modifies its logits
+      tok = s.sampler.sample(row.data(), vocab, s.tokens, size_t(s.prompt_len));
+    }
     if (s.p.on_sample_logits) s.p.on_sample_logits(last, tok);
     s.tokens.push_back(tok);
     ++s.st.generated;

@@ -42,6 +42,9 @@ struct RequestParams {
   // Called with the logits [vocab] each generated token was sampled from (before any sampling transform) and
   // the token chosen.
   std::function<void(const float* logits, int32_t token)> on_sample_logits;
+  // Called before each sampling with the sequence's tokens (prompt + generated); a token >= 0 is taken
+  // instead of sampling (e.g. the end of a reasoning block once its budget is spent, runtime/reasoning.h).
+  std::function<int32_t(const std::vector<int32_t>& tokens, int64_t prompt_len)> force_token;
 };
 
 struct SeqEvent {
@@ -103,9 +106,9 @@ class Scheduler {
   Model& model() { return model_; }
   const SchedulerOptions& options() const { return opt_; }
   int64_t context() const { return ctx_; }  // the context limit per sequence in effect
-  std::set<int32_t> eos_ids;       // a sampled EOS ends a sequence (unless ignore_eos)
-  std::set<int32_t> keep_special;  // special tokens whose text is still emitted (<think>, </think>)
-  double now() const;              // seconds since the scheduler started
+  std::set<int32_t> eos_ids;                // a sampled EOS ends a sequence (unless ignore_eos)
+  std::set<int32_t> keep_special;           // special tokens whose text is still emitted (<think>, </think>)
+  double now() const;                       // seconds since the scheduler started
 
  private:
   struct Seq;

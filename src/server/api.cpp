@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/json.h"
 
 namespace tqlm {
 
@@ -57,6 +58,32 @@ std::string content_text(const ojson& c, const std::string& field) {
   return out;
 }
 
+// OpenAI sends a call's arguments as a JSON string; templates iterate them as a mapping (MiniMax's calls
+// arguments.items()), so a string holding a JSON object becomes that object, as vLLM does. Anything else is
+// passed as it came.
+ojson tool_calls_for_template(const ojson& calls, const std::string& field) {
+  if (!calls.is_array()) bad(field, "must be a list");
+  ojson out = calls;
+  for (size_t i = 0; i < out.size(); ++i) {
+    ojson& c = out[i];
+    if (!c.is_object()) bad(fmt::format("{}[{}]", field, i), "must be an object");
+    if (!c.contains("function") || !c["function"].is_object() || !c["function"].contains("name") ||
+        !c["function"]["name"].is_string())
+      bad(fmt::format("{}[{}].function.name", field, i), "must be a string");
+    ojson& fn = c["function"];
+    if (!fn.contains("arguments") || fn["arguments"].is_null()) {
+      fn["arguments"] = ojson::object();
+    } else if (fn["arguments"].is_string()) {
+      try {
+        ojson args = parse_json_limited<ojson>(fn["arguments"].get<std::string>(), "tool call arguments");
+        if (args.is_object()) fn["arguments"] = std::move(args);
+      } catch (const std::exception&) {  // not JSON: the template gets the string
+      }
+    }
+  }
+  return out;
+}
+
 ojson messages_for_template(const ojson& msgs) {
   if (!msgs.is_array() || msgs.empty()) bad("messages", "must be a non-empty list");
   ojson out = ojson::array();
@@ -74,9 +101,26 @@ ojson messages_for_template(const ojson& msgs) {
     // clients send the reasoning of earlier turns under either name; templates read reasoning_content
     if (!c.contains("reasoning_content") && c.contains("reasoning") && c["reasoning"].is_string())
       c["reasoning_content"] = c["reasoning"];
+    if (c.contains("tool_calls") && !c["tool_calls"].is_null())
+      c["tool_calls"] = tool_calls_for_template(c["tool_calls"], f + ".tool_calls");
     out.push_back(std::move(c));
   }
   return out;
+}
+
+// thinking_budget (tokens) or reasoning_effort (a named budget); the server's --reasoning-budget otherwise.
+int64_t reasoning_budget(const ojson& b, int64_t fallback) {
+  auto it = b.find("reasoning_effort");
+  if (it != b.end() && !it->is_null()) {
+    static const std::pair<const char*, int64_t> levels[] = {
+        {"none", 0}, {"minimal", 0}, {"low", 512}, {"medium", 2048}, {"high", 8192}};
+    if (!it->is_string()) bad("reasoning_effort", "must be a string");
+    bool found = false;
+    for (const auto& [name, n] : levels)
+      if (it->get<std::string>() == name) fallback = n, found = true;
+    if (!found) bad("reasoning_effort", "must be one of none, minimal, low, medium, high");
+  }
+  return integer(b, "thinking_budget", 0, int64_t(1) << 40, fallback);
 }
 
 constexpr size_t kMaxStops = 16, kMaxStopBytes = 1024;  // stop strings are matched after every token
@@ -123,14 +167,13 @@ ApiRequest parse_request(const ojson& b, bool chat, ChatSession& cs, const ApiOp
       kwargs = *it;
     }
     const ojson msgs = messages_for_template(b.contains("messages") ? b["messages"] : ojson());
-    std::string rendered;
     try {
       std::lock_guard<std::mutex> lk(template_mu);
-      r.prompt = cs.encode_chat(msgs, tools, true, kwargs, &rendered);
+      r.prompt = cs.encode_chat(msgs, tools, true, kwargs, &r.rendered);
     } catch (const Error& e) {
       throw RequestError(400, fmt::format("the chat template failed on these messages: {}", e.what()));
     }
-    r.starts_in_think = ReasoningSplitter::prompt_opens_think(rendered);
+    r.starts_in_think = ReasoningSplitter::prompt_opens_think(r.rendered);
     if (boolean(b, "logprobs", false)) r.top_logprobs = int(integer(b, "top_logprobs", 0, 20, 0));
   } else {
     auto it = b.find("prompt");
@@ -168,6 +211,13 @@ ApiRequest parse_request(const ojson& b, bool chat, ChatSession& cs, const ApiOp
   r.params.max_tokens = max_tokens > 0 ? max_tokens : INT32_MAX;  // up to the end of the context
   r.params.stop = stop_strings(b);
   r.params.ignore_eos = boolean(b, "ignore_eos", false);
+  r.reasoning_budget = reasoning_budget(b, opt.reasoning_budget);
+  if (r.reasoning_budget >= 0) {
+    const bool inside = chat ? r.starts_in_think
+                             : ReasoningSplitter::prompt_opens_think(cs.tokenizer().decode_bytes(r.prompt));
+    auto budget = std::make_shared<ReasoningBudget>(cs.tokenizer(), r.reasoning_budget, inside);
+    r.params.force_token = [budget](const std::vector<int32_t>& t, int64_t n) { return budget->next(t, n); };
+  }
   return r;
 }
 
@@ -293,10 +343,19 @@ std::vector<nlohmann::json> ApiResponse::chunks(const StreamEvent& ev) {
     c["choices"] = nlohmann::json::array({choice});
     out.push_back(std::move(c));
   }
+  for (const ToolCall& call : calls) {  // each call whole in one delta (its index counts the calls so far)
+    nlohmann::json c = base("chat.completion.chunk");
+    nlohmann::json choice = {{"index", 0}, {"finish_reason", nullptr}, {"logprobs", nullptr}};
+    choice["delta"] = {{"tool_calls", nlohmann::json::array({tool_call_json(call, streamed_calls_++)})}};
+    c["choices"] = nlohmann::json::array({choice});
+    out.push_back(std::move(c));
+  }
   if (ev.finished) {
     nlohmann::json c = base(req_.chat ? "chat.completion.chunk" : "text_completion");
     nlohmann::json choice = {
-        {"index", 0}, {"finish_reason", finish_reason(ev.finish_reason)}, {"logprobs", nullptr}};
+        {"index", 0},
+        {"finish_reason", streamed_calls_ ? "tool_calls" : finish_reason(ev.finish_reason)},
+        {"logprobs", nullptr}};
     if (req_.chat)
       choice["delta"] = nlohmann::json::object();
     else

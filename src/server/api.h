@@ -19,17 +19,20 @@ namespace tqlm {
 struct ApiRequest {
   bool chat = true;
   std::vector<int32_t> prompt;
+  std::string rendered;  // chat: the chat template's output that `prompt` tokenizes
   RequestParams params;
   bool stream = false, include_usage = false;
   int top_logprobs = -1;  // -1: no logprobs
   bool starts_in_think = false;
-  nlohmann::ordered_json tools;  // the request's tools (null: no tool-call parsing)
+  int64_t reasoning_budget = -1;  // -1: unlimited
+  nlohmann::ordered_json tools;   // the request's tools (null: no tool-call parsing)
 };
 
 struct ApiOptions {
   std::string model_id;
   bool split_reasoning = true;     // --reasoning-format none: reasoning stays in content
   int64_t default_max_tokens = 0;  // 0: up to the end of the context
+  int64_t reasoning_budget = -1;   // --reasoning-budget: reasoning tokens per request (-1: unlimited)
   SamplingParams defaults;         // the model's generation_config.json
 };
 
@@ -70,6 +73,7 @@ class ApiResponse {
   std::vector<TokenLogprob> lps_;
   ToolCallParser tools_;
   std::vector<ToolCall> calls_;
+  size_t streamed_calls_ = 0;  // tool calls sent as stream deltas so far
 };
 
 nlohmann::json error_body(const std::string& message, const std::string& type, const std::string& param = "",

@@ -62,6 +62,7 @@ class Server {
       api_.model_id = std::filesystem::path(o.model).parent_path().filename().string();
     api_.split_reasoning = o.split_reasoning;
     api_.default_max_tokens = o.max_tokens;
+    api_.reasoning_budget = o.reasoning_budget;
     if (const auto& g = cs_.model().checkpoint().generation_config())
       api_.defaults.apply_generation_config(*g);
     SchedulerOptions so;
@@ -82,7 +83,15 @@ class Server {
     httplib::Server svr;
     svr.new_task_queue = [n = o_.http_threads] { return new httplib::ThreadPool(size_t(n)); };
     svr.set_payload_max_length(o_.max_body);
+    if (!o_.cors_origin.empty()) {
+      svr.set_default_headers({{"Access-Control-Allow-Origin", o_.cors_origin},
+                               {"Access-Control-Allow-Headers", "Authorization, Content-Type"},
+                               {"Access-Control-Allow-Methods", "GET, POST, OPTIONS"},
+                               {"Access-Control-Max-Age", "600"}});
+      svr.Options(R"(.*)", [](const httplib::Request&, httplib::Response& r) { r.status = 204; });
+    }
     svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (req.method == "OPTIONS") return httplib::Server::HandlerResponse::Unhandled;  // CORS preflight
       if (o_.api_key.empty() || req.path == "/health" || req.path == "/" || req.path == "/props")
         return httplib::Server::HandlerResponse::Unhandled;
       if (req.get_header_value("Authorization") == "Bearer " + o_.api_key)
@@ -119,6 +128,8 @@ class Server {
         send_json(r, 200, {{"id", api_.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "tqlm"}});
       });
     }
+    svr.Post("/apply-template",
+             [this](const httplib::Request& q, httplib::Response& r) { apply_template(q, r); });
     svr.Get("/", [](const httplib::Request&, httplib::Response& r) {
       r.set_content(kChatHtml, "text/html; charset=utf-8");
     });
@@ -151,6 +162,20 @@ class Server {
   }
 
  private:
+  // The prompt a chat request renders to, and its tokens, without generating (as llama.cpp's server).
+  void apply_template(const httplib::Request& q, httplib::Response& res) {
+    ojson body;
+    try {
+      body = parse_json_limited<ojson>(q.body, "request body");
+      const ApiRequest req = parse_request(body, true, cs_, api_, template_mu_);
+      send_json(res, 200, {{"prompt", req.rendered}, {"tokens", req.prompt}});
+    } catch (const RequestError& e) {
+      send_error(res, e.status, e.what());
+    } catch (const std::exception& e) {
+      send_error(res, 400, e.what());
+    }
+  }
+
   void completion(const httplib::Request& q, httplib::Response& res, bool chat) {
     ojson body;
     try {
