@@ -42,6 +42,7 @@ def main():
     ap.add_argument("--model", default="models/smollm2-135m-instruct")
     ap.add_argument("--tqlm", default="build/tqlm")
     ap.add_argument("--url", help="an already running server")
+    ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
     proc, url = (None, args.url) if args.url else start_server(args)
     client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=600)
@@ -99,8 +100,18 @@ def main():
     print(f"{args.clients} clients, {wall:.0f} s: {failed[0]} failed requests, {tokens[0] / wall:.1f} streamed "
           f"content chunks/s, TTFT p50 {q(ttft, 50):.0f} ms p99 {q(ttft, 99):.0f} ms, inter-token p50 "
           f"{q(itl, 50):.1f} ms p99 {q(itl, 99):.1f} ms")
+    marks = [rss[min(len(rss) - 1, len(rss) * k // 8)][1] / 1e6 for k in range(1, 9)] if rss else []
+    print("RSS - KV pool at each eighth of the run (MB): " + " ".join(f"{x:.1f}" for x in marks))
     print(f"RSS - KV pool {rss[-1][1] / 1e6 if rss else 0:.1f} MB, slope over the second half {slope / 1e6 * 60:.2f} MB/min; "
           f"KV blocks in use at the end {m['tqlm_kv_blocks_used']:.0f}, running {m['tqlm_sequences_running']:.0f}")
+    if args.json:
+        import json
+        with open(args.json, "w") as f:
+            json.dump({"clients": args.clients, "seconds": wall, "failed": failed[0], "chunks": tokens[0],
+                       "ttft_p50_ms": q(ttft, 50), "ttft_p99_ms": q(ttft, 99), "itl_p50_ms": q(itl, 50),
+                       "itl_p99_ms": q(itl, 99), "rss_minus_kv_mb": marks, "slope_mb_per_min": slope / 1e6 * 60,
+                       "kv_blocks_used_end": m["tqlm_kv_blocks_used"], "running_end": m["tqlm_sequences_running"]},
+                      f, indent=1)
     if proc:
         proc.terminate()
     if failed[0] or m["tqlm_kv_blocks_used"] != 0:

@@ -138,7 +138,8 @@ class Server {
                 {{"model", api_.model_id},
                  {"kv", engine_->kv_layout().mode},
                  {"context", engine_->context()},
-                 {"max_seqs", o_.max_seqs}});
+                 {"max_seqs", o_.max_seqs},
+                 {"auth", !o_.api_key.empty()}});
     });
     svr.Get("/health", [](const httplib::Request&, httplib::Response& r) {
       send_json(r, 200, {{"status", "ok"}});

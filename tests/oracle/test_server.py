@@ -184,6 +184,36 @@ def test_api_key(tqlm_bin):
         s.stop()
 
 
+def headers_of(url, method, headers=None):
+    req = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers)
+
+
+def test_cors(tqlm_bin, server):
+    """--cors-origin: a browser's preflight (OPTIONS, no key) gets 204 and the allowed origin, methods and
+    headers; API answers carry the origin; without the flag no CORS header is sent."""
+    status, h = headers_of(server.url + "/v1/models", "GET")
+    assert status == 200 and "Access-Control-Allow-Origin" not in h
+    s = Served(tqlm_bin, "--api-key", KEY, "--ctx", "512", "--cors-origin", "http://localhost:3000")
+    try:
+        status, h = headers_of(s.url + "/v1/chat/completions", "OPTIONS",
+                               {"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST",
+                                "Access-Control-Request-Headers": "authorization, content-type"})
+        assert status == 204, (status, h)
+        assert h["Access-Control-Allow-Origin"] == "http://localhost:3000"
+        assert "POST" in h["Access-Control-Allow-Methods"] and "Authorization" in h["Access-Control-Allow-Headers"]
+        status, h = headers_of(s.url + "/v1/models", "GET", {"Authorization": "Bearer " + KEY})
+        assert status == 200 and h["Access-Control-Allow-Origin"] == "http://localhost:3000"
+        status, h = headers_of(s.url + "/v1/models", "GET")  # the key is still required
+        assert status == 401 and h["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    finally:
+        s.stop()
+
+
 def test_concurrent_streams_equal_each_alone(server):
     c = server.client()
     prompts = ["Name three colors.", "What is 2 + 2?", "Say hello in French.", "Why is the sky blue?",

@@ -56,3 +56,29 @@ def test_chat_in_a_browser(tqlm_bin, browser):
         assert s.metrics()["tqlm_sequences_running"] == 0
     finally:
         s.stop()
+
+
+def test_api_key_field(tqlm_bin, browser):
+    """With --api-key the page shows a key field; a message without the key shows the server's 401 message,
+    with the key it gets an answer."""
+    s = Served(tqlm_bin, "--ctx", "1024", "--api-key", "page-secret")
+    try:
+        browser.get(s.url + "/")
+        browser.execute_script("localStorage.clear()")
+        browser.get(s.url + "/")
+        wait = WebDriverWait(browser, 120)
+        wait.until(lambda d: d.find_element(By.ID, "key").is_displayed())
+        box = browser.find_element(By.ID, "input")
+        box.send_keys("Hello")
+        browser.find_element(By.ID, "send").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".assistant .error"))
+        assert "API key" in browser.find_elements(By.CSS_SELECTOR, ".assistant .error")[-1].text
+        browser.find_element(By.ID, "key").send_keys("page-secret")
+        box.send_keys("What is the capital of France?")
+        browser.find_element(By.ID, "send").click()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".assistant .answer")) == 2 and
+                   d.find_elements(By.CSS_SELECTOR, ".assistant .answer")[-1].text.strip())
+        wait.until(lambda d: d.find_element(By.ID, "send").is_enabled())
+        assert "Paris" in browser.find_elements(By.CSS_SELECTOR, ".assistant .answer")[-1].text
+    finally:
+        s.stop()
