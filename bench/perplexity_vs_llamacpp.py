@@ -36,7 +36,7 @@ def main():
     import llama_cpp
     from tokenizers import Tokenizer
 
-    gguf = a.gguf or next((ROOT / ".cache").rglob("*.gguf"), None)
+    gguf = a.gguf or next(iter(sorted((ROOT / ".cache").rglob("*.gguf"), key=lambda g: "dequant" in g.name)), None)
     if not gguf:
         sys.exit("no GGUF found: run scripts/get-default-model.sh first or pass --gguf")
     text = Path(a.data).read_text(encoding="utf-8")

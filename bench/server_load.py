@@ -7,6 +7,7 @@ pool over time (slope over the second half; the pool itself grows up to its budg
 
 Starts its own server (build/tqlm serve --port 0) unless --url is given."""
 import argparse
+import json
 import re
 import statistics
 import subprocess
@@ -33,6 +34,69 @@ def metrics(url):
     return {m.group(1): float(m.group(2)) for m in re.finditer(r"^(tqlm_\w+) (\S+)$", text, re.M)}
 
 
+def run_load(url, clients, seconds, max_tokens, sample_rss=True):
+    """`clients` threads streaming chat completions for `seconds`; returns the figures (latencies in ms)."""
+    client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=600)
+    model = client.models.list().data[0].id
+    stop = time.time() + seconds
+    ttft, itl, failed, tokens, done, lock = [], [], [0], [0], [0], threading.Lock()
+    rss = []
+
+    def worker(i):
+        n = 0
+        while time.time() < stop:
+            n += 1
+            t0 = time.time()
+            last, first = None, None
+            try:
+                for ch in client.chat.completions.create(
+                        model=model, stream=True, max_tokens=max_tokens, temperature=0.7, seed=i * 1000 + n,
+                        messages=[{"role": "user", "content": f"Client {i}, request {n}: tell me a short story."}]):
+                    if ch.choices and ch.choices[0].delta.content:
+                        now = time.time()
+                        with lock:
+                            if first is None:
+                                first = now
+                                ttft.append(now - t0)
+                            else:
+                                itl.append(now - last)
+                            tokens[0] += 1
+                        last = now
+                with lock:
+                    done[0] += 1
+            except Exception:  # noqa: BLE001 - every failure counts
+                with lock:
+                    failed[0] += 1
+
+    def sampler():
+        while time.time() < stop:
+            m = metrics(url)  # RSS without the KV pool: the pool keeps finished prompts for reuse, by design
+            rss.append((time.time(), m["tqlm_resident_bytes"] - m["tqlm_kv_pool_bytes"]))
+            time.sleep(1)
+
+    th = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    if sample_rss:
+        th.append(threading.Thread(target=sampler))
+    t0 = time.time()
+    for t in th:
+        t.start()
+    for t in th:
+        t.join()
+    wall = time.time() - t0
+    q = lambda v, p: (statistics.quantiles(v, n=100)[p - 1] if len(v) > 1 else v[0] if v else 0) * 1e3  # noqa: E731
+    half = [(t, r) for t, r in rss if t > t0 + wall / 2]
+    slope = 0.0
+    if len(half) > 2:
+        xs, ys = [t for t, _ in half], [r for _, r in half]
+        mx, my = statistics.mean(xs), statistics.mean(ys)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    marks = [rss[min(len(rss) - 1, len(rss) * k // 8)][1] / 1e6 for k in range(1, 9)] if rss else []
+    return {"clients": clients, "seconds": wall, "failed": failed[0], "requests": done[0], "chunks": tokens[0],
+            "chunks_per_s": tokens[0] / wall, "ttft_p50_ms": q(ttft, 50), "ttft_p99_ms": q(ttft, 99),
+            "itl_p50_ms": q(itl, 50), "itl_p99_ms": q(itl, 99), "rss_minus_kv_mb": marks,
+            "slope_mb_per_min": slope / 1e6 * 60}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=32)
@@ -45,76 +109,22 @@ def main():
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
     proc, url = (None, args.url) if args.url else start_server(args)
-    client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=600)
-    model = client.models.list().data[0].id
-    stop = time.time() + args.seconds
-    ttft, itl, failed, tokens, lock = [], [], [0], [0], threading.Lock()
-    rss = []
-
-    def worker(i):
-        n = 0
-        while time.time() < stop:
-            n += 1
-            t0 = time.time()
-            last, first = None, None
-            try:
-                for ch in client.chat.completions.create(
-                        model=model, stream=True, max_tokens=args.max_tokens, temperature=0.7, seed=i * 1000 + n,
-                        messages=[{"role": "user", "content": f"Client {i}, request {n}: tell me a short story."}]):
-                    if ch.choices and ch.choices[0].delta.content:
-                        now = time.time()
-                        with lock:
-                            if first is None:
-                                first = now
-                                ttft.append(now - t0)
-                            else:
-                                itl.append(now - last)
-                            tokens[0] += 1
-                        last = now
-            except Exception:  # noqa: BLE001 - every failure counts
-                with lock:
-                    failed[0] += 1
-
-    def sampler():
-        while time.time() < stop:
-            m = metrics(url)  # RSS without the KV pool: the pool keeps finished prompts for reuse, by design
-            rss.append((time.time(), m["tqlm_resident_bytes"] - m["tqlm_kv_pool_bytes"]))
-            time.sleep(1)
-
-    th = [threading.Thread(target=worker, args=(i,)) for i in range(args.clients)] + [threading.Thread(target=sampler)]
-    t0 = time.time()
-    for t in th:
-        t.start()
-    for t in th:
-        t.join()
-    wall = time.time() - t0
+    r = run_load(url, args.clients, args.seconds, args.max_tokens)
     time.sleep(1)
     m = metrics(url)
-    q = lambda v, p: statistics.quantiles(v, n=100)[p - 1] * 1e3 if len(v) > 1 else 0  # noqa: E731
-    half = [(t, r) for t, r in rss if t > t0 + wall / 2]
-    slope = 0.0
-    if len(half) > 2:
-        xs, ys = [t for t, _ in half], [r for _, r in half]
-        mx, my = statistics.mean(xs), statistics.mean(ys)
-        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-    print(f"{args.clients} clients, {wall:.0f} s: {failed[0]} failed requests, {tokens[0] / wall:.1f} streamed "
-          f"content chunks/s, TTFT p50 {q(ttft, 50):.0f} ms p99 {q(ttft, 99):.0f} ms, inter-token p50 "
-          f"{q(itl, 50):.1f} ms p99 {q(itl, 99):.1f} ms")
-    marks = [rss[min(len(rss) - 1, len(rss) * k // 8)][1] / 1e6 for k in range(1, 9)] if rss else []
-    print("RSS - KV pool at each eighth of the run (MB): " + " ".join(f"{x:.1f}" for x in marks))
-    print(f"RSS - KV pool {rss[-1][1] / 1e6 if rss else 0:.1f} MB, slope over the second half {slope / 1e6 * 60:.2f} MB/min; "
-          f"KV blocks in use at the end {m['tqlm_kv_blocks_used']:.0f}, running {m['tqlm_sequences_running']:.0f}")
+    r["kv_blocks_used_end"], r["running_end"] = m["tqlm_kv_blocks_used"], m["tqlm_sequences_running"]
+    print(f"{args.clients} clients, {r['seconds']:.0f} s: {r['failed']} failed requests, {r['requests']} completed, "
+          f"{r['chunks_per_s']:.1f} streamed content chunks/s, TTFT p50 {r['ttft_p50_ms']:.0f} ms p99 "
+          f"{r['ttft_p99_ms']:.0f} ms, inter-token p50 {r['itl_p50_ms']:.1f} ms p99 {r['itl_p99_ms']:.1f} ms")
+    print("RSS - KV pool at each eighth of the run (MB): " + " ".join(f"{x:.1f}" for x in r["rss_minus_kv_mb"]))
+    print(f"slope over the second half {r['slope_mb_per_min']:.2f} MB/min; KV blocks in use at the end "
+          f"{r['kv_blocks_used_end']:.0f}, running {r['running_end']:.0f}")
     if args.json:
-        import json
         with open(args.json, "w") as f:
-            json.dump({"clients": args.clients, "seconds": wall, "failed": failed[0], "chunks": tokens[0],
-                       "ttft_p50_ms": q(ttft, 50), "ttft_p99_ms": q(ttft, 99), "itl_p50_ms": q(itl, 50),
-                       "itl_p99_ms": q(itl, 99), "rss_minus_kv_mb": marks, "slope_mb_per_min": slope / 1e6 * 60,
-                       "kv_blocks_used_end": m["tqlm_kv_blocks_used"], "running_end": m["tqlm_sequences_running"]},
-                      f, indent=1)
+            json.dump(r, f, indent=1)
     if proc:
         proc.terminate()
-    if failed[0] or m["tqlm_kv_blocks_used"] != 0:
+    if r["failed"] or r["kv_blocks_used_end"] != 0:
         raise SystemExit(1)
 
 
