@@ -17,5 +17,6 @@ void add_kv_plan(CLI::App& app);  // cmd_kv_plan.cpp
 void add_niah(CLI::App& app);     // cmd_niah.cpp
 void add_bench(CLI::App& app);
 void add_serve(CLI::App& app);  // cmd_serve.cpp
+void add_mmlu(CLI::App& app);   // cmd_mmlu.cpp
 
 }  // namespace tqlm::cli

@@ -9,4 +9,8 @@ namespace tqlm {
 // fsync of a file or directory by path; fails naming it.
 void fsync_path(const std::string& path);
 
+// Writes `data` to PATH.tmp-PID, syncs it, renames it to `path` and syncs the directory; on any error the
+// temporary file is removed and the message names `what` and the path. `path` is never half-written.
+void write_file_atomic(const std::string& path, const std::string& data, const std::string& what);
+
 }  // namespace tqlm

@@ -1,5 +1,7 @@
 #include "eval/niah.h"
 
+#include "eval/data_path.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -106,20 +108,7 @@ double NiahPrompt::needle_depth() const {
 }
 
 std::string default_niah_haystack() {
-  namespace fs = std::filesystem;
-  const fs::path rel = fs::path("wikitext-2") / "wiki.test.raw";
-  std::vector<fs::path> candidates;
-  if (const char* env = std::getenv("TQLM_DATA"); env && *env) {
-    candidates.push_back(env);
-    candidates.push_back(fs::path(env) / rel);
-  }
-  std::error_code ec;
-  candidates.push_back(fs::current_path(ec) / ".." / "shared" / "data" / rel);
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) candidates.push_back(exe.parent_path().parent_path().parent_path() / "shared" / "data" / rel);
-  for (const auto& p : candidates)
-    if (fs::is_regular_file(p, ec)) return p.lexically_normal().string();
-  return "";
+  return default_data_path((std::filesystem::path("wikitext-2") / "wiki.test.raw").string(), false);
 }
 
 NiahPrompt build_niah_prompt(const ChatSession& cs, const std::string& text, const std::string& name,

@@ -50,6 +50,25 @@ def greedy(path: str, n_ctx: int, prompt: list[int], n: int) -> list[int]:
     return out
 
 
+def next_token_logprobs(path: str, n_ctx: int, prompts: list[list[int]], ids: list[int]) -> list[list[float]]:
+    """For each prompt, the log-probabilities (log-softmax over the whole vocabulary, f64) of `ids` at the
+    position after it. A prompt's common prefix with the previous one is kept in the KV cache."""
+    llm = _model(path, n_ctx)
+    llm.reset()
+    out = []
+    for p in prompts:
+        prev = llm.input_ids[: llm.n_tokens].tolist()
+        common = 0
+        while common < min(len(prev), len(p) - 1) and prev[common] == p[common]:
+            common += 1
+        llm.n_tokens = common
+        llm.eval(list(p[common:]))
+        row = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float64)
+        lse = row.max() + np.log(np.exp(row - row.max()).sum())
+        out.append([float(row[i] - lse) for i in ids])
+    return out
+
+
 def tokenize(path: str, text: bytes, special: bool) -> list[int]:
     return _model(path, vocab_only=True).tokenize(text, add_bos=False, special=special)
 

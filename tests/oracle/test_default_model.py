@@ -39,6 +39,7 @@ import pytest
 mx = pytest.importorskip("mlx.core")
 mx.set_default_device(mx.cpu)
 gguf = pytest.importorskip("gguf")
+from default_gguf import f32_gguf, q4_gguf  # noqa: E402
 from isolation import llama_cpp_oracle  # llama.cpp runs in a child process: a crash there fails one test
 tokenizers = pytest.importorskip("tokenizers")
 
@@ -74,13 +75,10 @@ def log(msg: str) -> None:
 
 @pytest.fixture(scope="session")
 def gguf_path() -> Path:
-    r = subprocess.run(["bash", str(ROOT / "scripts" / "get-default-model.sh"), str(MODEL_DIR)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.fail(f"get-default-model.sh failed:\n{r.stdout}\n{r.stderr}")
-    m = re.search(r"^gguf: (.+)$", r.stdout, re.M)
-    assert m, f"get-default-model.sh did not print the GGUF path:\n{r.stdout}"
-    p = Path(m.group(1))
+    try:
+        p = q4_gguf()
+    except RuntimeError as e:
+        pytest.fail(str(e))
     assert p.is_file()
     return p
 
@@ -96,28 +94,8 @@ def config(gguf_path):
 
 
 @pytest.fixture(scope="session")
-def f32_gguf_path(gguf_path, reader) -> Path:
-    """The same model with every tensor dequantized (exactly, in f32) by the gguf package; cached."""
-    out = gguf_path.with_name(gguf_path.stem + ".dequant-F32.gguf")
-    if out.is_file() and out.stat().st_mtime >= gguf_path.stat().st_mtime:
-        return out
-    part = out.with_name(out.name + ".part")
-    w = gguf.GGUFWriter(str(part), arch=reader.fields["general.architecture"].contents())
-    for f in reader.fields.values():
-        if f.name.startswith("GGUF.") or f.name in ("general.architecture", "general.file_type"):
-            continue
-        vt = f.types[0]
-        w.add_key_value(f.name, f.contents(), vt, sub_type=f.types[-1] if vt == gguf.GGUFValueType.ARRAY else None)
-    w.add_file_type(gguf.LlamaFileType.ALL_F32)
-    for t in reader.tensors:
-        a = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).astype(np.float32)
-        w.add_tensor(t.name, a.reshape([int(x) for x in reversed(t.shape)]))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    os.replace(part, out)
-    return out
+def f32_gguf_path(gguf_path) -> Path:
+    return f32_gguf(gguf_path)
 
 
 class LlamaModel:
