@@ -12,13 +12,13 @@ N_THREADS = os.cpu_count() or 2
 _models: dict = {}
 
 
-def _model(path: str, n_ctx: int = 0, vocab_only: bool = False):
-    key = (path, n_ctx, vocab_only)
+def _model(path: str, n_ctx: int = 0, vocab_only: bool = False, logits_all: bool = True):
+    key = (path, n_ctx, vocab_only, logits_all)
     if key not in _models:
         if vocab_only:
             _models[key] = llama_cpp.Llama(path, vocab_only=True, verbose=False)
-        else:  # f32 KV cache, every position's logits kept
-            _models[key] = llama_cpp.Llama(path, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, logits_all=True,
+        else:  # f32 KV cache, every position's logits kept (or only the last one's)
+            _models[key] = llama_cpp.Llama(path, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, logits_all=logits_all,
                                            type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32,
                                            n_threads=N_THREADS, n_threads_batch=N_THREADS, seed=0,
                                            verbose=False)
@@ -53,8 +53,9 @@ def greedy(path: str, n_ctx: int, prompt: list[int], n: int) -> list[int]:
 def next_token_logprobs(path: str, n_ctx: int, prompts: list[list[int]], ids: list[int]) -> list[list[float]]:
     """For each prompt, the log-probabilities (log-softmax over the whole vocabulary, f64) of `ids` at the
     position after it. A prompt's common prefix with the previous one is kept in the KV cache."""
-    llm = _model(path, n_ctx)
+    llm = _model(path, n_ctx, logits_all=False)  # the head runs on the last position only
     llm.reset()
+    vocab = llm.n_vocab()
     out = []
     for p in prompts:
         prev = llm.input_ids[: llm.n_tokens].tolist()
@@ -63,7 +64,7 @@ def next_token_logprobs(path: str, n_ctx: int, prompts: list[list[int]], ids: li
             common += 1
         llm.n_tokens = common
         llm.eval(list(p[common:]))
-        row = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float64)
+        row = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(vocab,)).astype(np.float64)
         lse = row.max() + np.log(np.exp(row - row.max()).sum())
         out.append([float(row[i] - lse) for i in ids])
     return out

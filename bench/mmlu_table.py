@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""MMLU by subject for the default model: tqlm (loglik, 5-shot) with each KV mode asked, beside llama.cpp
+(llama-cpp-python) scoring the very same prompt ids on the Q4_1 GGUF the model was converted from (its kernels
+quantize activations to 8 bits, so near-ties can flip: the agreement is printed). Prints a markdown table for
+docs/results.md and writes the raw results as JSON.
+
+  .venv/bin/python bench/mmlu_table.py [--kv bf16,turbo4v2] [--n 0] [--subjects all] [--out .cache/mmlu]
+
+--n 0 runs every question of every test file in ../shared/data/mmlu (about 14,000); --n 50 is a quick
+subset (the same questions for every engine: tqlm's seeded choice)."""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "oracle"))
+
+
+def run_tqlm(a, kv, out_dir):
+    js, prompts = out_dir / f"tqlm-{kv}.json", out_dir / "prompts.jsonl"
+    cmd = [a.tqlm, "mmlu", a.model, "--data", a.data, "--kv", kv, "--n", str(a.n), "--json", "-t", str(a.threads)]
+    if a.subjects != "all":
+        cmd += ["--subjects", a.subjects]
+    if kv == a.kv[0]:
+        cmd += ["--save-prompts", str(prompts)]
+    t0 = time.time()
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        sys.exit(f"tqlm mmlu --kv {kv} failed")
+    js.write_text(r.stdout)
+    print(f"tqlm --kv {kv}: {time.time() - t0:.0f} s", flush=True)
+    return json.loads(r.stdout)
+
+
+def run_llamacpp(a, prompts, letters):
+    from isolation import llama_cpp_oracle
+    oracle = llama_cpp_oracle()
+    try:
+        out, t0 = [], time.time()
+        for i in range(0, len(prompts), 200):  # in slices: one call per 200 prompts (progress, bounded messages)
+            out += oracle.call("next_token_logprobs", str(a.gguf), 4096, prompts[i:i + 200], letters)
+            print(f"llama.cpp {len(out)}/{len(prompts)}  {time.time() - t0:.0f} s", flush=True)
+        return np.array(out)
+    finally:
+        oracle.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kv", default="bf16,turbo4v2")
+    ap.add_argument("--n", type=int, default=0)
+    ap.add_argument("--subjects", default="all")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--model", default=str(ROOT / "models" / "smollm2-135m-instruct"))
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "mmlu"))
+    ap.add_argument("--gguf", default=None, help="default: the Q4_1 GGUF cached by scripts/get-default-model.sh")
+    ap.add_argument("--tqlm", default=str(ROOT / "build" / "tqlm"))
+    ap.add_argument("--out", default=str(ROOT / ".cache" / "mmlu"))
+    a = ap.parse_args()
+    a.kv = a.kv.split(",")
+    a.gguf = a.gguf or next(iter(sorted((ROOT / ".cache").rglob("*.gguf"), key=lambda g: "dequant" in g.name)), None)
+    out_dir = Path(a.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = {kv: run_tqlm(a, kv, out_dir) for kv in a.kv}
+    base = runs[a.kv[0]]
+    prompts = [json.loads(line)["ids"] for line in (out_dir / "prompts.jsonl").read_text().splitlines()]
+    hf = Tokenizer.from_file(str(Path(a.model) / "tokenizer.json"))
+    letters = [hf.encode(" " + c, add_special_tokens=False).ids[0] for c in "ABCD"]
+    ref = run_llamacpp(a, prompts, letters)
+    (out_dir / "llamacpp.json").write_text(json.dumps(ref.tolist()))
+    answers = np.array([it["answer"] for it in base["items"]])
+    subj = [it["subject"] for it in base["items"]]
+    preds = {kv: np.array([it["pred"] for it in r["items"]]) for kv, r in runs.items()}
+    preds["llama.cpp"] = ref.argmax(1)
+    cols = a.kv + ["llama.cpp"]
+    agree = float(np.mean(preds[a.kv[0]] == preds["llama.cpp"]))
+
+    def acc(mask, col):
+        n = int(mask.sum())
+        p = float(np.mean(preds[col][mask] == answers[mask])) if n else 0.0
+        return p, math.sqrt(p * (1 - p) / n) if n else 0.0
+
+    print(f"\nMMLU loglik 5-shot, {len(answers)} questions, {len(set(subj))} subjects ({'all' if a.n == 0 else a.n} per "
+          f"subject); tqlm {a.kv[0]} vs llama.cpp (Q4_1 GGUF) choose the same letter on {100 * agree:.2f}%\n")
+    print("| subject | n | " + " | ".join(f"{'tqlm ' + c if c != 'llama.cpp' else c} acc %" for c in cols) + " |")
+    print("|---|---|" + "---|" * len(cols))
+    for s in sorted(set(subj)):
+        m = np.array([x == s for x in subj])
+        print(f"| {s} | {int(m.sum())} | " + " | ".join(f"{100 * acc(m, c)[0]:.1f}" for c in cols) + " |")
+    m = np.ones(len(answers), bool)
+    print(f"| **overall** | {len(answers)} | " +
+          " | ".join(f"**{100 * acc(m, c)[0]:.2f}** +/- {100 * acc(m, c)[1]:.2f}" for c in cols) + " |")
+
+
+if __name__ == "__main__":
+    main()
