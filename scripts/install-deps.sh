@@ -17,7 +17,8 @@ APT_PKGS=(build-essential cmake ninja-build pkg-config
   nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libpcre2-dev libfmt-dev libcsv-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 clang-format-14 libclang-rt-14-dev python3-venv
-  chromium chromium-driver)  # the browser test of the server's web page
+  chromium chromium-driver  # the browser test of the server's web page
+  librsvg2-bin)             # rsvg-convert: PNG copies of the SVG plots
 
 missing=()
 for p in "${APT_PKGS[@]}"; do

@@ -2,12 +2,15 @@
 // progress lines and the result table / JSON.
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "core/json.h"
 #include "core/mapped_file.h"
+#include "eval/heatmap_svg.h"
 #include "eval/niah.h"
 #include "tokenizer/utf8.h"
 
@@ -18,7 +21,7 @@ namespace {
 struct NiahOpts {
   ModelOptions m;
   NiahOptions n;
-  std::string haystack;
+  std::string haystack, needles, svg;
   bool json = false, verbose = false;
 };
 
@@ -35,10 +38,14 @@ nlohmann::ordered_json trial_json(const NiahTrial& t, bool verbose) {
   nlohmann::ordered_json j = {{"context_target", t.context_target},
                               {"prompt_tokens", t.prompt_tokens},
                               {"depth", t.depth},
+                              {"trial", t.trial},
+                              {"kind", t.prompt.kind},
                               {"needle", t.prompt.needle},
-                              {"number", t.prompt.number},
+                              {"value", t.prompt.value},
                               {"answer", t.answer},
                               {"pass", t.pass},
+                              {"pass_contains", t.pass_contains},
+                              {"pass_exact", t.pass_exact},
                               {"seconds", t.seconds},
                               {"prefill_seconds", t.prefill_seconds},
                               {"needle_depth", t.prompt.needle_depth()},
@@ -92,6 +99,8 @@ void print_json(const NiahOpts& o, const NiahResult& r) {
       {"max_tokens", o.n.max_tokens},
       {"contexts", o.n.contexts},
       {"depths", o.n.depths},
+      {"trials_per_cell", o.n.trials},
+      {"score", o.n.exact ? "exact" : "contains"},
       {"trials", trials},
       {"summary",
        {{"passed", r.passed}, {"total", r.trials.size()}, {"seconds", r.seconds}, {"by_context", by_ctx}}}};
@@ -107,10 +116,17 @@ void print_table(const NiahOpts& o, const NiahResult& r) {
   for (double d : o.n.depths) std::printf(" %6g%%", d);
   std::printf("  passed\n");
   size_t i = 0;
+  const int per = o.n.trials;
   for (const auto& c : context_rows(r)) {
     std::printf("%-8lld %-8lld", (long long)c.context, (long long)c.prompt_tokens);
-    for (int k = 0; k < c.total; ++k, ++i)
-      std::printf(" %7s", o.n.dry_run ? "-" : r.trials[i].pass ? "ok" : "miss");
+    for (int k = 0; k < c.total; k += per) {
+      int ok = 0;
+      for (int j = 0; j < per; ++j, ++i) ok += r.trials[i].pass;
+      const std::string cell = o.n.dry_run ? "-"
+                               : per == 1  ? (ok ? "ok" : "miss")
+                                           : fmt::format("{}/{}", ok, per);
+      std::printf(" %7s", cell.c_str());
+    }
     if (o.n.dry_run)
       std::printf("  -\n");
     else
@@ -120,10 +136,46 @@ void print_table(const NiahOpts& o, const NiahResult& r) {
   if (!o.verbose) return;
   for (const auto& t : r.trials) {
     const nlohmann::json answer = t.answer;  // quoted and escaped
-    std::printf("context %lld depth %g%% (at %.1f%%): needle %s  answer %s  %s\n",
-                (long long)t.context_target, t.depth, 100 * t.prompt.needle_depth(), t.prompt.number.c_str(),
-                answer.dump().c_str(), t.pass ? "ok" : "miss");
+    std::printf("context %lld depth %g%% (at %.1f%%) trial %d: %s %s  answer %s  contains %s, exact %s\n",
+                (long long)t.context_target, t.depth, 100 * t.prompt.needle_depth(), t.trial,
+                t.prompt.kind.c_str(), t.prompt.value.c_str(), answer.dump().c_str(),
+                t.pass_contains ? "yes" : "no", t.pass_exact ? "yes" : "no");
   }
+}
+
+// The grid as a heatmap: depths down, contexts across, the pass rate of each cell. A PNG beside it when
+// rsvg-convert (librsvg2-bin) is installed.
+void write_svg(const NiahOpts& o, const NiahResult& r) {
+  Heatmap h;
+  h.title = fmt::format("NIAH {}  KV {}  {} ({} trial{} per cell, {} match)", o.m.model, r.kv_mode,
+                        fmt::format("{}/{}", r.passed, r.trials.size()), o.n.trials,
+                        o.n.trials > 1 ? "s" : "", o.n.exact ? "exact" : "contains");
+  h.x_name = "context (tokens)";
+  h.y_name = "needle depth";
+  for (int64_t c : o.n.contexts) h.cols.push_back(std::to_string(c));
+  for (double d : o.n.depths) h.rows.push_back(fmt::format("{:g}%", d));
+  h.values.assign(o.n.depths.size(), std::vector<double>(o.n.contexts.size(), 0));
+  h.text.assign(o.n.depths.size(), std::vector<std::string>(o.n.contexts.size()));
+  const size_t nd = o.n.depths.size(), per = size_t(o.n.trials);
+  for (size_t c = 0; c < o.n.contexts.size(); ++c)
+    for (size_t d = 0; d < nd; ++d) {
+      int ok = 0;
+      for (size_t j = 0; j < per; ++j) ok += r.trials[(c * nd + d) * per + j].pass;
+      h.values[d][c] = double(ok) / double(per);
+      h.text[d][c] = per == 1 ? (ok ? "ok" : "miss") : fmt::format("{}/{}", ok, per);
+    }
+  write_file_atomic(o.svg, heatmap_svg(h), "--svg file");
+  std::fprintf(stderr, "niah: heatmap %s\n", o.svg.c_str());
+  if (std::system("command -v rsvg-convert > /dev/null 2>&1") != 0) return;
+  const std::string png = o.svg.size() > 4 && o.svg.compare(o.svg.size() - 4, 4, ".svg") == 0
+                              ? o.svg.substr(0, o.svg.size() - 4) + ".png"
+                              : o.svg + ".png";
+  const std::string cmd =
+      fmt::format("rsvg-convert -o '{}.tmp' '{}' && mv '{}.tmp' '{}'", png, o.svg, png, png);
+  if (o.svg.find('\'') == std::string::npos && std::system(cmd.c_str()) == 0)
+    std::fprintf(stderr, "niah: heatmap %s\n", png.c_str());
+  else
+    std::fprintf(stderr, "niah: rsvg-convert could not write %s (the SVG is there)\n", png.c_str());
 }
 
 }  // namespace
@@ -132,13 +184,15 @@ void add_niah(CLI::App& app) {
   auto o = std::make_shared<NiahOpts>();
   auto* cmd = app.add_subcommand(
       "niah",
-      "Needle in a haystack: for each context x depth, consecutive sentences of the haystack text (from a "
-      "line "
-      "chosen by --seed) fill the chat prompt to the context length minus --max-tokens; the sentence \"The "
-      "special magic number is NNNNN.\" (5 random digits) sits at the sentence boundary nearest depth% of "
-      "the "
-      "haystack, followed by the question. Greedy answer from an empty KV cache (--kv); a trial passes when "
-      "the number is in the answer. Without --haystack: $TQLM_DATA (a file, or a directory holding "
+      "Needle in a haystack: for each context x depth (x --trials), consecutive sentences of the haystack "
+      "text "
+      "(from a line chosen by --seed) fill the chat prompt to the context length minus --max-tokens; the "
+      "needle "
+      "sentence (default \"The special magic number is NNNNN.\", 5 random digits; --needles FILE for others) "
+      "sits at the sentence boundary nearest depth% of the haystack, followed by its question. Greedy answer "
+      "from an empty KV cache (--kv); a trial passes when the answer contains the value (--exact: is the "
+      "value). "
+      "--svg writes the grid as a heatmap. Without --haystack: $TQLM_DATA (a file, or a directory holding "
       "wikitext-2/wiki.test.raw), else ../shared/data/wikitext-2/wiki.test.raw from the current directory or "
       "from the repository that holds the executable.");
   add_model_options(cmd, o->m);
@@ -152,6 +206,22 @@ void add_niah(CLI::App& app) {
   cmd->add_option("--seed", o->n.seed, "Seed of the haystack offsets and needle numbers")
       ->capture_default_str();
   cmd->add_option("--max-tokens,-n", o->n.max_tokens, "Answer length limit in tokens")->capture_default_str();
+  cmd->add_option(
+         "--trials", o->n.trials,
+         "Trials per (context, depth) cell, each with its own haystack offset and value; trial i uses "
+         "needle i mod the number of needles")
+      ->capture_default_str();
+  cmd->add_option(
+         "--needles", o->needles,
+         "JSON file of needles: [{\"name\", \"sentence\" (with {value}), \"question\", \"digits\": N | "
+         "\"values\": [...]}] (default: the magic number, 5 digits)")
+      ->check(regular_file_check("--needles"));
+  cmd->add_flag(
+      "--exact", o->n.exact,
+      "Pass only when the answer is the value (outer spaces, quotes and a final '.' ignored); default: "
+      "the answer contains it. Both are in --json.");
+  cmd->add_option("--svg", o->svg,
+                  "Write the grid as a heatmap SVG (and a PNG beside it if rsvg-convert exists)");
   cmd->add_flag("--dry-run", o->n.dry_run,
                 "Build the prompts and report their lengths and depths; run nothing");
   cmd->add_flag("--json", o->json, "Print per-trial records and the summary as JSON");
@@ -173,6 +243,7 @@ void add_niah(CLI::App& app) {
     ChatSession cs({o->m.model, o->m.threads, o->m.kv_spec(), "", false});
     check_loaded_config(cs.model().config(), o->m.ctx);
     o->n.haystack_name = o->haystack;
+    if (!o->needles.empty()) o->n.needles = load_niah_needles(o->needles);
     // One progress line per trial on stderr (trials take seconds to minutes each).
     const NiahResult r = run_niah(cs, text, o->n, [o](const NiahTrial& t, size_t done, size_t total) {
       std::fprintf(
@@ -186,6 +257,7 @@ void add_niah(CLI::App& app) {
           t.seconds, t.prefill_seconds);
       std::fflush(stderr);
     });
+    if (!o->svg.empty() && !o->n.dry_run) write_svg(*o, r);
     if (o->json)
       print_json(*o, r);
     else

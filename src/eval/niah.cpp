@@ -3,12 +3,14 @@
 #include "eval/data_path.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "runtime/generator.h"
 #include "runtime/sampler.h"
 
@@ -21,8 +23,6 @@ double since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-constexpr char kQuestion[] =
-    "What is the special magic number mentioned in the text? Answer with the number only.";
 constexpr int64_t kCharsPerTokenGuess = 6;  // first haystack span guess, bytes per token (doubled when short)
 constexpr size_t kMaxStartSkip = 16;        // leading sentences that may be skipped to fill the budget better
 
@@ -95,6 +95,29 @@ size_t line_start(const std::string& text, size_t pos) {
   return nl == std::string::npos || nl + 1 >= text.size() ? 0 : nl + 1;
 }
 
+// The trial's value: a number of needle.digits digits (leading digit non-zero), or one of needle.values; one
+// that does not occur in the haystack file if any of the first 64 draws does not.
+std::string niah_value(const NiahNeedle& needle, const std::string& text, uint64_t seed) {
+  std::string v;
+  for (int i = 0; i < 64; ++i, seed = mix(seed)) {
+    if (needle.digits > 0) {
+      uint64_t lo = 1;
+      for (int d = 1; d < needle.digits; ++d) lo *= 10;
+      v = std::to_string(lo + mix(seed) % (9 * lo));
+    } else {
+      v = needle.values[mix(seed) % needle.values.size()];
+    }
+    if (text.find(v) == std::string::npos) break;
+  }
+  return v;
+}
+
+std::string lower(std::string s) {
+  for (char& c : s)
+    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+  return s;
+}
+
 nlohmann::ordered_json user_message(const std::string& content) {
   return nlohmann::ordered_json::array({{{"role", "user"}, {"content", content}}});
 }
@@ -107,19 +130,92 @@ double NiahPrompt::needle_depth() const {
   return std::clamp(double(needle_token - hay_begin_token) / double(hay), 0.0, 1.0);
 }
 
+std::vector<NiahNeedle> default_niah_needles() {
+  return {{"number",
+           "The special magic number is {value}.",
+           "What is the special magic number mentioned in the text? Answer with the number only.",
+           5,
+           {}}};
+}
+
+std::vector<NiahNeedle> load_niah_needles(const std::string& path) {
+  const auto j = read_json_file_limited<nlohmann::json>(path);
+  if (!j.is_array() || j.empty() || j.size() > 1000)
+    fail("{}: needles must be a list of 1 to 1000 objects", path);
+  std::vector<NiahNeedle> out;
+  for (size_t i = 0; i < j.size(); ++i) {
+    const auto& e = j[i];
+    const std::string at = fmt::format("{}: needle {}", path, i);
+    if (!e.is_object()) fail("{}: must be an object", at);
+    NiahNeedle n;
+    auto str = [&](const char* k, std::string& dst) {
+      if (!e.contains(k) || !e[k].is_string() || e[k].get<std::string>().empty() ||
+          e[k].get<std::string>().size() > 4096)
+        fail("{}: '{}' must be a non-empty string of at most 4096 bytes", at, k);
+      dst = e[k].get<std::string>();
+    };
+    str("sentence", n.sentence);
+    str("question", n.question);
+    n.name = e.contains("name") && e["name"].is_string() ? e["name"].get<std::string>()
+                                                         : fmt::format("needle{}", i);
+    const size_t v = n.sentence.find("{value}");
+    if (v == std::string::npos || n.sentence.find("{value}", v + 1) != std::string::npos)
+      fail("{}: 'sentence' must hold {{value}} exactly once", at);
+    const bool has_digits = e.contains("digits"), has_values = e.contains("values");
+    if (has_digits == has_values) fail("{}: give either 'digits' or 'values'", at);
+    if (has_digits) {
+      if (!e["digits"].is_number_integer() || e["digits"].get<int64_t>() < 1 ||
+          e["digits"].get<int64_t>() > 18)
+        fail("{}: 'digits' must be an integer in [1, 18]", at);
+      n.digits = int(e["digits"].get<int64_t>());
+    } else {
+      if (!e["values"].is_array() || e["values"].empty() || e["values"].size() > 100000)
+        fail("{}: 'values' must be a list of 1 to 100000 strings", at);
+      for (const auto& x : e["values"]) {
+        if (!x.is_string() || x.get<std::string>().empty() || x.get<std::string>().size() > 256)
+          fail("{}: 'values' entries must be non-empty strings of at most 256 bytes", at);
+        n.values.push_back(x.get<std::string>());
+      }
+    }
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+bool niah_contains(const std::string& answer, const std::string& value) {
+  std::string plain;  // without digit-group commas ("48,213")
+  for (size_t i = 0; i < answer.size(); ++i)
+    if (!(answer[i] == ',' && i > 0 && i + 1 < answer.size() && std::isdigit(uint8_t(answer[i - 1])) &&
+          std::isdigit(uint8_t(answer[i + 1]))))
+      plain += answer[i];
+  return lower(plain).find(lower(value)) != std::string::npos;
+}
+
+bool niah_exact(const std::string& answer, const std::string& value) {
+  size_t a = 0, b = answer.size();
+  auto outer = [](char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '"' || c == '\'';
+  };
+  while (a < b && outer(answer[a])) ++a;
+  while (b > a && outer(answer[b - 1])) --b;
+  if (b > a && answer[b - 1] == '.') --b;
+  while (b > a && outer(answer[b - 1])) --b;
+  return lower(answer.substr(a, b - a)) == lower(value);
+}
+
 std::string default_niah_haystack() {
   return default_data_path((std::filesystem::path("wikitext-2") / "wiki.test.raw").string(), false);
 }
 
 NiahPrompt build_niah_prompt(const ChatSession& cs, const std::string& text, const std::string& name,
-                             int64_t budget, double depth, uint64_t offset_seed, uint64_t needle_seed) {
+                             int64_t budget, double depth, uint64_t offset_seed, uint64_t needle_seed,
+                             const NiahNeedle& needle) {
   NiahPrompt p;
-  // The needle: a 5-digit number that does not already occur in the text.
-  for (uint64_t s = needle_seed;; s = mix(s)) {
-    p.number = std::to_string(10000 + mix(s) % 90000);
-    if (text.find(p.number) == std::string::npos) break;
-  }
-  p.needle = "The special magic number is " + p.number + ".";
+  p.kind = needle.name;
+  p.value = niah_value(needle, text, needle_seed);
+  p.needle = needle.sentence;
+  p.needle.replace(p.needle.find("{value}"), 7, p.value);
+  const std::string kQuestion = needle.question;
 
   auto render = [&](const std::string& content, std::string* rendered) {
     return cs.encode_chat(user_message(content), nullptr, true, nlohmann::ordered_json::object(), rendered);
@@ -217,60 +313,63 @@ NiahResult run_niah(ChatSession& cs, const std::string& text, const NiahOptions&
       fail("--contexts: {} exceeds the model's max_position_embeddings of {} tokens", c, max_pos);
   }
 
+  if (opt.trials < 1 || opt.trials > 1000) fail("--trials must be in [1, 1000] (got {})", opt.trials);
+  if (opt.needles.empty()) fail("niah needs at least one needle");
   NiahResult r;
   SamplingParams sp;
   sp.temperature = 0;  // greedy
-  const size_t total = opt.contexts.size() * opt.depths.size();
+  const size_t total = opt.contexts.size() * opt.depths.size() * size_t(opt.trials);
   const auto t0 = Clock::now();
-  for (int64_t c : opt.contexts) {
-    const uint64_t offset_seed = mix(opt.seed ^ mix(uint64_t(c)));
-    for (double d : opt.depths) {
-      NiahTrial t;
-      t.context_target = c;
-      t.depth = d;
-      const uint64_t needle_seed = mix(offset_seed ^ mix(uint64_t(d * 1000) + 1));
-      t.prompt =
-          build_niah_prompt(cs, text, opt.haystack_name, c - opt.max_tokens, d, offset_seed, needle_seed);
-      t.prompt_tokens = int64_t(t.prompt.ids.size());
-      if (opt.dry_run) {
+  for (int64_t c : opt.contexts)
+    for (double d : opt.depths)
+      for (int i = 0; i < opt.trials; ++i) {
+        // trial 0 keeps the single-trial seeds: its haystack depends on the seed and the context only
+        const uint64_t offset_seed = mix(opt.seed ^ mix(uint64_t(c)) ^ (i ? mix(uint64_t(i) << 32) : 0));
+        NiahTrial t;
+        t.context_target = c;
+        t.depth = d;
+        t.trial = i;
+        const uint64_t needle_seed = mix(offset_seed ^ mix(uint64_t(d * 1000) + 1));
+        t.prompt = build_niah_prompt(cs, text, opt.haystack_name, c - opt.max_tokens, d, offset_seed,
+                                     needle_seed, opt.needles[size_t(i) % opt.needles.size()]);
+        t.prompt_tokens = int64_t(t.prompt.ids.size());
+        if (opt.dry_run) {
+          if (!opt.keep_prompts) t.prompt.rendered.clear();
+          r.trials.push_back(std::move(t));
+          if (progress) progress(r.trials.back(), r.trials.size(), total);
+          continue;
+        }
+
+        // A fresh cache per trial: prefill alone (max_tokens 0) to measure the cache, then the answer (the
+        // generator reuses the prefilled prompt and recomputes only its last token).
+        Generator gen(cs.model(), cs.tokenizer(), opt.kv);
+        Sampler sampler(sp);
+        GenerateOptions g;
+        g.ctx = c;
+        g.max_tokens = 0;
+        const auto t1 = Clock::now();
+        const GenerateStats pst =
+            gen.generate(t.prompt.ids, sampler, g, [](const std::string&) { return true; });
+        t.prefill_seconds = since(t1);
+        t.kv_bytes = pst.kv_bytes;
+        t.kv_tokens = pst.kv_tokens;
+        if (r.kv_mode.empty())
+          r.kv_mode = gen.kv_layout().mode, r.kv_bytes_per_token = double(gen.kv_layout().bytes_per_token());
+        g.max_tokens = opt.max_tokens;
+        gen.generate(t.prompt.ids, sampler, g, [&](const std::string& s) {
+          t.answer += s;
+          return true;
+        });
+        t.seconds = since(t1);
+
+        t.pass_contains = niah_contains(t.answer, t.prompt.value);
+        t.pass_exact = niah_exact(t.answer, t.prompt.value);
+        t.pass = opt.exact ? t.pass_exact : t.pass_contains;
+        r.passed += t.pass;
         if (!opt.keep_prompts) t.prompt.rendered.clear();
         r.trials.push_back(std::move(t));
         if (progress) progress(r.trials.back(), r.trials.size(), total);
-        continue;
       }
-
-      // A fresh cache per trial: prefill alone (max_tokens 0) to measure the cache, then the answer (the
-      // generator reuses the prefilled prompt and recomputes only its last token).
-      Generator gen(cs.model(), cs.tokenizer(), opt.kv);
-      Sampler sampler(sp);
-      GenerateOptions g;
-      g.ctx = c;
-      g.max_tokens = 0;
-      const auto t1 = Clock::now();
-      const GenerateStats pst =
-          gen.generate(t.prompt.ids, sampler, g, [](const std::string&) { return true; });
-      t.prefill_seconds = since(t1);
-      t.kv_bytes = pst.kv_bytes;
-      t.kv_tokens = pst.kv_tokens;
-      if (r.kv_mode.empty())
-        r.kv_mode = gen.kv_layout().mode, r.kv_bytes_per_token = double(gen.kv_layout().bytes_per_token());
-      g.max_tokens = opt.max_tokens;
-      gen.generate(t.prompt.ids, sampler, g, [&](const std::string& s) {
-        t.answer += s;
-        return true;
-      });
-      t.seconds = since(t1);
-
-      std::string plain;  // the answer without digit-group commas ("48,213")
-      for (char ch : t.answer)
-        if (ch != ',') plain += ch;
-      t.pass = plain.find(t.prompt.number) != std::string::npos;
-      r.passed += t.pass;
-      if (!opt.keep_prompts) t.prompt.rendered.clear();
-      r.trials.push_back(std::move(t));
-      if (progress) progress(r.trials.back(), r.trials.size(), total);
-    }
-  }
   r.seconds = since(t0);
   if (r.kv_mode.empty()) r.kv_mode = opt.kv.mode;  // dry run: no cache was made
   return r;

@@ -22,12 +22,32 @@
 
 namespace tqlm {
 
+// A kind of needle: a sentence holding a value, and the question that asks for it. The value is a random
+// number of `digits` digits, or one of `values`; either way one that does not occur in the haystack file when
+// possible (chosen by the trial's seed).
+struct NiahNeedle {
+  std::string name;                 // e.g. "number"
+  std::string sentence;             // with "{value}": "The special magic number is {value}."
+  std::string question;             // "What is the special magic number mentioned in the text? ..."
+  int digits = 0;                   // 1..18, or 0 when `values` is used
+  std::vector<std::string> values;  // candidate values (used when digits == 0)
+};
+
+// The default needle: "The special magic number is NNNNN." (5 digits).
+std::vector<NiahNeedle> default_niah_needles();
+// Needles from a JSON file: [{"name", "sentence" (with {value}), "question", "digits" | "values"}, ...];
+// every field checked, errors naming the file and the entry.
+std::vector<NiahNeedle> load_niah_needles(const std::string& path);
+
 struct NiahOptions {
   std::vector<int64_t> contexts = {1024, 2048, 4096, 8192};  // target context lengths, tokens
   std::vector<double> depths = {10, 50, 90};                 // needle position, % of the haystack
-  uint64_t seed = 0;                                         // haystack offsets and needle numbers
-  int max_tokens = 16;                                       // answer budget, tokens (part of the context)
-  int64_t ctx_limit = 0;                                     // --ctx; 0: the model's max_position_embeddings
+  int trials = 1;  // trials per (context, depth) cell; trial i uses needle i mod needles.size()
+  std::vector<NiahNeedle> needles = default_niah_needles();
+  bool exact = false;     // pass = exact match (else: the answer contains the value)
+  uint64_t seed = 0;      // haystack offsets and needle values
+  int max_tokens = 16;    // answer budget, tokens (part of the context)
+  int64_t ctx_limit = 0;  // --ctx; 0: the model's max_position_embeddings
   KVSpec kv;
   bool keep_prompts = false;                   // store each rendered prompt in its trial
   bool dry_run = false;                        // build the prompts only (no model run)
@@ -38,8 +58,9 @@ struct NiahOptions {
 struct NiahPrompt {
   std::vector<int32_t> ids;     // the full prompt, tokens
   std::string rendered;         // chat-template output (text of `ids`)
+  std::string kind;             // the needle's name
   std::string needle;           // "The special magic number is 48213."
-  std::string number;           // "48213"
+  std::string value;            // "48213"
   int64_t haystack_offset = 0;  // byte offset in the file where the haystack's first sentence starts
   int64_t haystack_chars = 0;   // bytes of haystack text used (without the needle)
   int64_t needle_char = 0;      // byte offset of the needle in `rendered`
@@ -56,8 +77,12 @@ struct NiahTrial {
   int64_t prompt_tokens = 0;   // actual prompt length, tokens
   double depth = 0;            // requested depth, %
   NiahPrompt prompt;           // `prompt.rendered` is emptied unless keep_prompts
+  int trial = 0;               // index within its cell
   std::string answer;          // generated text
-  bool pass = false;
+  bool pass = false;           // by the chosen score (opt.exact)
+  bool pass_contains = false;  // the answer contains the value (digit-group commas ignored, any case)
+  bool pass_exact =
+      false;           // the answer is the value (outer spaces, quotes and a final '.' ignored; any case)
   double seconds = 0;  // prefill + answer, wall clock
   double prefill_seconds = 0;
   uint64_t kv_bytes = 0;  // cache bytes held after the prefill
@@ -65,7 +90,7 @@ struct NiahTrial {
 };
 
 struct NiahResult {
-  std::vector<NiahTrial> trials;  // contexts outer, depths inner, in option order
+  std::vector<NiahTrial> trials;  // contexts outer, depths, then trials inner, in option order
   int passed = 0;
   std::string kv_mode;            // the cache's own name for its mode
   double kv_bytes_per_token = 0;  // the cache's bytes per token over all layers
@@ -78,10 +103,15 @@ struct NiahResult {
 std::string default_niah_haystack();
 
 // Builds the prompt of one trial. `text`: the whole haystack file (`name` in errors); `budget`: most prompt
-// tokens allowed; `depth`: %; the seeds choose the starting line and the needle's number. Throws when the
+// tokens allowed; `depth`: %; the seeds choose the starting line and the needle's value. Throws when the
 // text is too short for the budget or the budget cannot hold the question.
 NiahPrompt build_niah_prompt(const ChatSession& cs, const std::string& text, const std::string& name,
-                             int64_t budget, double depth, uint64_t offset_seed, uint64_t needle_seed);
+                             int64_t budget, double depth, uint64_t offset_seed, uint64_t needle_seed,
+                             const NiahNeedle& needle = default_niah_needles()[0]);
+
+// The two scores of an answer for a value.
+bool niah_contains(const std::string& answer, const std::string& value);
+bool niah_exact(const std::string& answer, const std::string& value);
 
 using NiahProgress = std::function<void(const NiahTrial& trial, size_t done, size_t total)>;
 
