@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   tqlm::cli::add_kv_plan(app);
   tqlm::cli::add_niah(app);
   tqlm::cli::add_mmlu(app);
+  tqlm::cli::add_report(app);
   tqlm::cli::add_bench(app);
   tqlm::cli::add_serve(app);
   try {
