@@ -132,11 +132,84 @@ void tile8(const uint8_t* const cp[8], const float* sc, const float* bi, int64_t
   }
 }
 
-template <int LOADBITS, int BITS, int NT>
+// Long batches: the tile's codes unpacked once into a buffer laid out so that no reduction is needed:
+// per 32-block, 8 vectors j = 0..7, dword i of vector j = codes 4j..4j+3 of row i (an 8 x 8 dword
+// transpose of the unpacked rows). Multiplying vector j by the token's activation dword j broadcast
+// accumulates each row's block sum in its own lane.
+inline void transpose8(const __m256i c[8], uint8_t* dst /* [8, 32] */) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_epi32(c[2 * i], c[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_epi32(c[2 * i], c[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {  // rows 4h..4h+3
+    __m256i* v = u + 4 * h;
+    const __m256i* tt = t + 4 * h;
+    v[0] = _mm256_unpacklo_epi64(tt[0], tt[2]);  // dwords 0 | 4
+    v[1] = _mm256_unpackhi_epi64(tt[0], tt[2]);  // dwords 1 | 5
+    v[2] = _mm256_unpacklo_epi64(tt[1], tt[3]);  // dwords 2 | 6
+    v[3] = _mm256_unpackhi_epi64(tt[1], tt[3]);  // dwords 3 | 7
+  }
+  for (int j = 0; j < 4; ++j) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32 * j),
+                        _mm256_permute2x128_si256(u[j], u[4 + j], 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32 * (j + 4)),
+                        _mm256_permute2x128_si256(u[j], u[4 + j], 0x31));
+  }
+}
+
+// acc lane i += sum over bytes 4i..4i+3 of code (unsigned, < 2^BITS) * x (int8). Exact.
+template <int BITS>
+inline __m256i dot4_acc(__m256i acc, __m256i c, __m256i x) {
+#if QL_DOT == 2
+  return _mm256_dpbusd_epi32(acc, c, x);
+#elif QL_DOT == 1
+  return _mm256_dpbusd_avx_epi32(acc, c, x);
+#else
+  return _mm256_add_epi32(acc, dot4<BITS>(c, x));
+#endif
+}
+
+template <int BITS, int NT>
+void tile8_t(const uint8_t* buf, const float* sc, const float* bi, int64_t gs, const QActs& xa, int64_t t0,
+             __m256 yv[NT]) {
+  const int64_t in = xa.in, nb = xa.blocks(), per_group = gs / kQ8Block, groups = in / gs;
+  for (int k = 0; k < NT; ++k) yv[k] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256 a[NT];
+    for (int k = 0; k < NT; ++k) a[k] = _mm256_setzero_ps();
+    for (int64_t blk = g * per_group; blk < (g + 1) * per_group; ++blk) {
+      __m256i acc[NT];
+      for (int k = 0; k < NT; ++k) acc[k] = _mm256_setzero_si256();
+      for (int j = 0; j < 8; ++j) {
+        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(buf + blk * 256 + 32 * j));
+        for (int k = 0; k < NT; ++k) {
+          int32_t xd;
+          std::memcpy(&xd, xa.q.data() + (t0 + k) * in + blk * kQ8Block + 4 * j, 4);
+          acc[k] = dot4_acc<BITS>(acc[k], wv, _mm256_set1_epi32(xd));
+        }
+      }
+      for (int k = 0; k < NT; ++k)
+        a[k] = _mm256_add_ps(a[k], _mm256_mul_ps(_mm256_cvtepi32_ps(acc[k]),
+                                                 _mm256_set1_ps(xa.d[size_t((t0 + k) * nb + blk)])));
+    }
+    const __m256 s = _mm256_loadu_ps(sc + g * 8), b = _mm256_loadu_ps(bi + g * 8);
+    for (int k = 0; k < NT; ++k) {
+      const __m256 xs = _mm256_set1_ps(group_sum(xa, t0 + k, g * per_group, per_group));
+      yv[k] = _mm256_add_ps(yv[k], _mm256_add_ps(_mm256_mul_ps(s, a[k]), _mm256_mul_ps(b, xs)));
+    }
+  }
+}
+
+// TRANSPOSED: cp[0] is the transposed buffer (tile8_t), else 8 packed rows (tile8).
+template <bool TRANSPOSED, int BITS, int NT>
 void tile_store(const uint8_t* const cp[8], const float* sc, const float* bi, const __m256 lb, int64_t gs,
                 const QActs& xa, int64_t t0, float* y, int64_t out, int64_t r, int nr) {
   __m256 yv[NT];
-  tile8<LOADBITS, BITS, NT>(cp, sc, bi, gs, xa, t0, yv);
+  if constexpr (TRANSPOSED)
+    tile8_t<BITS, NT>(cp[0], sc, bi, gs, xa, t0, yv);
+  else
+    tile8<BITS, BITS, NT>(cp, sc, bi, gs, xa, t0, yv);
   for (int k = 0; k < NT; ++k) {
     alignas(32) float tmp[8];
     _mm256_store_ps(tmp, _mm256_add_ps(yv[k], lb));
@@ -152,20 +225,21 @@ void load_sb(const void* src, DType dt, int64_t groups, int64_t r, int nr, float
   }
 }
 
-// Decode (T <= 4) unpacks each block in registers for all tokens at once; longer batches unpack the tile's 8
-// rows once into a byte buffer and run 4 tokens at a time over it. Both do the same f32 operations.
-template <int LOADBITS, int BITS>
+// Decode (T <= 2) unpacks each block in registers for all tokens at once; longer batches unpack the tile's 8
+// rows once into a transposed byte buffer (tile8_t) and run 4 tokens at a time over it. Both do the same f32
+// operations on the same exact integer block sums.
+template <bool TRANSPOSED, int BITS>
 void run_tokens(const uint8_t* const cp[8], const float* sc, const float* bi, const __m256 lb, int64_t gs,
                 const QActs& xa, float* y, int64_t out, int64_t r, int nr) {
   int64_t t = 0;
-  for (; t + 4 <= xa.T; t += 4) tile_store<LOADBITS, BITS, 4>(cp, sc, bi, lb, gs, xa, t, y, out, r, nr);
+  for (; t + 4 <= xa.T; t += 4) tile_store<TRANSPOSED, BITS, 4>(cp, sc, bi, lb, gs, xa, t, y, out, r, nr);
   switch (xa.T - t) {
     case 3:
-      return tile_store<LOADBITS, BITS, 3>(cp, sc, bi, lb, gs, xa, t, y, out, r, nr);
+      return tile_store<TRANSPOSED, BITS, 3>(cp, sc, bi, lb, gs, xa, t, y, out, r, nr);
     case 2:
-      return tile_store<LOADBITS, BITS, 2>(cp, sc, bi, lb, gs, xa, t, y, out, r, nr);
+      return tile_store<TRANSPOSED, BITS, 2>(cp, sc, bi, lb, gs, xa, t, y, out, r, nr);
     case 1:
-      return tile_store<LOADBITS, BITS, 1>(cp, sc, bi, lb, gs, xa, t, y, out, r, nr);
+      return tile_store<TRANSPOSED, BITS, 1>(cp, sc, bi, lb, gs, xa, t, y, out, r, nr);
     default:
       return;
   }
@@ -178,7 +252,7 @@ void gemm_qN_q8_f32(const Linear& w, const QActs& xa, float* y, int64_t r0, int6
   float* sc = scratch;                                          // [groups, 8]
   float* bi = sc + groups * 8;                                  // [groups, 8]
   uint8_t* last = reinterpret_cast<uint8_t*>(bi + groups * 8);  // [row_bytes + 64]: the matrix's last row
-  uint8_t* buf = last + (row_bytes + 64 + 63) / 64 * 64;        // [8, in] unpacked codes (long batches)
+  uint8_t* buf = last + (row_bytes + 64 + 63) / 64 * 64;        // [in / 32, 8, 32] transposed codes
   for (int64_t r = r0; r < r1; r += 8) {
     const int nr = int(std::min<int64_t>(8, r1 - r));
     const uint8_t* cp[8];
@@ -195,18 +269,17 @@ void gemm_qN_q8_f32(const Linear& w, const QActs& xa, float* y, int64_t r0, int6
     load_sb(w.scales, w.sdtype, groups, r, nr, sc);
     load_sb(w.biases, w.sdtype, groups, r, nr, bi);
     const __m256 lb = _mm256_load_ps(lbias);
-    if (xa.T <= 4) {
-      run_tokens<BITS, BITS>(cp, sc, bi, lb, w.group_size, xa, y, w.out, r, nr);
+    if (xa.T <= 2) {
+      run_tokens<false, BITS>(cp, sc, bi, lb, w.group_size, xa, y, w.out, r, nr);
       continue;
     }
-    const uint8_t* bp[8];
-    for (int i = 0; i < 8; ++i) {
-      bp[i] = buf + i * in;
-      for (int64_t blk = 0; blk < in / kQ8Block; ++blk)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(buf + i * in + blk * kQ8Block),
-                            unpack32<BITS>(cp[i] + blk * BITS * 4));
+    for (int64_t blk = 0; blk < in / kQ8Block; ++blk) {
+      __m256i c[8];
+      for (int i = 0; i < 8; ++i) c[i] = unpack32<BITS>(cp[i] + blk * BITS * 4);
+      transpose8(c, buf + blk * 256);
     }
-    run_tokens<8, BITS>(bp, sc, bi, lb, w.group_size, xa, y, w.out, r, nr);
+    const uint8_t* bp[8] = {buf};
+    run_tokens<true, BITS>(bp, sc, bi, lb, w.group_size, xa, y, w.out, r, nr);
   }
 }
 
