@@ -70,7 +70,7 @@ LinearPath linear_path() {
   int p = g_path.load();
   if (p < 0) {
     const char* env = std::getenv("TQLM_LINEAR");
-    p = int(env && *env ? parse_linear_path(env) : LinearPath::int8);
+    p = int(env && *env ? parse_linear_path(env) : LinearPath::f32);
     g_path.store(p);
   }
   return LinearPath(p);

@@ -1,6 +1,6 @@
 // Linear layers through the selected path: `int8` (activations quantized to int8 once per input, integer dot
 // products with the weight codes: qlinear_kernels.h) or `f32` (weights expanded to f32: linear.h, the
-// reference). Float (unquantized) weights always take the f32 path.
+// reference). Float (bf16/f16/f32) weights always take the f32 path.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +14,8 @@ namespace tqlm {
 
 enum class LinearPath { f32, int8 };
 
-// Process-wide. Default: TQLM_LINEAR=int8|f32 from the environment, else int8.
+// Process-wide. Default: TQLM_LINEAR=int8|f32 from the environment, else f32 (int8 misses the quality target
+// on the default model: docs/results.md).
 LinearPath linear_path();
 void set_linear_path(LinearPath p);
 LinearPath parse_linear_path(const std::string& s);  // "int8" | "f32", else an Error

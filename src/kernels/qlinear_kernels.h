@@ -14,7 +14,7 @@
 //     a = 0; xs = 0
 //     for each 32-block k of g in order:
 //       a = a + float(isum[r, k]) * d[t, k]     (isum: the exact integer sum of code * q over the block)
-//       xs = xs + s[t, k]                       (s: the f32 sum of the original x over the block)
+//       xs = xs + s[t, k]                       (s: float(sum of the block's q) * d, see qact.h)
 //     y = y + (scale[r, g] * a + bias[r, g] * xs)
 //   y = y + linear_bias[r]
 #pragma once

@@ -21,9 +21,12 @@ def prompt(vocab):
 
 @pytest.mark.parametrize("arch,variant", [("llama", "q4"), ("qwen3", "bf16"), ("minimax", "mixed")])
 @pytest.mark.parametrize("mode", MODES)
-def test_prefill_equals_token_by_token_decode(testapi, arch, variant, mode):
+@pytest.mark.parametrize("linear", ["f32", "int8"])
+def test_prefill_equals_token_by_token_decode(testapi, arch, variant, mode, linear):
+    if linear == "int8" and (variant == "bf16" or mode not in ("bf16", "q8", "turbo4v2")):
+        pytest.skip("int8 linears: quantized fixtures, three cache modes")
     path = fixture_dir(arch, variant)
-    t = Tqlm(testapi, path, mode, kv_boundary=0)  # every layer in the mode under test
+    t = Tqlm(testapi, path, mode, kv_boundary=0, linear=linear)  # every layer in the mode under test
     try:
         p = prompt(t.vocab)
         pre = np.concatenate([t.forward(p[i:i + 128]) for i in range(0, N, 128)])

@@ -1,7 +1,8 @@
 // The integer linear kernels (qlinear_kernels.h): every family this CPU has, plus the forced lower ones
 // (avx2 without VNNI, scalar), bit for bit against the scalar reference for every bit width, group size,
 // scale dtype, odd row counts and T = 1..9; the reference against a double-precision product of the
-// dequantized weights with the original x, within the bound int8 rounding of the activations allows.
+// dequantized weights with the original x, within the bound int8 rounding of the activations allows, and
+// with the rounded x up to f32 rounding.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -134,14 +135,19 @@ TEST(QLinearKernels, ReferenceWithinInt8BoundOfDoubleProduct) {
       for (int64_t r = 0; r < out; ++r) {
         affine_unpack_row(m.wq.data() + r * in * bits / 32, in, bits, codes.data());
         for (int64_t t = 0; t < T; ++t) {
-          double exact = 0, bound = 0, mag = 0;
+          double exact = 0, bound = 0, mag = 0, same_inputs = 0;
           for (int64_t j = 0; j < in; ++j) {
             const int64_t g = r * (in / gs) + j / gs;
             const double wj = double(sc[g]) * codes[size_t(j)] + double(bi[g]);
+            const double xq = double(xa.q[size_t(t * in + j)]) * xa.d[size_t(t * (in / 32) + j / 32)];
+            same_inputs += wj * xq;
             exact += wj * x[size_t(t * in + j)];
             mag += std::abs(wj * x[size_t(t * in + j)]);
-            bound += std::abs(double(sc[g]) * codes[size_t(j)]) * xa.d[size_t(t * (in / 32) + j / 32)] / 2;
+            bound += std::abs(wj) * xa.d[size_t(t * (in / 32) + j / 32)] / 2;
           }
+          // what the kernel computes, in double: equal up to f32 rounding
+          ASSERT_NEAR(y[size_t(t * out + r)], same_inputs, 2e-6 * (1 + mag))
+              << "bits=" << bits << " gs=" << gs;
           const double err = std::abs(double(y[size_t(t * out + r)]) - exact);
           ASSERT_LE(err, bound + 1e-5 * (1 + mag))
               << "bits=" << bits << " gs=" << gs << " r=" << r << " t=" << t;
@@ -161,7 +167,9 @@ TEST(QLinearKernels, QuantizeActs) {
   EXPECT_EQ(a.q[0], -127);
   EXPECT_EQ(a.q[16], 0);
   EXPECT_EQ(a.q[31], int8_t(std::nearbyint(15.0f * 127.0f / 16.0f)));
-  EXPECT_EQ(a.s[0], -16.0f);
+  int qsum = 0;
+  for (int i = 0; i < 32; ++i) qsum += a.q[size_t(i)];
+  EXPECT_EQ(a.s[0], float(qsum) * a.d[0]);
   EXPECT_EQ(a.d[1], 0.0f);
   for (int i = 32; i < 64; ++i) EXPECT_EQ(a.q[size_t(i)], 0);
 }
