@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/thread_pool.h"
+
 namespace tqlm {
 
 inline constexpr int kQ8Block = 32;
@@ -29,8 +31,9 @@ struct QActs {
   int64_t blocks() const { return in / kQ8Block; }
 };
 
-// x [T, in] -> out (resized as needed). Round to nearest, ties to even. `in` must be a multiple of 32.
-void quantize_acts_q8(const float* x, int64_t T, int64_t in, QActs& out);
+// x [T, in] -> out (resized as needed). Round to nearest, ties to even. `in` must be a multiple of 32. Rows
+// split over `pool` when given (each row's result is the same either way).
+void quantize_acts_q8(const float* x, int64_t T, int64_t in, QActs& out, ThreadPool* pool = nullptr);
 
 // The sum of the int8 images over `nb` consecutive blocks starting at block b0 of token t, summed block by
 // block in order: what the bias term of a group multiplies (the same value on every path).

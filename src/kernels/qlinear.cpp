@@ -102,7 +102,7 @@ void linear_q8(const Linear& w, const QActs& xa, float* y, ThreadPool& pool) {
 void linear(const Linear& w, LinearInput& x, float* y, ThreadPool& pool) {
   if (linear_path() == LinearPath::f32 || !w.quantized()) return linear_f32(w, x.x, x.T, y, pool);
   if (!x.quantized) {
-    quantize_acts_q8(x.x, x.T, x.in, *x.qa);
+    quantize_acts_q8(x.x, x.T, x.in, *x.qa, &pool);
     x.quantized = true;
   }
   linear_q8(w, *x.qa, y, pool);

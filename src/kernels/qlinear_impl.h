@@ -246,6 +246,8 @@ template <bool TRANSPOSED, int BITS>
 void run_tokens(const uint8_t* const cp[8], const float* sc, const float* bi, const __m256 lb, int64_t gs,
                 const QActs& xa, float* y, int64_t out, int64_t r, int nr) {
   int64_t t = 0;
+  if constexpr (TRANSPOSED)  // 8 tokens per pass over the buffer: each weight vector loaded once for 8
+    for (; t + 8 <= xa.T; t += 8) tile_store<TRANSPOSED, BITS, 8>(cp, sc, bi, lb, gs, xa, t, y, out, r, nr);
   for (; t + 4 <= xa.T; t += 4) tile_store<TRANSPOSED, BITS, 4>(cp, sc, bi, lb, gs, xa, t, y, out, r, nr);
   switch (xa.T - t) {
     case 3:
