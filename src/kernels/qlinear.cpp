@@ -25,7 +25,7 @@ std::atomic<int> g_path{-1};  // -1: not read from the environment yet
 
 const QLinearKernels* qlinear_kernels_for(const std::string& isa) {
   __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
   if (isa == "scalar") return &qisa_ref::kernels;
   if (isa == "avx2") return avx2 ? &qisa_avx2::kernels : nullptr;
   if (isa == "avxvnni") return avx2 && cpu_has_avx_vnni() ? &qisa_avxvnni::kernels : nullptr;

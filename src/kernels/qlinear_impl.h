@@ -232,10 +232,36 @@ void tile_store(const uint8_t* const cp[8], const float* sc, const float* bi, co
 }
 
 // Scales or biases of rows [r, r + nr) (the last repeated up to 8) as f32, transposed: dst[g * 8 + i].
-void load_sb(const void* src, DType dt, int64_t groups, int64_t r, int nr, float* dst) {
+template <DType SD>
+void load_sb_t(const void* src, int64_t groups, int64_t r, int nr, float* dst) {
   for (int i = 0; i < 8; ++i) {
-    const size_t base = size_t((r + std::min(i, nr - 1)) * groups);
-    for (int64_t g = 0; g < groups; ++g) dst[g * 8 + i] = load_as_f32(src, dt, base + size_t(g));
+    const int64_t base = (r + std::min(i, nr - 1)) * groups;
+    for (int64_t g = 0; g < groups; ++g) {
+      float v;
+      if constexpr (SD == DType::F32) {
+        v = static_cast<const float*>(src)[base + g];
+      } else if constexpr (SD == DType::BF16) {
+        const uint32_t bits = uint32_t(static_cast<const uint16_t*>(src)[base + g]) << 16;
+        std::memcpy(&v, &bits, 4);
+      } else {
+        v = _cvtsh_ss(static_cast<const uint16_t*>(src)[base + g]);  // exact, as f16_to_f32
+      }
+      dst[g * 8 + i] = v;
+    }
+  }
+}
+void load_sb(const void* src, DType dt, int64_t groups, int64_t r, int nr, float* dst) {
+  switch (dt) {
+    case DType::F32:
+      return load_sb_t<DType::F32>(src, groups, r, nr, dst);
+    case DType::BF16:
+      return load_sb_t<DType::BF16>(src, groups, r, nr, dst);
+    case DType::F16:
+      return load_sb_t<DType::F16>(src, groups, r, nr, dst);
+    default:
+      for (int i = 0; i < 8; ++i)
+        for (int64_t g = 0; g < groups; ++g)
+          dst[g * 8 + i] = load_as_f32(src, dt, size_t((r + std::min(i, nr - 1)) * groups + g));
   }
 }
 
