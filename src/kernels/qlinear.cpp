@@ -70,7 +70,9 @@ LinearPath linear_path() {
   int p = g_path.load();
   if (p < 0) {
     const char* env = std::getenv("TQLM_LINEAR");
-    p = int(env && *env ? parse_linear_path(env) : LinearPath::f32);
+    const std::string v = env ? env : "";
+    if (!v.empty() && v != "int8" && v != "f32") fail("TQLM_LINEAR={} is not one of int8, f32", v);
+    p = int(v.empty() ? LinearPath::f32 : parse_linear_path(v));
     g_path.store(p);
   }
   return LinearPath(p);
