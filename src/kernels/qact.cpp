@@ -4,13 +4,11 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/qlinear_kernels.h"
 
 namespace tqlm {
 
-namespace {
-
-// Tokens [t0, t1) of x [T, in] into `out` (already sized).
-void quantize_rows(const float* x, int64_t t0, int64_t t1, QActs& out) {
+void quantize_rows_q8_ref(const float* x, int64_t t0, int64_t t1, QActs& out) {
   const int64_t in = out.in, nb = in / kQ8Block;
   for (int64_t t = t0; t < t1; ++t)
     for (int64_t b = 0; b < nb; ++b) {
@@ -31,8 +29,15 @@ void quantize_rows(const float* x, int64_t t0, int64_t t1, QActs& out) {
       out.d[size_t(t * nb + b)] = d;
       out.s[size_t(t * nb + b)] = float(qsum) * d;
     }
+}
+
+namespace {
+
+// Tokens [t0, t1): the family's quantizer, then the permuted copies for short batches.
+void quantize_rows(const float* x, int64_t t0, int64_t t1, QActs& out) {
+  qlinear_kernels().quantize(x, t0, t1, out);
   if (out.T > kQ8PermutedMaxT) return;
-  for (int64_t i = t0 * in; i < t1 * in; i += kQ8Block) {
+  for (int64_t i = t0 * out.in; i < t1 * out.in; i += kQ8Block) {
     const int8_t* q = out.q.data() + i;  // [32]
     for (int h = 0; h < 2; ++h)
       for (int k = 0; k < 16; ++k) out.q4p[size_t(i + 16 * h + k)] = q[2 * k + h];

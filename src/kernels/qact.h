@@ -35,6 +35,10 @@ struct QActs {
 // split over `pool` when given (each row's result is the same either way).
 void quantize_acts_q8(const float* x, int64_t T, int64_t in, QActs& out, ThreadPool* pool = nullptr);
 
+// q, d and s of tokens [t0, t1) of x [out.T, out.in] into `out` (already sized): the plain C++ reference of
+// every family's quantizer (QLinearKernels::quantize; all give identical bytes and floats).
+void quantize_rows_q8_ref(const float* x, int64_t t0, int64_t t1, QActs& out);
+
 // The sum of the int8 images over `nb` consecutive blocks starting at block b0 of token t, summed block by
 // block in order: what the bias term of a group multiplies (the same value on every path).
 inline float qacts_group_sum(const QActs& a, int64_t t, int64_t b0, int64_t nb) {

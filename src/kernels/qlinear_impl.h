@@ -325,6 +325,44 @@ void gemm_qN_q8_f32(const Linear& w, const QActs& xa, float* y, int64_t r0, int6
   }
 }
 
+// quantize_rows_q8_ref with 8-float vectors: the same operations on every element (max_ps returns its second
+// operand for a NaN, as the reference's comparisons do), so the same bytes and floats.
+void quantize(const float* x, int64_t t0, int64_t t1, QActs& out) {
+  const int64_t in = out.in, nb = in / kQ8Block;
+  const __m256 sign = _mm256_set1_ps(-0.0f), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+  const __m256 magic = _mm256_set1_ps(12582912.0f);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t t = t0; t < t1; ++t)
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* xb = x + t * in + b * kQ8Block;  // [32]
+      __m256 v[4], m = _mm256_setzero_ps();
+      for (int k = 0; k < 4; ++k) {
+        v[k] = _mm256_loadu_ps(xb + 8 * k);
+        m = _mm256_max_ps(_mm256_andnot_ps(sign, v[k]), m);
+      }
+      m = _mm256_max_ps(m, _mm256_permute2f128_ps(m, m, 1));
+      m = _mm256_max_ps(m, _mm256_shuffle_ps(m, m, 0x4E));
+      m = _mm256_max_ps(m, _mm256_shuffle_ps(m, m, 0xB1));
+      const float amax = _mm256_cvtss_f32(m);
+      const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+      __m256i qi[4];
+      for (int k = 0; k < 4; ++k) {
+        __m256 q = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[k], _mm256_set1_ps(id)), lo), hi);
+        q = _mm256_sub_ps(_mm256_add_ps(q, magic), magic);
+        qi[k] = _mm256_cvtps_epi32(q);
+      }
+      __m256i sum = _mm256_add_epi32(_mm256_add_epi32(qi[0], qi[1]), _mm256_add_epi32(qi[2], qi[3]));
+      const __m256i packed = _mm256_permutevar8x32_epi32(
+          _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3])), order);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q.data() + t * in + b * kQ8Block), packed);
+      __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+      out.d[size_t(t * nb + b)] = d;
+      out.s[size_t(t * nb + b)] = float(_mm_cvtsi128_si32(s4)) * d;
+    }
+}
+
 void rows(const Linear& w, const QActs& xa, float* y, int64_t r0, int64_t r1, float* scratch) {
   switch (w.bits) {
     case 2:
@@ -344,6 +382,6 @@ void rows(const Linear& w, const QActs& xa, float* y, int64_t r0, int64_t r1, fl
 
 }  // namespace
 
-const QLinearKernels kernels = {QL_NAME, rows};
+const QLinearKernels kernels = {QL_NAME, rows, quantize};
 
 }  // namespace tqlm::QL_NS

@@ -35,6 +35,8 @@ struct QLinearKernels {
   // y[t, r] (row stride w.out) for every token t < xa.T and r in [r0, r1): a quantized single-expert Linear
   // against xa (xa.in == w.in). r0 is a multiple of 8. scratch: qlinear_scratch_floats(w) floats.
   void (*rows)(const Linear& w, const QActs& xa, float* y, int64_t r0, int64_t r1, float* scratch);
+  // quantize_rows_q8_ref in this instruction set (bit-identical to it).
+  void (*quantize)(const float* x, int64_t t0, int64_t t1, QActs& out);
 };
 
 const QLinearKernels& qlinear_kernels();  // the dispatched family

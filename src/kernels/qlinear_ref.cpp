@@ -55,7 +55,7 @@ void rows(const Linear& w, const QActs& xa, float* y, int64_t r0, int64_t r1, fl
 
 }  // namespace
 
-const QLinearKernels kernels = {"scalar", rows};
+const QLinearKernels kernels = {"scalar", rows, quantize_rows_q8_ref};
 
 }  // namespace qisa_ref
 }  // namespace tqlm

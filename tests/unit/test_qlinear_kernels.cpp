@@ -174,6 +174,35 @@ TEST(QLinearKernels, QuantizeActs) {
   for (int i = 32; i < 64; ++i) EXPECT_EQ(a.q[size_t(i)], 0);
 }
 
+TEST(QLinearKernels, EveryFamilyQuantizesLikeTheReference) {
+  std::mt19937 rng(17);
+  std::normal_distribution<float> nd;
+  const int64_t T = 5, in = 8 * 32;
+  std::vector<float> x(size_t(T * in));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = nd(rng) * float(1 + i % 7) * (i % 97 == 0 ? 100.0f : 1.0f);
+  for (int j = 0; j < 32; ++j) x[size_t(32 + j)] = 0.0f;               // an all-zero block
+  for (int j = 0; j < 32; ++j) x[size_t(64 + j)] = float(j - 16) / 2;  // ties at x * 127 / 8
+  x[100] = NAN;                                                        // garbage in, same garbage out
+  x[140] = -INFINITY;
+  QActs ref;
+  ref.T = T;
+  ref.in = in;
+  ref.q.resize(size_t(T * in));
+  ref.d.resize(size_t(T * in / 32));
+  ref.s.resize(ref.d.size());
+  QActs got = ref;
+  quantize_rows_q8_ref(x.data(), 0, T, ref);
+  for (const char* f : families()) {
+    std::fill(got.q.begin(), got.q.end(), int8_t(99));
+    qlinear_kernels_for(f)->quantize(x.data(), 0, T, got);
+    EXPECT_EQ(got.q, ref.q) << f;
+    for (size_t i = 0; i < ref.d.size(); ++i) {
+      EXPECT_EQ(std::memcmp(&got.d[i], &ref.d[i], 4), 0) << f << " d " << i;
+      EXPECT_EQ(std::memcmp(&got.s[i], &ref.s[i], 4), 0) << f << " s " << i;
+    }
+  }
+}
+
 TEST(QLinearKernels, PathSettingAndThreadedEntryPoint) {
   EXPECT_EQ(parse_linear_path("f32"), LinearPath::f32);
   EXPECT_EQ(parse_linear_path("int8"), LinearPath::int8);
