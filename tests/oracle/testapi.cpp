@@ -157,16 +157,16 @@ void tqlm_model_reset(void* h) {
 }
 
 // Greedy generation of n prompts through the scheduler, in one fresh KV pool of kv_mem bytes (0: no limit):
-// prompt i = tokens[offsets[i], offsets[i + 1]), submitted in order, at most max_seqs running at once,
-// step_tokens per forward step. Writes out_tokens [n, max_new], out_logits [n, max_new, vocab] (the logits
-// each token was sampled from), out_cached [n] (prompt tokens reused from the prefix cache) and out_preempt
-// [n]. With `sequential`, each prompt runs to completion before the next is submitted (the pool, and so its
-// prefix cache, is shared). Sequence `cancel_seq` (-1: none) is cancelled once it has `cancel_after` tokens.
-// At the end out_state [2] = blocks still referenced in the pool, number of cancelled sequences.
-int tqlm_sched_greedy(void* h, const int32_t* tokens, const int64_t* offsets, int n, int max_new,
-                      int max_seqs, int step_tokens, int64_t kv_mem, int reuse_prefix, int sequential,
-                      int cancel_seq, int cancel_after, int32_t* out_tokens, float* out_logits,
-                      int64_t* out_cached, int64_t* out_preempt, int64_t* out_state) {
+// prompt i = tokens[offsets[i], offsets[i + 1]), submitted in order, at most max_seqs running at once, step_tokens
+// per forward step. Writes out_tokens [n, max_new], out_logits [n, max_new, vocab] (the logits each token was
+// sampled from), out_cached [n] (prompt tokens reused from the prefix cache) and out_preempt [n]. With
+// `sequential`, each prompt runs to completion before the next is submitted (the pool, and so its prefix
+// cache, is shared). Sequence `cancel_seq` (-1: none) is cancelled once it has `cancel_after` tokens. At the
+// end out_state [2] = blocks still referenced in the pool, number of cancelled sequences.
+int tqlm_sched_greedy(void* h, const int32_t* tokens, const int64_t* offsets, int n, int max_new, int max_seqs,
+                      int step_tokens, int64_t kv_mem, int reuse_prefix, int sequential, int cancel_seq,
+                      int cancel_after, int32_t* out_tokens, float* out_logits, int64_t* out_cached,
+                      int64_t* out_preempt, int64_t* out_state) {
   return guarded([&] {
     auto* m = static_cast<TqlmModel*>(h);
     const int64_t vocab = m->model->config().vocab;
