@@ -7,6 +7,7 @@
 #include "core/json.h"
 #include "eval/bench.h"
 #include "eval/bench_concurrency.h"
+#include "kernels/qlinear.h"
 #include "runtime/scheduler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -31,6 +32,7 @@ void run_concurrency(Model& model, const ConcurrencyOptions& c, const std::strin
                         {"kv", c.kv.mode},
                         {"threads", model.pool().size()},
                         {"isa", kernel_isa()},
+                        {"linear", linear_kernel_family()},
                         {"prompt", c.prompt},
                         {"generate", c.generate},
                         {"kv_pool_budget", budget},
@@ -58,8 +60,8 @@ void run_concurrency(Model& model, const ConcurrencyOptions& c, const std::strin
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
-  std::printf("model %s  kv %s  threads %d  %s\n", name.c_str(), c.kv.mode.c_str(), model.pool().size(),
-              kernel_isa());
+  std::printf("model %s  kv %s  threads %d  %s  linear %s\n", name.c_str(), c.kv.mode.c_str(),
+              model.pool().size(), kernel_isa(), linear_kernel_family().c_str());
   std::printf("%6s %12s %8s %10s %9s %9s %10s %10s %10s %9s %8s\n", "streams", "decode tok/s", "x first",
               "wall tok/s", "ITL p50", "ITL p99", "TTFT p50", "TTFT max", "KV MB", "RSS MB", "preempt");
   for (const auto& p : pts)
@@ -154,6 +156,7 @@ void add_bench(CLI::App& app) {
                           {"kv_real_ratio", layout.real_ratio()},
                           {"threads", model.pool().size()},
                           {"isa", kernel_isa()},
+                          {"linear", linear_kernel_family()},
                           {"read_bandwidth_gbps", bw},
                           {"points", nlohmann::json::array()}};
       for (const auto& p : pts)
@@ -174,9 +177,10 @@ void add_bench(CLI::App& app) {
     }
     std::printf(
         "model %s  kv %s (boundary %d: %lld B/token, %.2fx smaller than bf16; nominal %.2fx)  threads %d  "
-        "%s\n",
+        "%s  linear %s\n",
         o->m.model.c_str(), o->m.kv.c_str(), layout.boundary, (long long)layout.bytes_per_token(),
-        layout.real_ratio(), layout.nominal_ratio(), model.pool().size(), kernel_isa());
+        layout.real_ratio(), layout.nominal_ratio(), model.pool().size(), kernel_isa(),
+        linear_kernel_family().c_str());
     if (bw > 0) std::printf("measured read bandwidth %.1f GB/s\n", bw);
     std::printf("%8s %10s %10s %9s %10s %10s %8s %7s %10s %12s\n", "context", "prefill/s", "decode/s",
                 "ms/tok", "weights MB", "KV MB/tok", "GB/s", "% bw", "cache MB", "RSS grew MB");

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
+#include "kernels/qlinear.h"
 
 namespace tqlm::cli {
 
@@ -60,6 +61,11 @@ void add_model_options(CLI::App* cmd, ModelOptions& o, bool with_ctx) {
       ->check(flag_check<int64_t>("--threads", "in [1, min(kMaxThreads, 8 x CPUs)] (0: physical cores)",
                                   [](int64_t n) { return n >= 0 && n <= max_threads(); }));
   cmd->add_option("--kv", o.kv, "KV cache mode: " + kv_modes_help());
+  cmd->add_option_function<std::string>(
+         "--linear", [](const std::string& s) { set_linear_path(parse_linear_path(s)); },
+         "Linear layers of quantized weights: int8 (int8 activations, integer dot products) or f32 (weights "
+         "expanded to f32, the reference); default TQLM_LINEAR or f32")
+      ->check(CLI::IsMember({"int8", "f32"}));
   cmd->add_option("--kv-boundary", o.kv_boundary,
                   "Compressed KV modes: the first and last N layers stay bf16")
       ->capture_default_str();

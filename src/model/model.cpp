@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "kernels/linear.h"
 #include "kernels/ops.h"
+#include "kernels/qlinear.h"
 
 namespace tqlm {
 
@@ -29,6 +30,7 @@ struct Model::Workspace {
   std::vector<int64_t> rows;  // [T]     which tokens the expert serves
   std::vector<float> rows_w;  // [T]     with which weight
   std::vector<int64_t> pos;   // [T]     position of each row in its sequence
+  QActs qa;                   // int8 image of the current linear input (reused by q/k/v, gate/up)
 };
 
 Model::Model(const std::string& path, int threads) {
@@ -122,16 +124,18 @@ void Model::forward(const std::vector<BatchSeq>& batch, float* logits) {
     for (int64_t t = t0 + s.logits_from; t < t0 + s.n; ++t, ++n)
       rmsnorm_f32(&w.x[size_t(t * D)], w_->final_norm.data(), D, cfg_.rms_eps, &w.xn[size_t(n * D)]);
   }
-  if (n > 0) linear_f32(w_->lm_head, w.xn.data(), n, logits, *pool_);
+  LinearInput xin{w.xn.data(), n, D, &w.qa};  // [n, D]
+  if (n > 0) linear(w_->lm_head, xin, logits, *pool_);
 }
 
 void Model::attention(int64_t l, int64_t T, const std::vector<BatchSeq>& batch) {
   const LayerWeights& lw = w_->layers[size_t(l)];
   Workspace& w = *ws_;
   const int64_t H = cfg_.n_heads, KV = cfg_.n_kv_heads, hd = cfg_.head_dim;
-  linear_f32(lw.q, w.xn.data(), T, w.q.data(), *pool_);  // [T, H*hd]
-  linear_f32(lw.k, w.xn.data(), T, w.k.data(), *pool_);  // [T, KV*hd]
-  linear_f32(lw.v, w.xn.data(), T, w.v.data(), *pool_);  // [T, KV*hd]
+  LinearInput xin{w.xn.data(), T, cfg_.hidden, &w.qa};  // quantized once for q, k, v
+  linear(lw.q, xin, w.q.data(), *pool_);                // [T, H*hd]
+  linear(lw.k, xin, w.k.data(), *pool_);                // [T, KV*hd]
+  linear(lw.v, xin, w.v.data(), *pool_);                // [T, KV*hd]
   for (int64_t t = 0; t < T; ++t) {
     float* qt = &w.q[size_t(t * H * hd)];
     float* kt = &w.k[size_t(t * KV * hd)];
@@ -157,17 +161,20 @@ void Model::attention(int64_t l, int64_t T, const std::vector<BatchSeq>& batch) 
     cache.write(l, pos, n, &w.k[size_t(t0 * KV * hd)], &w.v[size_t(t0 * KV * hd)]);
     cache.attend(l, pos, n, &w.q[size_t(t0 * H * hd)], &w.att[size_t(t0 * H * hd)], *pool_);  // [n, H*hd]
   }
-  linear_f32(lw.o, w.att.data(), T, w.y.data(), *pool_);  // [T, D]
+  LinearInput ain{w.att.data(), T, H * hd, &w.qa};
+  linear(lw.o, ain, w.y.data(), *pool_);  // [T, D]
 }
 
 void Model::mlp(int64_t l, int64_t T) {
   const LayerWeights& lw = w_->layers[size_t(l)];
   Workspace& w = *ws_;
   const int64_t I = lw.gate.out;
-  linear_f32(lw.gate, w.xn.data(), T, w.g.data(), *pool_);  // [T, I]
-  linear_f32(lw.up, w.xn.data(), T, w.u.data(), *pool_);    // [T, I]
+  LinearInput xin{w.xn.data(), T, cfg_.hidden, &w.qa};  // quantized once for gate, up
+  linear(lw.gate, xin, w.g.data(), *pool_);             // [T, I]
+  linear(lw.up, xin, w.u.data(), *pool_);               // [T, I]
   silu_mul_f32(w.g.data(), w.u.data(), T * I);
-  linear_f32(lw.down, w.g.data(), T, w.y.data(), *pool_);  // [T, D]
+  LinearInput gin{w.g.data(), T, I, &w.qa};
+  linear(lw.down, gin, w.y.data(), *pool_);  // [T, D]
 }
 
 void Model::moe(int64_t l, int64_t T) {
@@ -175,7 +182,8 @@ void Model::moe(int64_t l, int64_t T) {
   Workspace& w = *ws_;
   const int64_t D = cfg_.hidden, E = cfg_.n_experts, k = cfg_.top_k, Ie = cfg_.moe_intermediate;
   // Routing: one pass for all tokens.
-  linear_f32(lw.router, w.xn.data(), T, w.gates.data(), *pool_);  // [T, E] logits (f32)
+  LinearInput xin{w.xn.data(), T, D, &w.qa};
+  linear(lw.router, xin, w.gates.data(), *pool_);  // [T, E] logits (f32)
   std::vector<int32_t> order(static_cast<size_t>(E));
   std::vector<float> key(static_cast<size_t>(E));  // what top-k is taken on
   for (int64_t t = 0; t < T; ++t) {
@@ -219,10 +227,12 @@ void Model::moe(int64_t l, int64_t T) {
           ++n;
         }
     if (n == 0) continue;
-    linear_f32(lw.exp_gate.expert(e), w.xe.data(), n, w.g.data(), *pool_);  // [n, Ie]
-    linear_f32(lw.exp_up.expert(e), w.xe.data(), n, w.u.data(), *pool_);    // [n, Ie]
+    LinearInput ein{w.xe.data(), n, D, &w.qa};               // quantized once for gate, up
+    linear(lw.exp_gate.expert(e), ein, w.g.data(), *pool_);  // [n, Ie]
+    linear(lw.exp_up.expert(e), ein, w.u.data(), *pool_);    // [n, Ie]
     silu_mul_f32(w.g.data(), w.u.data(), n * Ie);
-    linear_f32(lw.exp_down.expert(e), w.g.data(), n, w.ye.data(), *pool_);  // [n, D]
+    LinearInput gin{w.g.data(), n, Ie, &w.qa};
+    linear(lw.exp_down.expert(e), gin, w.ye.data(), *pool_);  // [n, D]
     for (int64_t r = 0; r < n; ++r) {
       float* yt = &w.y[size_t(w.rows[size_t(r)] * D)];
       const float* ye = &w.ye[size_t(r * D)];

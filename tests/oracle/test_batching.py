@@ -66,6 +66,21 @@ def test_batched_equals_alone(testapi, arch, mode):
         t.close()
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("mode", ["bf16", "q8", "turbo4v2"])
+def test_batched_equals_alone_int8_linears(testapi, arch, mode):
+    """The same on the int8 linear path (--linear int8; the test above runs the default, f32)."""
+    t = Tqlm(testapi, fixture_dir(arch, "q4" if arch != "minimax" else "mixed"), mode, kv_boundary=1,
+             linear="int8")
+    try:
+        prompts = prompts_for(t.vocab, [300, 37, 520, 5, 129])
+        tok1, lg1 = alone(t, prompts)
+        tok, lg, _, _ = run(t, prompts, max_seqs=3, step_tokens=64)
+        assert np.array_equal(tok, tok1) and np.array_equal(lg, lg1)
+    finally:
+        t.close()
+
+
 @pytest.mark.parametrize("arch", ["llama", "qwen3_moe", "minimax"])
 def test_preemption_under_a_tight_pool_is_exact(testapi, arch):
     t = Tqlm(testapi, fixture_dir(arch, "bf16"), "turbo4", kv_boundary=1)

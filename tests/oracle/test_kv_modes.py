@@ -19,11 +19,17 @@ def prompt(vocab):
     return (np.arange(N, dtype=np.int64) * 7919 % (vocab - 10) + 5).astype(np.int32)
 
 
-@pytest.mark.parametrize("arch,variant", [("llama", "q4"), ("qwen3", "bf16"), ("minimax", "mixed")])
-@pytest.mark.parametrize("mode", MODES)
-def test_prefill_equals_token_by_token_decode(testapi, arch, variant, mode):
+# every mode on the default (f32) linear path; the int8 path (--linear int8) on the quantized fixtures, 3 modes
+PREFILL_CASES = ([(a, v, m, "f32") for a, v in [("llama", "q4"), ("qwen3", "bf16"), ("minimax", "mixed")]
+                  for m in MODES] +
+                 [(a, v, m, "int8") for a, v in [("llama", "q4"), ("minimax", "mixed")]
+                  for m in ("bf16", "q8", "turbo4v2")])
+
+
+@pytest.mark.parametrize("arch,variant,mode,linear", PREFILL_CASES)
+def test_prefill_equals_token_by_token_decode(testapi, arch, variant, mode, linear):
     path = fixture_dir(arch, variant)
-    t = Tqlm(testapi, path, mode, kv_boundary=0)  # every layer in the mode under test
+    t = Tqlm(testapi, path, mode, kv_boundary=0, linear=linear)  # every layer in the mode under test
     try:
         p = prompt(t.vocab)
         pre = np.concatenate([t.forward(p[i:i + 128]) for i in range(0, N, 128)])

@@ -9,6 +9,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "kernels/qlinear.h"
 #include "kv/codebook.h"
 #include "model/model.h"
 #include "quant/affine.h"
@@ -142,6 +143,13 @@ int tqlm_model_forward(void* h, const int32_t* tokens, int64_t n, int all_logits
     auto* m = static_cast<TqlmModel*>(h);
     m->model->forward(tokens, n, *m->cache, logits, all_logits != 0);
   });
+}
+
+// The process-wide linear path ("int8" or "f32", as --linear); returns the previous one.
+const char* tqlm_set_linear_path(const char* path) {
+  const char* prev = tqlm::linear_path_name(tqlm::linear_path());
+  if (guarded([&] { tqlm::set_linear_path(tqlm::parse_linear_path(path)); }) != 0) return nullptr;
+  return prev;
 }
 
 void tqlm_model_reset(void* h) {

@@ -1,0 +1,113 @@
+#include "kernels/qlinear.h"
+
+#include <cpuid.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/linear.h"
+#include "kernels/linear_kernels.h"
+#include "kernels/qlinear_kernels.h"
+
+namespace tqlm {
+
+namespace {
+bool cpu_has_avx_vnni() {  // CPUID.(EAX=7, ECX=1):EAX bit 4; asked directly (older compilers lack the name)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
+  return (a >> 4) & 1u;
+}
+
+std::atomic<int> g_path{-1};  // -1: not read from the environment yet
+}  // namespace
+
+const QLinearKernels* qlinear_kernels_for(const std::string& isa) {
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  if (isa == "scalar") return &qisa_ref::kernels;
+  if (isa == "avx2") return avx2 ? &qisa_avx2::kernels : nullptr;
+  if (isa == "avxvnni") return avx2 && cpu_has_avx_vnni() ? &qisa_avxvnni::kernels : nullptr;
+  if (isa == "avx512vnni")
+    return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                   __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")
+               ? &qisa_avx512vnni::kernels
+               : nullptr;
+  return nullptr;
+}
+
+// TQLM_INT8_ISA names a family; otherwise TQLM_ISA=scalar|avx2 (the f32 families) forces the same level
+// here (avx2: without VNNI), and the best family this CPU has is used.
+const QLinearKernels& qlinear_kernels() {
+  static const QLinearKernels* k = [] {
+    if (const char* env = std::getenv("TQLM_INT8_ISA")) {
+      const QLinearKernels* f = qlinear_kernels_for(env);
+      if (!f) fail("TQLM_INT8_ISA={} is not available on this CPU (scalar, avx2, avxvnni, avx512vnni)", env);
+      return f;
+    }
+    const std::string forced = linear_kernels().isa;
+    if (forced == "scalar") return &qisa_ref::kernels;
+    if (forced == "avx2" && std::getenv("TQLM_ISA")) return &qisa_avx2::kernels;
+    for (const char* isa : {"avx512vnni", "avxvnni", "avx2"})
+      if (const QLinearKernels* f = qlinear_kernels_for(isa)) return f;
+    return &qisa_ref::kernels;
+  }();
+  return *k;
+}
+
+LinearPath parse_linear_path(const std::string& s) {
+  if (s == "int8") return LinearPath::int8;
+  if (s == "f32") return LinearPath::f32;
+  fail("linear path '{}' is not one of int8, f32", s);
+}
+
+const char* linear_path_name(LinearPath p) {
+  return p == LinearPath::int8 ? "int8" : "f32";
+}
+
+LinearPath linear_path() {
+  int p = g_path.load();
+  if (p < 0) {
+    const char* env = std::getenv("TQLM_LINEAR");
+    const std::string v = env ? env : "";
+    if (!v.empty() && v != "int8" && v != "f32") fail("TQLM_LINEAR={} is not one of int8, f32", v);
+    p = int(v.empty() ? LinearPath::f32 : parse_linear_path(v));
+    g_path.store(p);
+  }
+  return LinearPath(p);
+}
+
+void set_linear_path(LinearPath p) {
+  g_path.store(int(p));
+}
+
+std::string linear_kernel_family() {
+  if (linear_path() == LinearPath::f32) return std::string("f32 ") + linear_kernels().isa;
+  return std::string("int8 ") + qlinear_kernels().isa;
+}
+
+void linear_q8(const Linear& w, const QActs& xa, float* y, ThreadPool& pool) {
+  if (!w.quantized() || w.parts || w.n_experts != 1 || xa.in != w.in)
+    fail("linear_q8: {} is not a quantized single matrix of width {}", w.name, xa.in);
+  const int64_t tiles = (w.out + 7) / 8;
+  const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(8, tiles / (4 * pool.size())));
+  const QLinearKernels& k = qlinear_kernels();
+  pool.parallel_for(tiles, grain, [&](int64_t t0, int64_t t1, int) {
+    thread_local std::vector<float> scratch;
+    const size_t need = size_t(qlinear_scratch_floats(w));
+    if (scratch.size() < need) scratch.resize(need);
+    k.rows(w, xa, y, t0 * 8, std::min(w.out, t1 * 8), scratch.data());
+  });
+}
+
+void linear(const Linear& w, LinearInput& x, float* y, ThreadPool& pool) {
+  if (linear_path() == LinearPath::f32 || !w.quantized()) return linear_f32(w, x.x, x.T, y, pool);
+  if (!x.quantized) {
+    quantize_acts_q8(x.x, x.T, x.in, *x.qa, &pool);
+    x.quantized = true;
+  }
+  linear_q8(w, *x.qa, y, pool);
+}
+
+}  // namespace tqlm

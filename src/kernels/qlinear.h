@@ -1,0 +1,41 @@
+// Linear layers through the selected path: `int8` (activations quantized to int8 once per input, integer dot
+// products with the weight codes: qlinear_kernels.h) or `f32` (weights expanded to f32: linear.h, the
+// reference). Float (bf16/f16/f32) weights always take the f32 path.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/thread_pool.h"
+#include "kernels/linear_weight.h"
+#include "kernels/qact.h"
+
+namespace tqlm {
+
+enum class LinearPath { f32, int8 };
+
+// Process-wide. Default: TQLM_LINEAR=int8|f32 from the environment, else f32 (int8 misses the quality target
+// on the default model: docs/results.md).
+LinearPath linear_path();
+void set_linear_path(LinearPath p);
+LinearPath parse_linear_path(const std::string& s);  // "int8" | "f32", else an Error
+const char* linear_path_name(LinearPath p);
+// What runs quantized linears, e.g. "int8 avx512vnni" or "f32 avx512" (for bench output).
+std::string linear_kernel_family();
+
+// One linear input x [T, in], quantized on first use by an int8 linear and reused by the next ones that read
+// the same x (q/k/v, gate/up). qa is the storage; x must not change while the LinearInput is in use.
+struct LinearInput {
+  const float* x;
+  int64_t T, in;
+  QActs* qa;
+  bool quantized = false;
+};
+
+// y[T, out] = x W^T + b through linear_path().
+void linear(const Linear& w, LinearInput& x, float* y, ThreadPool& pool);
+
+// The int8 path explicitly: y[xa.T, w.out] for a quantized single-expert Linear.
+void linear_q8(const Linear& w, const QActs& xa, float* y, ThreadPool& pool);
+
+}  // namespace tqlm

@@ -1,0 +1,59 @@
+// Integer linear kernels: MLX affine weight codes (unsigned, 0 .. 2^bits - 1) times int8 activations
+// (qact.h), for every MLX bit width (2, 3, 4, 5, 6, 8) and group size (32, 64, 128). One family per
+// instruction set, chosen at run time from CPUID:
+//   avx512vnni  vpdpbusd (EVEX, AVX512-VNNI + VL) on 256-bit vectors
+//   avxvnni     vpdpbusd (VEX, AVX-VNNI) for AVX2 CPUs that have it
+//   avx2        vpmaddubsw + vpmaddwd
+//   scalar      the plain C++ reference (qlinear_ref.cpp)
+// Codes are unpacked in registers from the MLX layout (32 codes of a b-bit row = b words) on every path.
+//
+// Every family computes, for each (row r, token t), exactly this sequence of f32 operations (no FMA), so all
+// families and every token count T and tiling agree bit for bit:
+//   y = 0
+//   for each group g in order:
+//     a = 0; xs = 0
+//     for each 32-block k of g in order:
+//       a = a + float(isum[r, k]) * d[t, k]     (isum: the exact integer sum of code * q over the block)
+//       xs = xs + s[t, k]                       (s: float(sum of the block's q) * d, see qact.h)
+//     y = y + (scale[r, g] * a + bias[r, g] * xs)
+//   y = y + linear_bias[r]
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "kernels/linear_weight.h"
+#include "kernels/qact.h"
+
+namespace tqlm {
+
+// Scratch the rows function needs, in floats.
+int64_t qlinear_scratch_floats(const Linear& w);
+
+struct QLinearKernels {
+  const char* isa;
+  // y[t, r] (row stride w.out) for every token t < xa.T and r in [r0, r1): a quantized single-expert Linear
+  // against xa (xa.in == w.in). r0 is a multiple of 8. scratch: qlinear_scratch_floats(w) floats.
+  void (*rows)(const Linear& w, const QActs& xa, float* y, int64_t r0, int64_t r1, float* scratch);
+  // quantize_rows_q8_ref in this instruction set (bit-identical to it).
+  void (*quantize)(const float* x, int64_t t0, int64_t t1, QActs& out);
+};
+
+const QLinearKernels& qlinear_kernels();  // the dispatched family
+// "avx512vnni", "avxvnni", "avx2", "scalar"; nullptr if this CPU lacks it.
+const QLinearKernels* qlinear_kernels_for(const std::string& isa);
+
+namespace qisa_ref {
+extern const QLinearKernels kernels;
+}
+namespace qisa_avx2 {
+extern const QLinearKernels kernels;
+}
+namespace qisa_avxvnni {
+extern const QLinearKernels kernels;
+}
+namespace qisa_avx512vnni {
+extern const QLinearKernels kernels;
+}
+
+}  // namespace tqlm
