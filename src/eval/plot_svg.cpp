@@ -26,8 +26,8 @@ std::vector<double> nice_ticks(double lo, double hi) {
                       : raw / mag < 7.5 ? 5 * mag
                                         : 10 * mag;
   std::vector<double> t;
-  for (double v = std::floor(lo / step) * step; v <= hi + step * 1e-9 && t.size() < 50; v += step)
-    t.push_back(v);
+  const double first = std::floor(lo / step) * step, last = std::ceil(hi / step) * step;
+  for (int i = 0; first + i * step <= last + step * 1e-9 && i < 50; ++i) t.push_back(first + i * step);
   return t;
 }
 
@@ -38,7 +38,10 @@ std::string num(double v) {
 }  // namespace
 
 std::string plot_svg(const Plot& p) {
-  const int W = 640, H = 400, L = 78, R = 170, T = 44, B = 52, pw = W - L - R, ph = H - T - B;
+  size_t longest = 0;  // legend names: ~7 px per character
+  for (const auto& ser : p.series) longest = std::max(longest, ser.name.size());
+  const int R = std::max(170, 44 + 7 * int(longest)), W = 470 + R, H = 400, L = 78, T = 44, B = 52,
+            pw = W - L - R, ph = H - T - B;
   double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
   auto fx = [&](double x) { return p.log2_x ? std::log2(std::max(x, 1e-12)) : x; };
   for (const auto& s : p.series)
@@ -49,7 +52,9 @@ std::string plot_svg(const Plot& p) {
       }
   if (!std::isfinite(x0)) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
   if (x1 == x0) x0 -= 1, x1 += 1;
-  const std::vector<double> yt = nice_ticks(y0 - 0.05 * (y1 - y0), y1 + 0.05 * (y1 - y0));
+  if (p.y_from_zero) y0 = std::min(y0, 0.0);
+  const std::vector<double> yt =
+      nice_ticks(p.y_from_zero && y0 >= 0 ? y0 : y0 - 0.05 * (y1 - y0), y1 + 0.05 * (y1 - y0));
   y0 = yt.front(), y1 = yt.back();
   if (y1 == y0) y1 = y0 + 1;
   const double pad = 0.04 * (x1 - x0);

@@ -17,7 +17,8 @@ struct PlotSeries {
 struct Plot {
   std::string title, x_name, y_name;
   bool log2_x = false;
-  bool lines = true;  // false: markers only
+  bool lines = true;         // false: markers only
+  bool y_from_zero = false;  // the y axis starts at 0 (amounts such as bytes or tokens/s)
   std::vector<PlotSeries> series;
 };
 

@@ -201,6 +201,7 @@ ojson run_report(const ReportOptions& opt) {
                  {"subjects", subj}});
 
     NiahOptions no;
+    no.contexts.clear();
     for (int64_t c : z.niah_contexts)
       if (c <= max_ctx) no.contexts.push_back(c);
     no.contexts = no.contexts.empty() ? std::vector<int64_t>{std::min<int64_t>(512, max_ctx)} : no.contexts;
@@ -231,6 +232,7 @@ ojson run_report(const ReportOptions& opt) {
     N.push_back({{"kv", kv}, {"passed", nr.passed}, {"total", nr.trials.size()}, {"cells", cells}});
 
     BenchOptions bo;
+    bo.contexts.clear();
     for (int64_t c : z.bench_contexts)
       if (c + z.bench_decode < max_ctx) bo.contexts.push_back(c);
     bo.decode = z.bench_decode;
@@ -254,7 +256,7 @@ ojson run_report(const ReportOptions& opt) {
   // KV plan: bytes per token for every mode, and the longest context in a memory budget.
   const KVShape shape = cs.model().config().kv_shape();
   ojson K = ojson::array();
-  Plot kvp{"KV cache bytes against context", "context (tokens)", "KV cache (MiB)", true, true, {}};
+  Plot kvp{"KV cache bytes against context", "context (tokens)", "KV cache (MiB)", true, true, true, {}};
   for (const std::string& kv : opt.kv_modes) {
     const KVLayout L = kv_layout(KVSpec(kv), shape);
     K.push_back({{"kv", kv}, {"bytes_per_token", L.bytes_per_token()}, {"real_ratio", L.real_ratio()}});
@@ -267,8 +269,13 @@ ojson run_report(const ReportOptions& opt) {
 
   // Plots.
   step("plots and report.md");
-  Plot pp{
-      "Perplexity against bits per weight", "bits per weight", "perplexity (WikiText-2)", false, false, {}};
+  Plot pp{"Perplexity against bits per weight",
+          "bits per weight",
+          "perplexity (WikiText-2)",
+          false,
+          false,
+          false,
+          {}};
   for (const auto& r : P) {
     PlotSeries s{fmt::format("{} (KV {})", base_name(r["checkpoint"]), r["kv"].get<std::string>()), {}, {}};
     s.points.push_back({r["bpw"].get<double>(), r["ppl"].get<double>()});
@@ -277,8 +284,13 @@ ojson run_report(const ReportOptions& opt) {
   }
   const std::string ppl_svg = write_plot(dir, "perplexity-vs-bpw", plot_svg(pp));
   const std::string kv_svg = write_plot(dir, "kv-bytes", plot_svg(kvp));
-  Plot sp{
-      "Decode speed against depth", "context before decoding (tokens)", "decode tokens/s", true, true, {}};
+  Plot sp{"Decode speed against depth",
+          "context before decoding (tokens)",
+          "decode tokens/s",
+          true,
+          true,
+          true,
+          {}};
   for (const auto& r : S) {
     PlotSeries s{r["kv"], {}, {}};
     for (const auto& p : r["points"])
