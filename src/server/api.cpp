@@ -97,8 +97,8 @@ std::vector<std::string> stop_strings(const ojson& b) {
 }
 }  // namespace
 
-ApiRequest parse_request(const ojson& b, bool chat, ChatSession& cs, const ApiOptions& opt,
-                         std::mutex& template_mu) {
+ApiRequest parse_request(const ojson& b, bool chat, const PromptEncoder& cs, int64_t vocab,
+                         const ApiOptions& opt, std::mutex& template_mu) {
   if (!b.is_object()) throw RequestError(400, "the request body must be a JSON object");
   ApiRequest r;
   r.chat = chat;
@@ -135,7 +135,6 @@ ApiRequest parse_request(const ojson& b, bool chat, ChatSession& cs, const ApiOp
   } else {
     auto it = b.find("prompt");
     if (it == b.end()) bad("prompt", "is required");
-    const int64_t vocab = cs.model().config().vocab;
     if (it->is_string()) {
       r.prompt = cs.encode_raw(it->get<std::string>());
     } else if (it->is_array() && it->size() == 1 && (*it)[0].is_string()) {
