@@ -49,8 +49,10 @@ std::string content_text(const ojson& c, const std::string& field) {
   if (!c.is_array()) bad(field, "must be a string or a list of content parts");
   std::string out;
   for (const auto& part : c) {
-    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
-        !part["text"].is_string())
+    // a non-string "type" is the same 400 (part.value("type", "") would throw the JSON library's type_error)
+    const auto type = part.is_object() ? part.find("type") : part.end();
+    if (!part.is_object() || type == part.end() || !type->is_string() || type->get<std::string>() != "text" ||
+        !part.contains("text") || !part["text"].is_string())
       bad(field, "parts must be {\"type\": \"text\", \"text\": ...} (only text is supported)");
     out += part["text"].get<std::string>();
   }

@@ -3,6 +3,7 @@
 // template render of the messages (real templates from tests/fixtures/templates) and the tokenization. Any
 // body must end in an ApiRequest or a RequestError (a 4xx), never a crash, another exception, a hang or a
 // blowup. No model weights: a small byte-level tokenizer built here stands in for the model's.
+// The body's text is also parsed as a model's answer by the tool-call parser (server/tool_calls.h).
 // Input: one selector byte (bit 0: chat, bits 1-2: template), then the request body.
 #include <cstdint>
 #include <fstream>
@@ -78,6 +79,15 @@ struct Fixture {
   }
 };
 
+// The body's text as a model's answer through the tool-call parser (with the request's tools), in two pieces.
+void answer(std::string_view text, const ojson& tools) {
+  tqlm::ToolCallParser p(tools);
+  const size_t half = text.size() / 2;
+  volatile size_t sink = p.push(std::string(text.substr(0, half))).calls.size();
+  sink = sink + p.push(std::string(text.substr(half))).calls.size() + p.finish().content.size();
+  (void)sink;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -90,6 +100,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     body = tqlm::parse_json_limited<ojson>(body_text, "request body");
   } catch (const tqlm::Error&) {
+    answer(body_text, nullptr);
     return 0;  // 400: the body is not valid JSON
   }
   try {
@@ -104,5 +115,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const tqlm::RequestError& e) {
     if (e.status < 400 || e.status >= 500) std::abort();
   }
+  answer(body_text, body.is_object() && body.contains("tools") ? body["tools"] : ojson());
   return 0;
 }
