@@ -37,8 +37,9 @@ std::string thousands(int64_t n) {
 int64_t parse_context(const std::string& text) {
   static const std::regex re(R"(\s*([0-9]+)\s*([kKmM]?)\s*)");
   std::smatch m;
-  if (!std::regex_match(text, m, re) || m[1].length() > 12)
-    fail("--contexts '{}': expected a token count such as 8K (= 8192), 128K or 100000", text);
+  // at most 64 characters before the regex (std::regex recurses per character: a 100 KB value was a segfault)
+  if (text.size() > 64 || !std::regex_match(text, m, re) || m[1].length() > 12)
+    fail("--contexts '{}': expected a token count such as 8K (= 8192), 128K or 100000", text.substr(0, 64));
   const int64_t n = std::stoll(m[1].str()) * (m[2].length() == 0         ? 1
                                               : lower(m[2].str()) == "k" ? 1024
                                                                          : 1 << 20);

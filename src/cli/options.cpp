@@ -132,8 +132,11 @@ GenerateOptions SamplingOptions::generate_options(int64_t ctx) const {
 int64_t parse_size(const std::string& text, const char* flag) {
   static const std::regex re(R"(\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([A-Za-z]*)\s*)");
   std::smatch m;
-  if (!std::regex_match(text, m, re))
-    fail("{} '{}': expected a size such as 36GB, 36GiB, 512MB or a number of bytes", flag, text);
+  // at most 64 characters before the regex (std::regex recurses per character: a 100 KB flag was a segfault),
+  // which also keeps the number within a double (a 1000-digit size was a bare "stod")
+  if (text.size() > 64 || !std::regex_match(text, m, re))
+    fail("{} '{}': expected a size such as 36GB, 36GiB, 512MB or a number of bytes (at most 64 characters)",
+         flag, text.substr(0, 64));
   std::string u = m[2].str();
   for (char& c : u) c = char(std::tolower(static_cast<unsigned char>(c)));
   double mult = 0;
