@@ -242,6 +242,9 @@ def make_cases(fixture, out):
         {"type": "Replace", "pattern": {"String": "a"}, "content": "a" * 64}] * 8}
     tok_case("normalizer that grows strings without bound", lambda t: t.update(normalizer=grow),
              ["normalizer", "kMaxNormalizedGrowth"], ("--text", "a" * 1000))
+    backtrack = {"type": "Split", "pattern": {"Regex": "(a+)+$"}, "behavior": "Isolated", "invert": False}
+    tok_case("pre-tokenizer regex that backtracks exponentially", lambda t: t.update(pre_tokenizer=backtrack),
+             ["pre_tokenizer", "(a+)+$", "match limit"], ("--text", "a" * 30000 + "c"))
     add("decode ids beyond 32 bits", ["tokenize", "{model}", "--decode", "--text", "4294967298"], 1,
         ["4294967298", "out of range"])
     add("decode ids beyond 32 bits (JSON)", ["tokenize", "{model}", "--decode", "--text", "[1, 4294967298]"], 1,
