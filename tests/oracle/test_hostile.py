@@ -42,8 +42,15 @@ def _limits_asan():
 
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory):
-    out = tmp_path_factory.mktemp("hostile")
-    return out, {c["name"]: c for c in make_cases(fx.fixture_dir("llama", "bf16"), out)}
+    """One case directory per build: some cases write outputs that must not exist yet (convert's destination)."""
+    made = {}
+
+    def get(build):
+        if build not in made:
+            out = tmp_path_factory.mktemp(f"hostile-{build}")
+            made[build] = out, {c["name"]: c for c in make_cases(fx.fixture_dir("llama", "bf16"), out)}
+        return made[build]
+    return get
 
 
 def _names():
@@ -69,7 +76,7 @@ def _binary(build):
 @pytest.mark.parametrize("name", _names())
 def test_hostile(cases, name, build):
     exe = _binary(build)
-    out, table = cases
+    out, table = cases(build)
     c = table[name]
     argv = [str(a).replace("{dir}", str(out)).replace("{model}", str(out / "model")) for a in c["argv"]]
     env = {k: v for k, v in os.environ.items() if k != "TQLM_DATA"}
