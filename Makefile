@@ -6,8 +6,10 @@ BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 JOBS ?= $(shell nproc)
 PY := .venv/bin/python
-# Seconds per fuzz target (two targets: about 2 minutes in `make test`).
-FUZZ_SECONDS ?= 60
+# libFuzzer targets (tests/fuzz/fuzz_NAME.cpp) and seconds per target: 6 x 25 s, about 2.5 minutes of `make test`.
+# Longer runs: bench/fuzz_long.sh.
+FUZZ_TARGETS ?= safetensors jinja config tokenizer policy request
+FUZZ_SECONDS ?= 25
 
 MODEL ?= models/smollm2-135m-instruct
 DEMO_PROMPT ?= In two sentences, why is the sky blue?
@@ -30,15 +32,9 @@ asan:
 fuzz:
 	CC=clang-14 CXX=clang++-14 cmake -S . -B $(BUILD_FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DTQLM_FUZZ=ON -DTQLM_TESTS=OFF
-	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_safetensors fuzz_jinja
-	mkdir -p $(BUILD_FUZZ)/corpus $(BUILD_FUZZ)/corpus_jinja
-	$(PY) tests/fuzz/make_corpus.py $(BUILD_FUZZ)/corpus
-	$(BUILD_FUZZ)/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=2048 \
-	  -print_final_stats=1 $(BUILD_FUZZ)/corpus 2>&1 | tail -n 12
-	cp tests/fixtures/templates/*.jinja $(BUILD_FUZZ)/corpus_jinja/
-	$(BUILD_FUZZ)/fuzz_jinja -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
-	  -dict=tests/fuzz/jinja.dict -artifact_prefix=$(BUILD_FUZZ)/ -print_final_stats=1 \
-	  $(BUILD_FUZZ)/corpus_jinja tests/fuzz/corpus_jinja 2>&1 | tail -n 12
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	$(PY) tests/fuzz/make_corpus.py $(BUILD_FUZZ)
+	for t in $(FUZZ_TARGETS); do bash tests/fuzz/run_fuzz.sh $(BUILD_FUZZ) $$t $(FUZZ_SECONDS) || exit 1; done
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -50,7 +46,7 @@ model:
 	bash scripts/get-default-model.sh $(MODEL)
 
 oracle: build model
-	TQLM_BUILD=$(BUILD) $(PY) -m pytest -q -n 1 tests/oracle
+	TQLM_BUILD=$(BUILD) TQLM_BUILD_ASAN=$(BUILD_ASAN) $(PY) -m pytest -q -n 1 tests/oracle
 
 test: deps
 	$(MAKE) unit

@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <regex>
 
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -35,13 +34,13 @@ std::string thousands(int64_t n) {
 
 // "8K" = 8192 tokens (K = 1024, M = 1024^2), or a plain token count.
 int64_t parse_context(const std::string& text) {
-  static const std::regex re(R"(\s*([0-9]+)\s*([kKmM]?)\s*)");
-  std::smatch m;
-  if (!std::regex_match(text, m, re) || m[1].length() > 12)
-    fail("--contexts '{}': expected a token count such as 8K (= 8192), 128K or 100000", text);
-  const int64_t n = std::stoll(m[1].str()) * (m[2].length() == 0         ? 1
-                                              : lower(m[2].str()) == "k" ? 1024
-                                                                         : 1 << 20);
+  std::string num, unit;
+  // no std::regex: it recursed per character (a 100 KB value was a segfault)
+  if (text.size() > 64 || !split_number_unit(text, num, unit) || num.find('.') != std::string::npos ||
+      num.size() > 12 || unit.size() > 1 ||
+      (!unit.empty() && std::string("kKmM").find(unit[0]) == std::string::npos))
+    fail("--contexts '{}': expected a token count such as 8K (= 8192), 128K or 100000", text.substr(0, 64));
+  const int64_t n = std::stoll(num) * (unit.empty() ? 1 : lower(unit) == "k" ? 1024 : 1 << 20);
   if (n <= 0) fail("--contexts '{}': must be positive", text);
   return n;
 }

@@ -2,7 +2,6 @@
 
 #include <cctype>
 #include <cmath>
-#include <regex>
 #include <thread>
 
 #include "core/error.h"
@@ -134,13 +133,42 @@ GenerateOptions SamplingOptions::generate_options(int64_t ctx) const {
   return g;
 }
 
+bool split_number_unit(std::string_view text, std::string& number, std::string& unit) {
+  size_t i = 0;
+  auto spaces = [&] {
+    while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+  };
+  auto run = [&](auto is) {
+    const size_t b = i;
+    while (i < text.size() && is(static_cast<unsigned char>(text[i]))) ++i;
+    return text.substr(b, i - b);
+  };
+  auto digit = [](unsigned char c) { return std::isdigit(c) != 0; };
+  spaces();
+  const size_t b = i;
+  const bool int_part = !run(digit).empty();
+  bool frac_part = false;
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    frac_part = !run(digit).empty();
+  }
+  if (!int_part && !frac_part) return false;
+  number = std::string(text.substr(b, i - b));
+  spaces();
+  unit = std::string(run([](unsigned char c) { return std::isalpha(c) != 0; }));
+  spaces();
+  return i == text.size();
+}
+
 // "36GB" (10^9), "36GiB" (2^30), "36G" (= GB), "512MB", "1.5GB", "1000000" (bytes).
 int64_t parse_size(const std::string& text, const char* flag) {
-  static const std::regex re(R"(\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([A-Za-z]*)\s*)");
-  std::smatch m;
-  if (!std::regex_match(text, m, re))
-    fail("{} '{}': expected a size such as 36GB, 36GiB, 512MB or a number of bytes", flag, text);
-  std::string u = m[2].str();
+  std::string num, u;
+  // at most 64 characters (a 1000-digit size was a bare "stod"; std::regex, used before, recursed per
+  // character and a 100 KB flag was a segfault)
+  if (text.size() > 64 || !split_number_unit(text, num, u))
+    fail("{} '{}': expected a size such as 36GB, 36GiB, 512MB or a number of bytes (at most 64 characters)",
+         flag, text.substr(0, 64));
+  const std::string unit_text = u;
   for (char& c : u) c = char(std::tolower(static_cast<unsigned char>(c)));
   double mult = 0;
   if (u.empty() || u == "b")
@@ -162,8 +190,8 @@ int64_t parse_size(const std::string& text, const char* flag) {
   else if (u == "tib")
     mult = 1024.0 * 1024.0 * 1024.0 * 1024.0;
   else
-    fail("{} '{}': unknown unit '{}' (use B, KB, MB, GB, TB or KiB, MiB, GiB, TiB)", flag, text, m[2].str());
-  const double bytes = std::stod(m[1].str()) * mult;
+    fail("{} '{}': unknown unit '{}' (use B, KB, MB, GB, TB or KiB, MiB, GiB, TiB)", flag, text, unit_text);
+  const double bytes = std::stod(num) * mult;
   if (!(bytes >= 1) || bytes > 9e18) fail("{} '{}': must be at least 1 byte and finite", flag, text);
   return int64_t(std::llround(bytes));
 }

@@ -157,7 +157,10 @@ int small_int(const json& obj, const char* key, int dflt, const std::string& whe
 }  // namespace
 
 Policy Policy::from_json_file(const std::string& path) {
-  json j = read_json_file(path);
+  return from_json(read_json_file(path), path);
+}
+
+Policy Policy::from_json(const json& j, const std::string& path) {
   if (!j.is_object()) fail("{}: a policy must be a JSON object", path);
   Policy p;
   p.source = path;

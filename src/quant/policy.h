@@ -8,6 +8,7 @@
 //              {"roles": ["expert_gate", "expert_up"], "bits": 2}, ...]}
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -55,6 +56,8 @@ class Policy {
 
   static Policy preset(const std::string& name);          // throws listing the presets
   static Policy from_json_file(const std::string& path);  // throws naming the field
+  // A parsed policy document; `path` names it in errors (and gives the default name, its stem).
+  static Policy from_json(const nlohmann::json& j, const std::string& path);
   // group_size_override: 0 = none; otherwise 32, 64 or 128 (an error naming --group-size).
   static Policy load(const std::string& name_or_file, int group_size_override = 0);
   static std::vector<std::string> preset_names();

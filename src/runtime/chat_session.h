@@ -9,6 +9,7 @@
 
 #include "model/model.h"
 #include "runtime/generator.h"
+#include "runtime/prompt_encoder.h"
 #include "template/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -31,6 +32,8 @@ class ChatSession {
   const Tokenizer& tokenizer() const { return *tok_; }
   Generator& generator() { return *gen_; }
   bool has_template() const { return tpl_ != nullptr; }
+  // The template and tokenizer of this session (valid while it lives).
+  PromptEncoder encoder() const { return PromptEncoder(*tok_, tpl_.get()); }
 
   // Renders messages with the chat template (errors if there is none) and tokenizes the result; a BOS
   // is added only when the tokenizer adds one and the rendered text does not already start with it.

@@ -50,8 +50,10 @@ std::string content_text(const ojson& c, const std::string& field) {
   if (!c.is_array()) bad(field, "must be a string or a list of content parts");
   std::string out;
   for (const auto& part : c) {
-    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
-        !part["text"].is_string())
+    // a non-string "type" is the same 400 (part.value("type", "") would throw the JSON library's type_error)
+    const auto type = part.is_object() ? part.find("type") : part.end();
+    if (!part.is_object() || type == part.end() || !type->is_string() || type->get<std::string>() != "text" ||
+        !part.contains("text") || !part["text"].is_string())
       bad(field, "parts must be {\"type\": \"text\", \"text\": ...} (only text is supported)");
     out += part["text"].get<std::string>();
   }
@@ -141,8 +143,8 @@ std::vector<std::string> stop_strings(const ojson& b) {
 }
 }  // namespace
 
-ApiRequest parse_request(const ojson& b, bool chat, ChatSession& cs, const ApiOptions& opt,
-                         std::mutex& template_mu) {
+ApiRequest parse_request(const ojson& b, bool chat, const PromptEncoder& cs, int64_t vocab,
+                         const ApiOptions& opt, std::mutex& template_mu) {
   if (!b.is_object()) throw RequestError(400, "the request body must be a JSON object");
   ApiRequest r;
   r.chat = chat;
@@ -178,7 +180,6 @@ ApiRequest parse_request(const ojson& b, bool chat, ChatSession& cs, const ApiOp
   } else {
     auto it = b.find("prompt");
     if (it == b.end()) bad("prompt", "is required");
-    const int64_t vocab = cs.model().config().vocab;
     if (it->is_string()) {
       r.prompt = cs.encode_raw(it->get<std::string>());
     } else if (it->is_array() && it->size() == 1 && (*it)[0].is_string()) {

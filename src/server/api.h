@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "runtime/chat_session.h"
+#include "runtime/prompt_encoder.h"
 #include "runtime/reasoning.h"
 #include "server/engine.h"
 #include "server/tool_calls.h"
@@ -36,10 +37,16 @@ struct ApiOptions {
   SamplingParams defaults;         // the model's generation_config.json
 };
 
-// Parses a /v1/chat/completions (chat = true) or /v1/completions body. The chat template is rendered under
-// `template_mu` (one render at a time).
-ApiRequest parse_request(const nlohmann::ordered_json& body, bool chat, ChatSession& cs,
-                         const ApiOptions& opt, std::mutex& template_mu);
+// Parses a /v1/chat/completions (chat = true) or /v1/completions body: every field validated (a RequestError
+// 400 naming it), the prompt rendered and tokenized by `enc` under `template_mu` (one render at a time);
+// token id prompts must lie in [0, vocab). Needs no weights (tests/fuzz/fuzz_request.cpp).
+ApiRequest parse_request(const nlohmann::ordered_json& body, bool chat, const PromptEncoder& enc,
+                         int64_t vocab, const ApiOptions& opt, std::mutex& template_mu);
+// The same for a loaded session.
+inline ApiRequest parse_request(const nlohmann::ordered_json& body, bool chat, ChatSession& cs,
+                                const ApiOptions& opt, std::mutex& template_mu) {
+  return parse_request(body, chat, cs.encoder(), cs.model().config().vocab, opt, template_mu);
+}
 
 // Builds the response of one request from its events, streamed or whole.
 class ApiResponse {

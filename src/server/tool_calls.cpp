@@ -1,6 +1,6 @@
 #include "server/tool_calls.h"
 
-#include <regex>
+#include "core/json.h"
 
 namespace tqlm {
 
@@ -34,7 +34,9 @@ std::string schema_type(const nlohmann::ordered_json& tools, const std::string& 
   if (!tools.is_array()) return "";
   for (const auto& t : tools) {
     const auto& f = t.contains("function") ? t["function"] : t;
-    if (!f.is_object() || f.value("name", "") != fn) continue;
+    // the request's tools are unchecked JSON: a non-string name is no match (value() would throw)
+    if (!f.is_object() || !f.contains("name") || !f["name"].is_string() || f["name"].get<std::string>() != fn)
+      continue;
     const auto props = f.contains("parameters") && f["parameters"].is_object()
                            ? f["parameters"].value("properties", nlohmann::ordered_json::object())
                            : nlohmann::ordered_json::object();
@@ -47,6 +49,29 @@ std::string schema_type(const nlohmann::ordered_json& tools, const std::string& 
   return "";
 }
 
+// Every OPEN NAME "> INNER CLOSE in s, left to right, NAME without '"' and INNER the shortest
+// (non-overlapping).
+struct Element {
+  std::string name, inner;
+};
+std::vector<Element> elements(const std::string& s, std::string_view open, std::string_view close) {
+  std::vector<Element> out;
+  size_t pos = 0;
+  while ((pos = s.find(open, pos)) != std::string::npos) {
+    const size_t q = s.find('"', pos + open.size());
+    if (q == std::string::npos) break;
+    if (s.compare(q, 2, "\">") != 0) {
+      ++pos;
+      continue;
+    }
+    const size_t end = s.find(close, q + 2);
+    if (end == std::string::npos) break;
+    out.push_back({s.substr(pos + open.size(), q - pos - open.size()), s.substr(q + 2, end - q - 2)});
+    pos = end + close.size();
+  }
+  return out;
+}
+
 std::string trim_newlines(std::string v) {
   while (!v.empty() && (v.front() == '\n')) v.erase(0, 1);
   while (!v.empty() && (v.back() == '\n')) v.pop_back();
@@ -57,7 +82,7 @@ nlohmann::ordered_json convert(const std::string& raw, const std::string& type) 
   if (type == "string") return raw;
   if (raw == "null") return nullptr;
   try {
-    auto j = nlohmann::ordered_json::parse(raw);
+    auto j = parse_json_limited(raw, "tool call parameter");  // a model's deep nesting: the string
     if (type == "integer" && !j.is_number_integer()) return raw;
     if (type == "number" && !j.is_number()) return raw;
     if (type == "boolean" && !j.is_boolean()) return raw;
@@ -72,22 +97,22 @@ nlohmann::ordered_json convert(const std::string& raw, const std::string& type) 
 ToolCallParser::ToolCallParser(const nlohmann::ordered_json& tools) : tools_(tools) {}
 
 std::vector<ToolCall> ToolCallParser::parse_minimax(const std::string& body) const {
-  static const std::regex invoke(R"re(<invoke name="([^"]*)">([\s\S]*?)</invoke>)re");
-  static const std::regex param(R"re(<parameter name="([^"]*)">([\s\S]*?)</parameter>)re");
+  // <invoke name="N">...</invoke> with <parameter name="K">V</parameter> inside, matched by hand (as the
+  // regex <invoke name="([^"]*)">([\s\S]*?)</invoke> would): std::regex recurses per character and overflowed
+  // the stack on a 100 KB parameter value.
   std::vector<ToolCall> out;
-  for (std::sregex_iterator it(body.begin(), body.end(), invoke), end; it != end; ++it) {
-    const std::string name = (*it)[1], inner = (*it)[2];
+  for (const Element& inv : elements(body, "<invoke name=\"", "</invoke>")) {
     nlohmann::ordered_json args = nlohmann::ordered_json::object();
-    for (std::sregex_iterator p(inner.begin(), inner.end(), param); p != end; ++p)
-      args[(*p)[1].str()] = convert(trim_newlines((*p)[2]), schema_type(tools_, name, (*p)[1]));
-    out.push_back({name, args.dump()});
+    for (const Element& p : elements(inv.inner, "<parameter name=\"", "</parameter>"))
+      args[p.name] = convert(trim_newlines(p.inner), schema_type(tools_, inv.name, p.name));
+    out.push_back({inv.name, args.dump()});
   }
   return out;
 }
 
 std::vector<ToolCall> ToolCallParser::parse_hermes(const std::string& body) const {
   try {
-    const auto j = nlohmann::ordered_json::parse(body);
+    const auto j = parse_json_limited(body, "tool call");  // too deep: not a call
     if (!j.is_object() || !j.contains("name") || !j["name"].is_string()) return {};
     const auto& a = j.contains("arguments") ? j["arguments"] : nlohmann::ordered_json::object();
     return {{j["name"].get<std::string>(), a.is_string() ? a.get<std::string>() : a.dump()}};

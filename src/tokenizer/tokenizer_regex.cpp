@@ -72,7 +72,7 @@ std::string onig_to_pcre2(std::string_view p) {
   return out;
 }
 
-Regex::Regex(std::string_view pattern, std::string_view label) : pattern_(pattern) {
+Regex::Regex(std::string_view pattern, std::string_view label) : pattern_(pattern), label_(label) {
   const std::string translated = onig_to_pcre2(pattern);
   int err = 0;
   PCRE2_SIZE off = 0;
@@ -104,7 +104,7 @@ void Regex::find_all(std::string_view s, std::vector<std::pair<size_t, size_t>>&
     if (rc < 0) {
       PCRE2_UCHAR msg[256];
       pcre2_get_error_message(rc, msg, sizeof msg);
-      fail("regex '{}': match failed: {}", pattern_, reinterpret_cast<char*>(msg));
+      fail("{}: regex '{}': match failed: {}", label_, pattern_, reinterpret_cast<char*>(msg));
     }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(t.md);
     const size_t b = ov[0], e = ov[1];

@@ -26,6 +26,7 @@ class Regex {
 
  private:
   std::string pattern_;
+  std::string label_;     // also in match errors (PCRE2's match limit on a backtracking pattern)
   void* code_ = nullptr;  // pcre2_code*
   bool jit_ = false;
 };

@@ -155,6 +155,12 @@ def make_cases(fixture, out):
                         ("--repeat-penalty", "-2")]:
         add(f"sampling {flag} {value}", [*gen, flag, value], 1, [flag])
     add("--ctx 0", [*gen, "--ctx", "0"], "nonzero", ["--ctx"])
+    # std::regex recursed per character: a 100 KB size or context flag was a segfault; 1000 digits a bare "stod"
+    small = config("small", max_position_embeddings=4096)
+    add("100 KB --mem", ["kv-plan", small, "--mem", "1" * 100_000], 1, ["--mem", "at most 64 characters"])
+    add("1000-digit --mem", ["kv-plan", small, "--mem", "9" * 1000], 1, ["--mem", "at most 64 characters"])
+    add("100 KB --contexts", ["kv-plan", small, "--contexts", "1" * 100_000], 1, ["--contexts", "token count"])
+    add("100 KB --kv-mem", [*gen, "--kv-mem", "5" * 100_000], 1, ["--kv-mem"])
     add("--group-size 0", ["convert", "{model}", "{dir}/g0", "--group-size", "0"], "nonzero", ["--group-size"])
     pol = out / "bits-wrap.json"
     pol.write_text(json.dumps({"rules": [{"roles": ["attn_q"], "bits": 2**32 + 4}]}))
@@ -236,6 +242,9 @@ def make_cases(fixture, out):
         {"type": "Replace", "pattern": {"String": "a"}, "content": "a" * 64}] * 8}
     tok_case("normalizer that grows strings without bound", lambda t: t.update(normalizer=grow),
              ["normalizer", "kMaxNormalizedGrowth"], ("--text", "a" * 1000))
+    backtrack = {"type": "Split", "pattern": {"Regex": "(a+)+$"}, "behavior": "Isolated", "invert": False}
+    tok_case("pre-tokenizer regex that backtracks exponentially", lambda t: t.update(pre_tokenizer=backtrack),
+             ["pre_tokenizer", "(a+)+$", "match limit"], ("--text", "a" * 30000 + "c"))
     add("decode ids beyond 32 bits", ["tokenize", "{model}", "--decode", "--text", "4294967298"], 1,
         ["4294967298", "out of range"])
     add("decode ids beyond 32 bits (JSON)", ["tokenize", "{model}", "--decode", "--text", "[1, 4294967298]"], 1,

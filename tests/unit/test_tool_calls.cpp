@@ -64,3 +64,29 @@ TEST(ToolCalls, HermesJsonAndPlainText) {
   every_split_agrees("<tool_call>not json</tool_call> after",
                      Result{"<tool_call>not json</tool_call> after", {}});
 }
+
+// Regressions (issue 12): a 200 KB MiniMax parameter value overflowed the stack in std::regex (a segfault of
+// the server); JSON nested 100,000 deep in a call; a request tool whose name is not a string (value() threw).
+TEST(ToolCalls, HostileAnswersAndTools) {
+  const std::string big(200000, 'x');
+  ToolCallParser p(nlohmann::ordered_json::parse(R"([{"type": "function", "function": {"name": 5}},
+      {"function": {"name": "f", "parameters": {"properties": {"k": {"type": "string"}}}}}])"));
+  auto o = p.push("<minimax:tool_call>\n<invoke name=\"f\">\n<parameter name=\"k\">" + big +
+                  "</parameter>\n</invoke>\n</minimax:tool_call>");
+  ASSERT_EQ(o.calls.size(), 1u);
+  EXPECT_EQ(o.calls[0].name, "f");
+  EXPECT_EQ(o.calls[0].arguments.size(), big.size() + 8);
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  o = p.push("<minimax:tool_call><invoke name=\"g\"><parameter name=\"d\">" + deep +
+             "</parameter></invoke></minimax:tool_call>");
+  ASSERT_EQ(o.calls.size(), 1u);  // too deep to be JSON: kept as the string
+  EXPECT_EQ(o.calls[0].arguments.size(), deep.size() + 8);
+  const std::string hermes = "<tool_call>{\"name\": \"h\", \"arguments\": " + deep + "}</tool_call>";
+  o = p.push(hermes);
+  EXPECT_TRUE(o.calls.empty());  // not a call: the text stays content
+  EXPECT_EQ(o.content, hermes);
+  // a tag name without its closing quote-bracket is skipped, as the regex did
+  o = p.push("<minimax:tool_call><invoke name=\"a\" x><invoke name=\"b\">\n</invoke></minimax:tool_call>");
+  ASSERT_EQ(o.calls.size(), 1u);
+  EXPECT_EQ(o.calls[0].name, "b");
+}
