@@ -63,7 +63,7 @@ void add_model_options(CLI::App* cmd, ModelOptions& o, bool with_ctx) {
   cmd->add_option_function<std::string>(
          "--linear", [](const std::string& s) { set_linear_path(parse_linear_path(s)); },
          "Linear layers of quantized weights: int8 (int8 activations, integer dot products) or f32 (weights "
-         "expanded to f32, the reference); default TQLM_LINEAR or f32")
+         "expanded to f32, the reference); default TQLM_LINEAR or int8")
       ->check(CLI::IsMember({"int8", "f32"}));
   cmd->add_option("--kv-boundary", o.kv_boundary,
                   "Compressed KV modes: the first and last N layers stay bf16")

@@ -12,7 +12,7 @@ void quantize_rows_q8_ref(const float* x, int64_t t0, int64_t t1, QActs& out) {
   const int64_t in = out.in, nb = in / kQ8Block;
   for (int64_t t = t0; t < t1; ++t)
     for (int64_t b = 0; b < nb; ++b) {
-      const float* xb = x + t * in + b * kQ8Block;  // [32]
+      const float* xb = x + t * in + b * kQ8Block;  // [16]
       int8_t* qb = out.q.data() + t * in + b * kQ8Block;
       float amax = 0.0f;
       for (int j = 0; j < kQ8Block; ++j) amax = std::max(amax, std::fabs(xb[j]));
@@ -37,8 +37,8 @@ namespace {
 void quantize_rows(const float* x, int64_t t0, int64_t t1, QActs& out) {
   qlinear_kernels().quantize(x, t0, t1, out);
   if (out.T > kQ8PermutedMaxT) return;
-  for (int64_t i = t0 * out.in; i < t1 * out.in; i += kQ8Block) {
-    const int8_t* q = out.q.data() + i;  // [32]
+  for (int64_t i = t0 * out.in; i < t1 * out.in; i += 32) {
+    const int8_t* q = out.q.data() + i;  // [32]: one block of weight codes
     for (int h = 0; h < 2; ++h)
       for (int k = 0; k < 16; ++k) out.q4p[size_t(i + 16 * h + k)] = q[2 * k + h];
     for (int m = 0; m < 4; ++m)
@@ -49,7 +49,7 @@ void quantize_rows(const float* x, int64_t t0, int64_t t1, QActs& out) {
 }  // namespace
 
 void quantize_acts_q8(const float* x, int64_t T, int64_t in, QActs& out, ThreadPool* pool) {
-  if (in % kQ8Block != 0) fail("quantize_acts_q8: width {} is not a multiple of {}", in, kQ8Block);
+  if (in % 32 != 0) fail("quantize_acts_q8: width {} is not a multiple of 32", in);
   out.T = T;
   out.in = in;
   const int64_t nb = in / kQ8Block;

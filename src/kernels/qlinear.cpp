@@ -72,7 +72,7 @@ LinearPath linear_path() {
     const char* env = std::getenv("TQLM_LINEAR");
     const std::string v = env ? env : "";
     if (!v.empty() && v != "int8" && v != "f32") fail("TQLM_LINEAR={} is not one of int8, f32", v);
-    p = int(v.empty() ? LinearPath::f32 : parse_linear_path(v));
+    p = int(v.empty() ? LinearPath::int8 : parse_linear_path(v));
     g_path.store(p);
   }
   return LinearPath(p);

@@ -14,8 +14,8 @@ namespace tqlm {
 
 enum class LinearPath { f32, int8 };
 
-// Process-wide. Default: TQLM_LINEAR=int8|f32 from the environment, else f32 (int8 misses the quality target
-// on the default model: docs/results.md).
+// Process-wide. Default: TQLM_LINEAR=int8|f32 from the environment, else int8 (on the default model: PPL
+// +0.20%, KL(f32 || int8) 0.0014, 4.5-6x faster decode: docs/results.md).
 LinearPath linear_path();
 void set_linear_path(LinearPath p);
 LinearPath parse_linear_path(const std::string& s);  // "int8" | "f32", else an Error

@@ -4,9 +4,9 @@
 //
 // A tile is 8 weight rows; its results sit in one f32 vector per token, lane i = row i, so each lane runs
 // the reference's sequence of f32 operations for its (row, token): bit-identical to the scalar reference,
-// whatever T and however the rows are split. Per 32-block, each row's codes are unpacked in registers,
-// multiplied with the block's int8 activations (int32 partial sums), and the 8 rows' partial sums are
-// reduced into one vector of 8 exact integer block sums.
+// whatever T and however the rows are split. Per 32 codes, each row's codes are unpacked in registers,
+// multiplied with the int8 activations (int32 partial sums), and the 8 rows' partial sums are reduced into
+// two vectors of 8 exact integer sums, one per 16-element activation block (qact.h).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -108,12 +108,19 @@ inline float group_sum(const QActs& a, int64_t t, int64_t b0, int64_t nb) {
   return xs;
 }
 
-// Lane i of the result: the sum of the 8 lanes of p[i].
-inline __m256i reduce8(const __m256i p[8]) {
+// Lane i of lo: the sum of lanes 0-3 of p[i] (bytes 0-15: the first 16-block); of hi: lanes 4-7.
+inline void reduce8(const __m256i p[8], __m256i& lo, __m256i& hi) {
   const __m256i h01 = _mm256_hadd_epi32(p[0], p[1]), h23 = _mm256_hadd_epi32(p[2], p[3]);
   const __m256i h45 = _mm256_hadd_epi32(p[4], p[5]), h67 = _mm256_hadd_epi32(p[6], p[7]);
   const __m256i h0 = _mm256_hadd_epi32(h01, h23), h1 = _mm256_hadd_epi32(h45, h67);
-  return _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20), _mm256_permute2x128_si256(h0, h1, 0x31));
+  lo = _mm256_permute2x128_si256(h0, h1, 0x20);
+  hi = _mm256_permute2x128_si256(h0, h1, 0x31);
+}
+
+// a + float(isum) * d, the reference's step for one 16-block.
+inline __m256 acc_block(__m256 a, __m256i isum, float d) {
+  return _mm256_add_ps(a,
+                       _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d)));  // exact: |isum| < 2^24
 }
 
 // Tokens [t0, t0 + NT) against 8 rows whose codes start at cp[i], stored at LOADBITS bits (8: an unpacked
@@ -126,16 +133,17 @@ void tile8(const uint8_t* const cp[8], const float* sc, const float* bi, int64_t
   for (int64_t g = 0; g < groups; ++g) {
     __m256 a[NT];
     for (int k = 0; k < NT; ++k) a[k] = _mm256_setzero_ps();
-    for (int64_t blk = g * per_group; blk < (g + 1) * per_group; ++blk) {
+    for (int64_t cb = g * gs / 32; cb < (g + 1) * gs / 32; ++cb) {  // 32 codes: activation blocks 2cb, 2cb+1
       __m256i c[8];
-      for (int i = 0; i < 8; ++i) c[i] = unpack32<LOADBITS>(cp[i] + blk * LOADBITS * 4);
+      for (int i = 0; i < 8; ++i) c[i] = unpack32<LOADBITS>(cp[i] + cb * LOADBITS * 4);
       for (int k = 0; k < NT; ++k) {
-        const __m256i xq = _mm256_loadu_si256(
-            reinterpret_cast<const __m256i*>(xa.q.data() + (t0 + k) * in + blk * kQ8Block));
-        __m256i p[8];
+        const __m256i xq =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xa.q.data() + (t0 + k) * in + cb * 32));
+        __m256i p[8], lo, hi;
         for (int i = 0; i < 8; ++i) p[i] = dot4<BITS>(c[i], xq);
-        const __m256 isum = _mm256_cvtepi32_ps(reduce8(p));  // exact: |isum| < 2^24
-        a[k] = _mm256_add_ps(a[k], _mm256_mul_ps(isum, _mm256_set1_ps(xa.d[size_t((t0 + k) * nb + blk)])));
+        reduce8(p, lo, hi);
+        const float* d = xa.d.data() + (t0 + k) * nb + 2 * cb;
+        a[k] = acc_block(acc_block(a[k], lo, d[0]), hi, d[1]);
       }
     }
     const __m256 s = _mm256_loadu_ps(sc + g * 8), b = _mm256_loadu_ps(bi + g * 8);
@@ -147,9 +155,9 @@ void tile8(const uint8_t* const cp[8], const float* sc, const float* bi, int64_t
 }
 
 // Long batches: the tile's codes unpacked once into a buffer laid out so that no reduction is needed:
-// per 32-block, 8 vectors j = 0..7, dword i of vector j = codes 4j..4j+3 of row i (an 8 x 8 dword
+// per 32 codes, 8 vectors j = 0..7, dword i of vector j = codes 4j..4j+3 of row i (an 8 x 8 dword
 // transpose of the unpacked rows). Multiplying vector j by the token's activation dword j broadcast
-// accumulates each row's block sum in its own lane.
+// accumulates each row's block sum in its own lane (j = 0..3: the first 16-block, 4..7: the second).
 inline void transpose8(const __m256i c[8], uint8_t* dst /* [8, 32] */) {
   __m256i t[8], u[8];
   for (int i = 0; i < 4; ++i) {
@@ -192,20 +200,18 @@ void tile8_t(const uint8_t* buf, const float* sc, const float* bi, int64_t gs, c
   for (int64_t g = 0; g < groups; ++g) {
     __m256 a[NT];
     for (int k = 0; k < NT; ++k) a[k] = _mm256_setzero_ps();
-    for (int64_t blk = g * per_group; blk < (g + 1) * per_group; ++blk) {
+    for (int64_t blk = g * per_group; blk < (g + 1) * per_group; ++blk) {  // 16-blocks: half a buffer block
       __m256i acc[NT];
       for (int k = 0; k < NT; ++k) acc[k] = _mm256_setzero_si256();
-      for (int j = 0; j < 8; ++j) {
-        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(buf + blk * 256 + 32 * j));
+      for (int j = 0; j < 4; ++j) {
+        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(buf + blk * 128 + 32 * j));
         for (int k = 0; k < NT; ++k) {
           int32_t xd;
           std::memcpy(&xd, xa.q.data() + (t0 + k) * in + blk * kQ8Block + 4 * j, 4);
           acc[k] = dot4_acc<BITS>(acc[k], wv, _mm256_set1_epi32(xd));
         }
       }
-      for (int k = 0; k < NT; ++k)
-        a[k] = _mm256_add_ps(a[k], _mm256_mul_ps(_mm256_cvtepi32_ps(acc[k]),
-                                                 _mm256_set1_ps(xa.d[size_t((t0 + k) * nb + blk)])));
+      for (int k = 0; k < NT; ++k) a[k] = acc_block(a[k], acc[k], xa.d[size_t((t0 + k) * nb + blk)]);
     }
     const __m256 s = _mm256_loadu_ps(sc + g * 8), b = _mm256_loadu_ps(bi + g * 8);
     for (int k = 0; k < NT; ++k) {
@@ -315,10 +321,10 @@ void gemm_qN_q8_f32(const Linear& w, const QActs& xa, float* y, int64_t r0, int6
       run_tokens<false, BITS>(cp, sc, bi, lb, w.group_size, xa, y, w.out, r, nr);
       continue;
     }
-    for (int64_t blk = 0; blk < in / kQ8Block; ++blk) {
+    for (int64_t cb = 0; cb < in / 32; ++cb) {
       __m256i c[8];
-      for (int i = 0; i < 8; ++i) c[i] = unpack32<BITS>(cp[i] + blk * BITS * 4);
-      transpose8(c, buf + blk * 256);
+      for (int i = 0; i < 8; ++i) c[i] = unpack32<BITS>(cp[i] + cb * BITS * 4);
+      transpose8(c, buf + cb * 256);
     }
     const uint8_t* bp[8] = {buf};
     run_tokens<true, BITS>(bp, sc, bi, lb, w.group_size, xa, y, w.out, r, nr);
@@ -333,33 +339,37 @@ void quantize(const float* x, int64_t t0, int64_t t1, QActs& out) {
   const __m256 magic = _mm256_set1_ps(12582912.0f);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (int64_t t = t0; t < t1; ++t)
-    for (int64_t b = 0; b < nb; ++b) {
+    for (int64_t b = 0; b < nb; b += 2) {  // two 16-blocks (in is a multiple of 32): v[0..1], v[2..3]
       const float* xb = x + t * in + b * kQ8Block;  // [32]
-      __m256 v[4], m = _mm256_setzero_ps();
-      for (int k = 0; k < 4; ++k) {
-        v[k] = _mm256_loadu_ps(xb + 8 * k);
-        m = _mm256_max_ps(_mm256_andnot_ps(sign, v[k]), m);
-      }
-      m = _mm256_max_ps(m, _mm256_permute2f128_ps(m, m, 1));
+      __m256 v[4];
+      for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(xb + 8 * k);
+      const __m256 m0 = _mm256_max_ps(_mm256_andnot_ps(sign, v[1]),
+                                      _mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_setzero_ps()));
+      const __m256 m1 = _mm256_max_ps(_mm256_andnot_ps(sign, v[3]),
+                                      _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_setzero_ps()));
+      // lane 0: block b, lane 1: block b + 1 (no NaN is left in m0, m1, so the order of the maxima is free)
+      __m256 m = _mm256_max_ps(_mm256_permute2f128_ps(m0, m1, 0x20), _mm256_permute2f128_ps(m0, m1, 0x31));
       m = _mm256_max_ps(m, _mm256_shuffle_ps(m, m, 0x4E));
       m = _mm256_max_ps(m, _mm256_shuffle_ps(m, m, 0xB1));
-      const float amax = _mm256_cvtss_f32(m);
-      const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+      const float amax[2] = {_mm256_cvtss_f32(m), _mm_cvtss_f32(_mm256_extractf128_ps(m, 1))};
       __m256i qi[4];
-      for (int k = 0; k < 4; ++k) {
-        __m256 q = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[k], _mm256_set1_ps(id)), lo), hi);
-        q = _mm256_sub_ps(_mm256_add_ps(q, magic), magic);
-        qi[k] = _mm256_cvtps_epi32(q);
+      for (int h = 0; h < 2; ++h) {
+        const float d = amax[h] / 127.0f, id = amax[h] > 0.0f ? 127.0f / amax[h] : 0.0f;
+        for (int k = 2 * h; k < 2 * h + 2; ++k) {
+          __m256 q = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[k], _mm256_set1_ps(id)), lo), hi);
+          q = _mm256_sub_ps(_mm256_add_ps(q, magic), magic);
+          qi[k] = _mm256_cvtps_epi32(q);
+        }
+        const __m256i sum = _mm256_add_epi32(qi[2 * h], qi[2 * h + 1]);
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+        out.d[size_t(t * nb + b + h)] = d;
+        out.s[size_t(t * nb + b + h)] = float(_mm_cvtsi128_si32(s4)) * d;
       }
-      __m256i sum = _mm256_add_epi32(_mm256_add_epi32(qi[0], qi[1]), _mm256_add_epi32(qi[2], qi[3]));
       const __m256i packed = _mm256_permutevar8x32_epi32(
           _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3])), order);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q.data() + t * in + b * kQ8Block), packed);
-      __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
-      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
-      out.d[size_t(t * nb + b)] = d;
-      out.s[size_t(t * nb + b)] = float(_mm_cvtsi128_si32(s4)) * d;
     }
 }
 

@@ -12,7 +12,7 @@
 //   y = 0
 //   for each group g in order:
 //     a = 0; xs = 0
-//     for each 32-block k of g in order:
+//     for each 16-block k of g in order (the activations' blocks, qact.h):
 //       a = a + float(isum[r, k]) * d[t, k]     (isum: the exact integer sum of code * q over the block)
 //       xs = xs + s[t, k]                       (s: float(sum of the block's q) * d, see qact.h)
 //     y = y + (scale[r, g] * a + bias[r, g] * xs)

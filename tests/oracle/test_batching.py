@@ -53,7 +53,9 @@ MODES = ["bf16", "f16", "q8", "turbo2", "turbo3", "turbo4", "turbo8", "turbo4v2"
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("mode", MODES)
 def test_batched_equals_alone(testapi, arch, mode):
-    t = Tqlm(testapi, fixture_dir(arch, "q4" if arch != "minimax" else "mixed"), mode, kv_boundary=1)
+    # every mode on the f32 linear path (the reference); the default int8 path in the test below, 3 modes
+    t = Tqlm(testapi, fixture_dir(arch, "q4" if arch != "minimax" else "mixed"), mode, kv_boundary=1,
+             linear="f32")
     try:
         prompts = prompts_for(t.vocab, [300, 37, 520, 5, 129])
         tok1, lg1 = alone(t, prompts)
@@ -69,7 +71,7 @@ def test_batched_equals_alone(testapi, arch, mode):
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("mode", ["bf16", "q8", "turbo4v2"])
 def test_batched_equals_alone_int8_linears(testapi, arch, mode):
-    """The same on the int8 linear path (--linear int8; the test above runs the default, f32)."""
+    """The same on the int8 linear path (the default; the test above runs --linear f32)."""
     t = Tqlm(testapi, fixture_dir(arch, "q4" if arch != "minimax" else "mixed"), mode, kv_boundary=1,
              linear="int8")
     try:

@@ -19,7 +19,7 @@ def prompt(vocab):
     return (np.arange(N, dtype=np.int64) * 7919 % (vocab - 10) + 5).astype(np.int32)
 
 
-# every mode on the default (f32) linear path; the int8 path (--linear int8) on the quantized fixtures, 3 modes
+# every mode on the f32 linear path (the reference); the int8 path (the default) on the quantized fixtures, 3 modes
 PREFILL_CASES = ([(a, v, m, "f32") for a, v in [("llama", "q4"), ("qwen3", "bf16"), ("minimax", "mixed")]
                   for m in MODES] +
                  [(a, v, m, "int8") for a, v in [("llama", "q4"), ("minimax", "mixed")]

@@ -12,6 +12,7 @@
 The full 57-subject table is bench/mmlu_table.py's job."""
 import csv
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -46,12 +47,15 @@ def read_rows(path):
 
 @pytest.fixture(scope="module")
 def run(tqlm_bin, tmp_path_factory):
-    """tqlm with an f32 KV cache, as the oracle's (the default bf16 cache moves logprobs by ~0.01)."""
+    """tqlm with an f32 KV cache, as the oracle's (the default bf16 cache moves logprobs by ~0.01), and the f32
+    linear path (TQLM_LINEAR=f32): llama.cpp computes in f32 from the same weights, and the assertions below
+    (max |logprob diff| < 1e-3, summation order only) are about that; the default int8 path's activation
+    rounding moves logprobs by more (its quality is measured in docs/results.md)."""
     d = tmp_path_factory.mktemp("mmlu")
     prompts = d / "prompts.jsonl"
     r = subprocess.run([tqlm_bin, "mmlu", str(MODEL), "--data", str(DATA), "--subjects", ",".join(SUBJECTS),
                         "--n", str(N), "--kv", "f32", "--json", "--save-prompts", str(prompts)],
-                       capture_output=True, text=True, timeout=1200)
+                       capture_output=True, text=True, timeout=1200, env={**os.environ, "TQLM_LINEAR": "f32"})
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     ids = [json.loads(line) for line in prompts.read_text().splitlines()]

@@ -112,7 +112,7 @@ TEST(QLinearKernels, EveryFamilyBitIdenticalToReference) {
         }
 }
 
-// Against double precision: with w = scale * q + bias (f32 scale/bias) and x quantized per 32-block with
+// Against double precision: with w = scale * q + bias (f32 scale/bias) and x quantized per 16-block with
 // step d, |y - y_exact| <= sum_j |scale_g * q_j| * d_j / 2 (activation rounding) + 1e-5 * (1 + sum_j |w_j
 // x_j|) (f32 arithmetic). The bias term uses the exact x, so it adds no int8 error.
 TEST(QLinearKernels, ReferenceWithinInt8BoundOfDoubleProduct) {
@@ -139,11 +139,12 @@ TEST(QLinearKernels, ReferenceWithinInt8BoundOfDoubleProduct) {
           for (int64_t j = 0; j < in; ++j) {
             const int64_t g = r * (in / gs) + j / gs;
             const double wj = double(sc[g]) * codes[size_t(j)] + double(bi[g]);
-            const double xq = double(xa.q[size_t(t * in + j)]) * xa.d[size_t(t * (in / 32) + j / 32)];
+            const double xq =
+                double(xa.q[size_t(t * in + j)]) * xa.d[size_t(t * (in / kQ8Block) + j / kQ8Block)];
             same_inputs += wj * xq;
             exact += wj * x[size_t(t * in + j)];
             mag += std::abs(wj * x[size_t(t * in + j)]);
-            bound += std::abs(wj) * xa.d[size_t(t * (in / 32) + j / 32)] / 2;
+            bound += std::abs(wj) * xa.d[size_t(t * (in / kQ8Block) + j / kQ8Block)] / 2;
           }
           // what the kernel computes, in double: equal up to f32 rounding
           ASSERT_NEAR(y[size_t(t * out + r)], same_inputs, 2e-6 * (1 + mag))
@@ -163,14 +164,21 @@ TEST(QLinearKernels, QuantizeActs) {
   for (int i = 0; i < 64; ++i) x[size_t(i)] = i < 32 ? float(i) - 16.0f : 0.0f;
   QActs a;
   quantize_acts_q8(x.data(), 1, 64, a);
+  ASSERT_EQ(a.blocks(), 4);  // blocks of 16: -16..-1, 0..15, zeros, zeros
   EXPECT_FLOAT_EQ(a.d[0], 16.0f / 127.0f);
   EXPECT_EQ(a.q[0], -127);
+  EXPECT_EQ(a.q[15], int8_t(std::nearbyint(-127.0f / 16.0f)));
+  EXPECT_FLOAT_EQ(a.d[1], 15.0f / 127.0f);
   EXPECT_EQ(a.q[16], 0);
-  EXPECT_EQ(a.q[31], int8_t(std::nearbyint(15.0f * 127.0f / 16.0f)));
-  int qsum = 0;
-  for (int i = 0; i < 32; ++i) qsum += a.q[size_t(i)];
-  EXPECT_EQ(a.s[0], float(qsum) * a.d[0]);
-  EXPECT_EQ(a.d[1], 0.0f);
+  EXPECT_EQ(a.q[31], 127);
+  EXPECT_EQ(a.q[30], int8_t(std::nearbyint(14.0f * 127.0f / 15.0f)));
+  for (int b = 0; b < 2; ++b) {
+    int qsum = 0;
+    for (int i = 16 * b; i < 16 * b + 16; ++i) qsum += a.q[size_t(i)];
+    EXPECT_EQ(a.s[size_t(b)], float(qsum) * a.d[size_t(b)]);
+  }
+  EXPECT_EQ(a.d[2], 0.0f);
+  EXPECT_EQ(a.d[3], 0.0f);
   for (int i = 32; i < 64; ++i) EXPECT_EQ(a.q[size_t(i)], 0);
 }
 
@@ -180,15 +188,15 @@ TEST(QLinearKernels, EveryFamilyQuantizesLikeTheReference) {
   const int64_t T = 5, in = 8 * 32;
   std::vector<float> x(size_t(T * in));
   for (size_t i = 0; i < x.size(); ++i) x[i] = nd(rng) * float(1 + i % 7) * (i % 97 == 0 ? 100.0f : 1.0f);
-  for (int j = 0; j < 32; ++j) x[size_t(32 + j)] = 0.0f;               // an all-zero block
-  for (int j = 0; j < 32; ++j) x[size_t(64 + j)] = float(j - 16) / 2;  // ties at x * 127 / 8
-  x[100] = NAN;                                                        // garbage in, same garbage out
+  for (int j = 0; j < 32; ++j) x[size_t(32 + j)] = 0.0f;                   // two all-zero blocks
+  for (int j = 0; j < 32; ++j) x[size_t(64 + j)] = float(j % 16 - 8) / 2;  // ties at x * 127 / 4 (x = +-2)
+  x[100] = NAN;                                                            // garbage in, same garbage out
   x[140] = -INFINITY;
   QActs ref;
   ref.T = T;
   ref.in = in;
   ref.q.resize(size_t(T * in));
-  ref.d.resize(size_t(T * in / 32));
+  ref.d.resize(size_t(T * in / kQ8Block));
   ref.s.resize(ref.d.size());
   QActs got = ref;
   quantize_rows_q8_ref(x.data(), 0, T, ref);
