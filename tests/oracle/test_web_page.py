@@ -9,7 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from conftest import ROOT
-from test_server import Served
+from test_server import M, Served
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +21,17 @@ def browser():
     d = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path="/usr/bin/chromedriver"))
     yield d
     d.quit()
+
+
+def api_answer(server, question):
+    """The same request through the openai client: the server's defaults (generation_config, seed 0) make it
+    deterministic, so the page must show exactly this text."""
+    return server.client().chat.completions.create(
+        model=M, messages=[{"role": "user", "content": question}]).choices[0].message.content
+
+
+def same_text(page, api):
+    return " ".join(page.split()) == " ".join(api.split()) and page.strip()
 
 
 def test_chat_in_a_browser(tqlm_bin, browser):
@@ -37,7 +48,7 @@ def test_chat_in_a_browser(tqlm_bin, browser):
                    d.find_elements(By.CSS_SELECTOR, ".assistant .answer")[-1].text.strip())
         wait.until(lambda d: d.find_element(By.ID, "send").is_enabled())  # the stream ended
         answer = browser.find_elements(By.CSS_SELECTOR, ".assistant .answer")[-1].text
-        assert "Paris" in answer, answer
+        assert same_text(answer, api_answer(s, "What is the capital of France?")), answer
         assert browser.find_elements(By.CSS_SELECTOR, ".user")[-1].text == "What is the capital of France?"
         # a second turn, stopped early: the stop button aborts the stream and the page is usable again
         box.send_keys("Write a very long story about the sea.")
@@ -79,6 +90,11 @@ def test_api_key_field(tqlm_bin, browser):
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".assistant .answer")) == 2 and
                    d.find_elements(By.CSS_SELECTOR, ".assistant .answer")[-1].text.strip())
         wait.until(lambda d: d.find_element(By.ID, "send").is_enabled())
-        assert "Paris" in browser.find_elements(By.CSS_SELECTOR, ".assistant .answer")[-1].text
+        answer = browser.find_elements(By.CSS_SELECTOR, ".assistant .answer")[-1].text
+        # the page sent the whole conversation (the failed first turn included); the API gets the same
+        history = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": ""},
+                   {"role": "user", "content": "What is the capital of France?"}]
+        ref = s.client("page-secret").chat.completions.create(model=M, messages=history).choices[0].message.content
+        assert same_text(answer, ref), (answer, ref)
     finally:
         s.stop()
