@@ -18,6 +18,8 @@ def test_32_clients_for_30_seconds(tqlm_bin, tmp_path):
     r = json.loads(out.read_text())
     assert r["failed"] == 0 and r["chunks"] > 0
     assert r["kv_blocks_used_end"] == 0 and r["running_end"] == 0
-    rss = r["rss_minus_kv_mb"]  # MB at each eighth of the run: the second half grows by less than 8 MB
-    assert rss[-1] - rss[3] < 8, rss
+    # MB at each eighth of the run. Prefill scratch comes and goes (tens of MB between samples), so a leak shows as
+    # a rising floor: the second half's lowest sample is within 8 MB of the lowest after the first eighth
+    rss = r["rss_minus_kv_mb"]
+    assert min(rss[4:]) - min(rss[1:4]) < 8, rss
     assert p.returncode == 0, p.stdout + p.stderr
