@@ -100,7 +100,7 @@ std::vector<BenchPoint> run_bench(Model& model, const BenchOptions& opt,
     BenchPoint p;
     p.context = ctx;
     // One sequence through the scheduler: the prefill in chunks, then `decode` timed decode steps.
-    auto pool = std::make_shared<KVPool>(opt.kv, c.kv_shape());
+    auto pool = model.new_pool(opt.kv);
     SchedulerOptions so;
     so.max_seqs = 1;
     so.step_tokens = opt.chunk;
@@ -112,7 +112,7 @@ std::vector<BenchPoint> run_bench(Model& model, const BenchOptions& opt,
     rp.ignore_eos = true;
     rp.reuse_prefix = false;
     {  // warm-up: one prefill chunk in a pool of its own, so the workspaces exist before memory is measured
-      Scheduler warm(model, std::make_shared<KVPool>(opt.kv, c.kv_shape()), nullptr, so);
+      Scheduler warm(model, model.new_pool(opt.kv), nullptr, so);
       RequestParams wp = rp;
       wp.max_tokens = 0;
       warm.submit(std::vector<int32_t>(prompt.begin(), prompt.begin() + std::min(ctx, opt.chunk)), wp);

@@ -38,7 +38,7 @@ std::vector<ConcurrencyPoint> run_concurrency_bench(
   std::vector<ConcurrencyPoint> out;
   for (int64_t c : opt.levels) {
     if (c < 1) fail("bench: concurrency {} must be at least 1", c);
-    auto pool = std::make_shared<KVPool>(opt.kv, model.config().kv_shape(), budget);
+    auto pool = model.new_pool(opt.kv, budget);
     SchedulerOptions so;
     so.max_seqs = c;
     so.step_tokens = opt.step_tokens;
@@ -88,7 +88,7 @@ PrefixReuse run_prefix_reuse_bench(Model& model, const ConcurrencyOptions& opt) 
   r.prefix = opt.prefix;
   r.suffix = 32;
   const uint64_t budget = opt.kv_mem ? opt.kv_mem : default_kv_budget();
-  auto pool = std::make_shared<KVPool>(opt.kv, model.config().kv_shape(), budget);
+  auto pool = model.new_pool(opt.kv, budget);
   SchedulerOptions so;
   so.max_seqs = 1;
   so.step_tokens = opt.step_tokens;

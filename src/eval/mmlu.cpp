@@ -225,8 +225,7 @@ MmluResult run_mmlu(ChatSession& cs, const std::vector<MmluSubject>& subjects, c
   SchedulerOptions so;
   so.max_seqs = std::max<int64_t>(1, opt.parallel);
   so.ctx = opt.ctx;
-  auto pool = std::make_shared<KVPool>(opt.kv, model.config().kv_shape(),
-                                       opt.kv_mem ? opt.kv_mem : default_kv_budget());
+  auto pool = model.new_pool(opt.kv, opt.kv_mem ? opt.kv_mem : default_kv_budget());
   Scheduler sched(model, pool, &tok, so);
   std::map<int64_t, size_t> item_of;  // scheduler id -> item
   const int64_t total = int64_t(res.items.size());

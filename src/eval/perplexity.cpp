@@ -171,7 +171,7 @@ PerplexityResult run_perplexity(Model& model, const std::vector<int32_t>& tokens
   so.max_seqs = std::max<int64_t>(1, opt.parallel);
   so.step_tokens = opt.chunk;
   so.ctx = opt.ctx;
-  Scheduler sched(model, std::make_shared<KVPool>(opt.kv, model.config().kv_shape()), nullptr, so);
+  Scheduler sched(model, model.new_pool(opt.kv), nullptr, so);
   std::vector<int64_t> ids;
   for (int64_t w = 0; w < windows; ++w) {
     RequestParams rp;

@@ -85,7 +85,7 @@ QuantSpec QuantConfig::for_module(const std::string& path) const {
   return std::get<QuantSpec>(it->second);
 }
 
-Checkpoint::Checkpoint(const std::string& path) : path_(path) {
+Checkpoint::Checkpoint(const std::string& path, const TensorStore::NameFilter& want) : path_(path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
     fs::path cfg = fs::path(path) / "config.json";
@@ -99,7 +99,7 @@ Checkpoint::Checkpoint(const std::string& path) : path_(path) {
   } else if (!fs::exists(path, ec)) {
     fail("{}: no such file or directory", path);
   }
-  tensors_ = std::make_unique<TensorStore>(path);
+  tensors_ = std::make_unique<TensorStore>(path, want);
 }
 
 std::string Checkpoint::model_type() const {

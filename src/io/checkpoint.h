@@ -45,8 +45,9 @@ struct QuantizedWeight {
 
 class Checkpoint {
  public:
-  // `path`: a directory with config.json and safetensors, or a bare .safetensors file (no config).
-  explicit Checkpoint(const std::string& path);
+  // `path`: a directory with config.json and safetensors, or a bare .safetensors file (no config). `want`:
+  // the tensors this process needs (a pipeline stage); shards holding none of them are not kept mapped.
+  explicit Checkpoint(const std::string& path, const TensorStore::NameFilter& want = {});
 
   const std::string& path() const { return path_; }
   const nlohmann::json& config() const { return config_; }  // {} when absent

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "core/error.h"
@@ -161,12 +162,20 @@ SafetensorsIndex parse_safetensors_index(const std::string& text, const std::str
   return idx;
 }
 
-void TensorStore::add_file(const std::string& path) {
+void TensorStore::add_file(const std::string& path, const NameFilter& want) {
   auto f = std::make_unique<SafetensorsFile>(path);
+  if (want && std::none_of(f->tensors().begin(), f->tensors().end(),
+                           [&](const TensorView& t) { return want(t.name); })) {
+    for (const auto& t : f->tensors())
+      if (index_.count(t.name) || !skipped_.insert(t.name).second)
+        fail("tensor '{}' appears in two shards (the second: {})", t.name, path);
+    return;  // unmapped when f goes out of scope
+  }
   size_t fi = files_.size();
   for (size_t ti = 0; ti < f->tensors().size(); ++ti) {
     const auto& name = f->tensors()[ti].name;
     auto [it, inserted] = index_.emplace(name, std::make_pair(fi, ti));
+    if (skipped_.count(name)) fail("tensor '{}' appears in two shards (the second: {})", name, path);
     if (!inserted)
       fail("tensor '{}' appears in both {} and {}", name, files_[it->second.first]->path(), path);
   }
@@ -174,10 +183,10 @@ void TensorStore::add_file(const std::string& path) {
   files_.push_back(std::move(f));
 }
 
-TensorStore::TensorStore(const std::string& path) {
+TensorStore::TensorStore(const std::string& path, const NameFilter& want) {
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) {
-    add_file(path);
+    add_file(path, {});
     return;
   }
   if (!fs::is_directory(path, ec)) {
@@ -193,15 +202,22 @@ TensorStore::TensorStore(const std::string& path) {
         std::string(reinterpret_cast<const char*>(index_file.data()), index_file.size()),
         index_path.string());
     std::vector<std::string> shards;
-    for (const auto& [name, file] : idx.weight_map)
+    std::set<std::string> wanted;  // shards holding a tensor `want` asks for
+    for (const auto& [name, file] : idx.weight_map) {
       if (std::find(shards.begin(), shards.end(), file) == shards.end()) shards.push_back(file);
+      if (!want || want(name)) wanted.insert(file);
+    }
     std::sort(shards.begin(), shards.end());
     for (const auto& s : shards) {
       fs::path sp = dir / s;
       if (!fs::exists(sp, ec)) fail("{}: shard '{}' listed in the index is missing", index_path.string(), s);
-      add_file(sp.string());
+      if (wanted.count(s)) add_file(sp.string(), {});
     }
     for (const auto& [name, file] : idx.weight_map) {
+      if (!wanted.count(file)) {
+        skipped_.insert(name);
+        continue;
+      }
       auto it = index_.find(name);
       if (it == index_.end() || fs::path(files_[it->second.first]->path()).filename() != file)
         fail("{}: tensor '{}' is listed in shard '{}' but not found there", index_path.string(), name, file);
@@ -213,7 +229,14 @@ TensorStore::TensorStore(const std::string& path) {
     if (e.is_regular_file() && e.path().extension() == ".safetensors") found.push_back(e.path().string());
   if (found.empty()) fail("{}: no .safetensors files and no model.safetensors.index.json", path);
   std::sort(found.begin(), found.end());
-  for (const auto& f : found) add_file(f);
+  for (const auto& f : found) add_file(f, want);
+}
+
+std::vector<std::string> TensorStore::names() const {
+  std::vector<std::string> r(skipped_.begin(), skipped_.end());
+  for (const auto& [name, loc] : index_) r.push_back(name);
+  std::sort(r.begin(), r.end());
+  return r;
 }
 
 const TensorView* TensorStore::find(const std::string& name) const {

@@ -2,10 +2,12 @@
 // and a checkpoint-wide tensor store over one file, a directory of shards, or an index.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/mapped_file.h"
@@ -48,13 +50,20 @@ SafetensorsIndex parse_safetensors_index(const std::string& json_text, const std
 
 // Every tensor of a checkpoint. Opened from a .safetensors file, or a directory holding either
 // model.safetensors.index.json (its shards are opened and checked against it) or *.safetensors files.
+// With `want` (a pipeline stage: only its layers), a shard none of whose tensors it wants is not kept
+// mapped (with an index it is not even opened); find() sees only the kept shards, listed() every name.
 class TensorStore {
  public:
-  explicit TensorStore(const std::string& path);
+  using NameFilter = std::function<bool(const std::string&)>;
+  explicit TensorStore(const std::string& path, const NameFilter& want = {});
 
   const TensorView* find(const std::string& name) const;
   const TensorView& get(const std::string& name) const;  // throws naming the tensor
   bool has(const std::string& name) const { return find(name) != nullptr; }
+  // Whether the checkpoint holds the tensor, in a kept shard or not.
+  bool listed(const std::string& name) const { return find(name) || skipped_.count(name); }
+  // Every tensor name of the checkpoint (kept shards and skipped ones), sorted.
+  std::vector<std::string> names() const;
   // All tensors, sorted by name.
   std::vector<const TensorView*> all() const;
   const std::vector<std::string>& shard_paths() const { return shard_paths_; }
@@ -63,10 +72,11 @@ class TensorStore {
   const std::string& file_of(const std::string& name) const;
 
  private:
-  void add_file(const std::string& path);
+  void add_file(const std::string& path, const NameFilter& want);
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::vector<std::string> shard_paths_;
   std::unordered_map<std::string, std::pair<size_t, size_t>> index_;  // name -> (file, tensor)
+  std::unordered_set<std::string> skipped_;                           // names in shards not kept
 };
 
 }  // namespace tqlm

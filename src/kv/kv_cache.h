@@ -43,6 +43,10 @@ class KVCache {
   void publish(const int32_t* tokens, bool final);
   // Returns every block to the pool and empties the cache.
   void release();
+  // Pipeline stages after the first: this cache becomes a view of the first stage's sequence, the blocks
+  // `table` [n] of a mirror pool (mapped on first use) holding `length` tokens. A view owns no references
+  // and never allocates.
+  void view(const int32_t* table, int64_t n, int64_t length);
 
   uint64_t bytes() const;  // bytes of the blocks this sequence holds
   // Real bytes per token across all layers for this mode (norms and bf16 boundary layers included).
@@ -67,6 +71,7 @@ class KVCache {
   std::shared_ptr<KVPool> pool_;
   std::vector<int32_t> table_;  // block of positions [256 i, 256 (i + 1))
   int64_t length_ = 0;
+  bool view_ = false;
   int64_t H_, KV_, hd_;
   // attend scratch: Q_ [KV, R, dim_k] rotated queries; Acc_ [KV, R, 2 + dim_v] row states; Part_ [KV, pages,
   // R, 2 + dim_v] page partials (decode)

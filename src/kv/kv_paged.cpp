@@ -67,12 +67,24 @@ KVCache::~KVCache() {
 }
 
 void KVCache::release() {
-  for (int32_t b : table_) pool_->unref(b);
+  if (!view_)
+    for (int32_t b : table_) pool_->unref(b);
   table_.clear();
   length_ = 0;
 }
 
+void KVCache::view(const int32_t* table, int64_t n, int64_t length) {
+  if (!view_ && !table_.empty()) fail("KV cache: only an empty cache can become a pipeline view");
+  if (length < 0 || length > n * kPageTokens)
+    fail("KV cache: a view of {} blocks cannot hold {} tokens", n, length);
+  view_ = true;
+  table_.assign(table, table + n);
+  for (int32_t b : table_) pool_->mirror_block(b);
+  length_ = length;
+}
+
 bool KVCache::reserve(int64_t n_tokens) {
+  if (view_) fail("KV cache: a pipeline view has no block for position {} (a bug)", n_tokens - 1);
   const size_t need = size_t((n_tokens + kPageTokens - 1) / kPageTokens);
   std::vector<int32_t> got;
   while (table_.size() + got.size() < need) {
@@ -109,13 +121,17 @@ uint8_t* KVCache::page(int64_t layer, int side, int64_t token, bool for_write) {
   if (p >= table_.size()) fail("KV cache: position {} was never written", token);
   const int32_t b = table_[p];
   if (for_write && pool_->is_published(b)) fail("KV cache: position {} is in a shared block (a bug)", token);
-  return pool_->data(b) + pool_->page_offset(layer, side);
+  const int64_t off = pool_->page_offset(layer, side);
+  if (off < 0) fail("KV cache: layer {} is not stored by this pipeline stage (a bug)", layer);
+  return pool_->data(b) + off;
 }
 
 const uint8_t* KVCache::page(int64_t layer, int side, int64_t token) const {
   const size_t p = size_t(token / kPageTokens);
   if (p >= table_.size()) fail("KV cache: position {} was never written", token);
-  return pool_->data(table_[p]) + pool_->page_offset(layer, side);
+  const int64_t off = pool_->page_offset(layer, side);
+  if (off < 0) fail("KV cache: layer {} is not stored by this pipeline stage (a bug)", layer);
+  return pool_->data(table_[p]) + off;
 }
 
 void KVCache::write(int64_t layer, int64_t pos, int64_t T, const float* k, const float* v) {

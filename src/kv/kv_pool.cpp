@@ -10,20 +10,35 @@
 
 namespace tqlm {
 
-KVPool::KVPool(const KVSpec& spec, const KVShape& shape, uint64_t budget_bytes)
-    : L_(kv_layout(spec, shape)), shape_(shape), budget_(budget_bytes) {
+namespace {
+constexpr int32_t kMaxMirrorBlocks = 1 << 24;  // 4G tokens: more is a corrupt message, not a cache
+}
+
+KVPool::KVPool(const KVSpec& spec, const KVShape& shape, uint64_t budget_bytes, LayerRange local)
+    : L_(kv_layout(spec, shape)), shape_(shape), local_(local), budget_(budget_bytes) {
   if (shape.layers <= 0 || shape.kv_heads <= 0 || shape.head_dim <= 0 || shape.heads % shape.kv_heads != 0)
     fail("KV cache: invalid shape (layers {}, heads {}, kv heads {}, head dim {})", shape.layers, shape.heads,
          shape.kv_heads, shape.head_dim);
-  int64_t off = 0;
+  if (local.begin < 0 || local.begin >= local.end_of(shape.layers) ||
+      local.end_of(shape.layers) > shape.layers)
+    fail("KV cache: layer range [{}, {}) is not inside the model's {} layers", local.begin, local.end,
+         shape.layers);
+  int64_t off = 0, full = 0;
   for (int64_t l = 0; l < shape.layers; ++l)
     for (int side = 0; side < 2; ++side) {
       const KVSideFormat& f = side == 0 ? L_.k[size_t(l)] : L_.v[size_t(l)];
       codecs_.emplace_back(f, shape.head_dim, side == 0 ? kTurboKeySeed : kTurboValueSeed);
+      const int64_t page = shape.kv_heads * kPageTokens * f.vector_bytes();  // a multiple of 256: aligned
+      full += page;
+      if (!local.contains(l)) {
+        offsets_.push_back(-1);
+        continue;
+      }
       offsets_.push_back(off);
-      off += shape.kv_heads * kPageTokens * f.vector_bytes();  // a multiple of 256: pages stay aligned
+      off += page;
     }
   block_bytes_ = uint64_t(off);
+  full_block_bytes_ = uint64_t(full);
 }
 
 KVPool::~KVPool() {
@@ -32,10 +47,11 @@ KVPool::~KVPool() {
 }
 
 int64_t KVPool::capacity_blocks() const {
-  return budget_ == 0 ? std::numeric_limits<int64_t>::max() : int64_t(budget_ / block_bytes_);
+  return budget_ == 0 ? std::numeric_limits<int64_t>::max() : int64_t(budget_ / full_block_bytes_);
 }
 
 int32_t KVPool::new_block() {
+  if (mirror_) fail("KV cache: a pipeline mirror pool cannot allocate blocks (a bug)");
   if (mapped_ >= capacity_blocks()) return -1;
   void* mem = mmap(nullptr, block_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED)
@@ -66,6 +82,39 @@ void KVPool::release(int32_t id) {
   b = Block{};
   free_ids_.push_back(id);
   --mapped_;
+  if (record_) ops_.push_back({KVPoolOp::kFree, id, -1});
+}
+
+uint8_t* KVPool::mirror_block(int32_t id) {
+  if (id < 0 || id >= kMaxMirrorBlocks) fail("KV cache: pipeline block id {} out of range", id);
+  if (!mirror_ && mapped_ > 0) fail("KV cache: a pool that allocates cannot be a mirror (a bug)");
+  mirror_ = true;
+  if (size_t(id) >= blocks_.size()) blocks_.resize(size_t(id) + 1);
+  Block& b = blocks_[size_t(id)];
+  if (!b.mem) {
+    void* mem = mmap(nullptr, block_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+      fail("KV cache: the system refused {} bytes for a KV block ({} blocks held)", block_bytes_, mapped_);
+    b.mem = static_cast<uint8_t*>(mem);
+    b.refs = 1;
+    ++mapped_;
+  }
+  return b.mem;
+}
+
+void KVPool::apply(const KVPoolOp& op) {
+  if (op.kind == KVPoolOp::kCopy) {
+    if (op.src == op.dst) fail("KV cache: pipeline op copies block {} onto itself", op.src);
+    const uint8_t* src = mirror_block(op.src);
+    std::memcpy(mirror_block(op.dst), src, block_bytes_);
+  } else if (op.kind == KVPoolOp::kFree) {
+    if (op.src < 0 || size_t(op.src) >= blocks_.size() || !blocks_[size_t(op.src)].mem) return;
+    munmap(blocks_[size_t(op.src)].mem, block_bytes_);
+    blocks_[size_t(op.src)] = Block{};
+    --mapped_;
+  } else {
+    fail("KV cache: unknown pipeline op {}", op.kind);
+  }
 }
 
 bool KVPool::evict_one() {
@@ -132,6 +181,7 @@ int64_t KVPool::match(const int32_t* tokens, int64_t n, int64_t max_tokens, std:
     const int32_t b = alloc();
     if (b >= 0) {
       std::memcpy(data(b), data(best), block_bytes_);
+      if (record_) ops_.push_back({KVPoolOp::kCopy, best, b});
       table.push_back(b);
       used += best_len;
     }

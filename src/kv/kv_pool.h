@@ -27,6 +27,14 @@ namespace tqlm {
 
 constexpr int64_t kPageTokens = 256;
 
+// A change to block memory that a pipeline's other stages must repeat on their mirror pools (same block
+// ids, their own layers): a prefix copy, or a block whose memory went back to the OS.
+struct KVPoolOp {
+  enum Kind : int32_t { kCopy = 0, kFree = 1 };
+  int32_t kind = kCopy;
+  int32_t src = -1, dst = -1;  // kCopy: src -> dst; kFree: src
+};
+
 struct KVPoolStats {
   uint64_t budget = 0;        // bytes
   uint64_t block_bytes = 0;   // bytes of one block (256 tokens)
@@ -41,8 +49,10 @@ struct KVPoolStats {
 
 class KVPool {
  public:
-  // budget_bytes = 0: no limit (one-off caches, tests).
-  KVPool(const KVSpec& spec, const KVShape& shape, uint64_t budget_bytes = 0);
+  // budget_bytes = 0: no limit (one-off caches, tests). `local`: the layers this process stores (a pipeline
+  // stage; the others take no memory). The budget always counts blocks of every layer, so that all stages
+  // of a pipeline agree on how many blocks fit: capacity = budget / full_block_bytes().
+  KVPool(const KVSpec& spec, const KVShape& shape, uint64_t budget_bytes = 0, LayerRange local = {});
   ~KVPool();
   KVPool(const KVPool&) = delete;
   KVPool& operator=(const KVPool&) = delete;
@@ -50,9 +60,12 @@ class KVPool {
   const KVLayout& layout() const { return L_; }
   const KVShape& shape() const { return shape_; }
   const KVSideCodec& codec(int64_t layer, int side) const { return codecs_[size_t(2 * layer + side)]; }
-  // Byte offset of the page of (layer, side) inside a block; side 0 = keys, 1 = values.
+  // Byte offset of the page of (layer, side) inside a block; side 0 = keys, 1 = values; -1 for a layer this
+  // pool does not store.
   int64_t page_offset(int64_t layer, int side) const { return offsets_[size_t(2 * layer + side)]; }
-  uint64_t block_bytes() const { return block_bytes_; }
+  const LayerRange& local() const { return local_; }
+  uint64_t block_bytes() const { return block_bytes_; }            // real bytes of one block here
+  uint64_t full_block_bytes() const { return full_block_bytes_; }  // of one block over every layer
   uint64_t budget() const { return budget_; }
   // Blocks the budget allows at most (INT64_MAX without a budget).
   int64_t capacity_blocks() const;
@@ -79,6 +92,13 @@ class KVPool {
 
   KVPoolStats stats() const;
 
+  // Pipeline: the first stage records its copies and frees (take_ops() hands them over in order); every
+  // other stage keeps a mirror: blocks mapped on first use under the first stage's ids, the ops replayed.
+  void record_ops(bool on) { record_ = on; }
+  std::vector<KVPoolOp> take_ops() { return std::move(ops_); }
+  uint8_t* mirror_block(int32_t id);  // maps block `id` if it has no memory yet
+  void apply(const KVPoolOp& op);
+
  private:
   struct Block {
     uint8_t* mem = nullptr;
@@ -100,7 +120,10 @@ class KVPool {
   KVShape shape_;
   std::vector<KVSideCodec> codecs_;  // [layers * 2]
   std::vector<int64_t> offsets_;     // [layers * 2]
-  uint64_t block_bytes_ = 0, budget_ = 0;
+  LayerRange local_;
+  uint64_t block_bytes_ = 0, full_block_bytes_ = 0, budget_ = 0;
+  bool record_ = false, mirror_ = false;
+  std::vector<KVPoolOp> ops_;
   std::vector<Block> blocks_;
   std::vector<int32_t> free_ids_;  // indices in blocks_ with no memory
   std::vector<int32_t> roots_;     // published first blocks

@@ -17,6 +17,13 @@ struct KVShape {
   int64_t layers = 0, heads = 0, kv_heads = 0, head_dim = 0;
 };
 
+// The decoder layers [begin, end) one process holds (a pipeline stage); end = -1: to the last layer.
+struct LayerRange {
+  int64_t begin = 0, end = -1;
+  int64_t end_of(int64_t layers) const { return end < 0 ? layers : end; }
+  bool contains(int64_t l) const { return l >= begin && (end < 0 || l < end); }
+};
+
 enum class KVCodes { F32, BF16, F16, Q8, TURBO };
 
 // How one side (keys or values) of one layer is stored, per token and kv head.

@@ -13,7 +13,8 @@ namespace tqlm {
 
 // Activation buffers, sized for the largest chunk seen so far (no per-token allocation).
 struct Model::Workspace {
-  int64_t T = 0;
+  int64_t T = 0;              // rows the buffers hold
+  int64_t T_step = 0;         // rows of the current step
   std::vector<float> x;       // [T, D]  residual stream
   std::vector<float> xn;      // [T, D]  normed input of the current block
   std::vector<float> q;       // [T, H*hd]
@@ -33,19 +34,24 @@ struct Model::Workspace {
   QActs qa;                   // int8 image of the current linear input (reused by q/k/v, gate/up)
 };
 
-Model::Model(const std::string& path, int threads) {
-  ck_ = std::make_unique<Checkpoint>(path);
+Model::Model(const std::string& path, int threads, const ModelPart& part) : part_(part) {
+  ck_ =
+      std::make_unique<Checkpoint>(path, [this](const std::string& name) { return part_wants(part_, name); });
   if (!ck_->has_config()) fail("{}: config.json is missing", path);
   cfg_ = parse_model_config(ck_->config(), path + "/config.json");
-  w_ = load_weights(*ck_, cfg_);
+  w_ = load_weights(*ck_, cfg_, part_);
   pool_ = std::make_unique<ThreadPool>(threads);
   ws_ = std::make_unique<Workspace>();
 }
 
 Model::~Model() = default;
 
+std::shared_ptr<KVPool> Model::new_pool(const KVSpec& kv, uint64_t budget_bytes) const {
+  return std::make_shared<KVPool>(kv, cfg_.kv_shape(), budget_bytes, part_.layers);
+}
+
 std::unique_ptr<KVCache> Model::new_cache(const KVSpec& kv) const {
-  return make_kv_cache(kv, cfg_.kv_shape());
+  return std::make_unique<KVCache>(new_pool(kv));
 }
 
 void Model::ensure_workspace(int64_t T) {
@@ -80,7 +86,16 @@ void Model::forward(const int32_t* tokens, int64_t T, KVCache& cache, float* log
 }
 
 void Model::forward(const std::vector<BatchSeq>& batch, float* logits) {
-  const int64_t D = cfg_.hidden;
+  if (begin_step(batch) == 0) return;
+  embed(batch);
+  run_layers(batch);
+  advance(batch);
+  int64_t n = 0;
+  const float* rows = logit_rows(batch, &n);
+  head(rows, n, logits);
+}
+
+int64_t Model::begin_step(const std::vector<BatchSeq>& batch) {
   int64_t T = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
     const BatchSeq& s = batch[i];
@@ -90,19 +105,35 @@ void Model::forward(const std::vector<BatchSeq>& batch, float* logits) {
       if (batch[j].cache == s.cache) fail("forward: one sequence appears twice in a batch");
     T += s.n;
   }
-  if (T == 0) return;
   ensure_workspace(T);
-  Workspace& w = *ws_;
-  // embed: x[t] = embed_tokens[token t]; pos[t] = the row's position in its own sequence
+  ws_->T_step = T;
+  // pos[t] = the row's position in its own sequence
+  for (int64_t i = 0, t = 0; i < int64_t(batch.size()); ++i)
+    for (int64_t j = 0; j < batch[size_t(i)].n; ++j, ++t)
+      ws_->pos[size_t(t)] = batch[size_t(i)].cache->length() + j;
+  return T;
+}
+
+float* Model::hidden() {
+  return ws_->x.data();
+}
+
+void Model::embed(const std::vector<BatchSeq>& batch) {
+  if (!part_.head) fail("forward: this pipeline stage has no embedding (a bug)");
+  const int64_t D = cfg_.hidden;
   for (int64_t i = 0, t = 0; i < int64_t(batch.size()); ++i)
     for (int64_t j = 0; j < batch[size_t(i)].n; ++j, ++t) {
       const int32_t tok = batch[size_t(i)].tokens[j];
       if (tok < 0 || tok >= cfg_.vocab)
         fail("token id {} is outside the vocabulary [0, {})", tok, cfg_.vocab);
-      linear_row_f32(w_->embed, tok, &w.x[size_t(t * D)]);
-      w.pos[size_t(t)] = batch[size_t(i)].cache->length() + j;
+      linear_row_f32(w_->embed, tok, &ws_->x[size_t(t * D)]);  // x[t] = embed_tokens[token t]
     }
-  for (int64_t l = 0; l < cfg_.n_layers; ++l) {
+}
+
+void Model::run_layers(const std::vector<BatchSeq>& batch) {
+  Workspace& w = *ws_;
+  const int64_t D = cfg_.hidden, T = w.T_step;
+  for (int64_t l = part_.layers.begin; l < part_.layers.end_of(cfg_.n_layers); ++l) {
     const LayerWeights& lw = w_->layers[size_t(l)];
     for (int64_t t = 0; t < T; ++t)
       rmsnorm_f32(&w.x[size_t(t * D)], lw.attn_norm.data(), D, cfg_.rms_eps, &w.xn[size_t(t * D)]);
@@ -116,16 +147,33 @@ void Model::forward(const std::vector<BatchSeq>& batch, float* logits) {
       mlp(l, T);  // y = mlp(xn)
     for (int64_t i = 0; i < T * D; ++i) w.x[size_t(i)] += w.y[size_t(i)];
   }
-  // logits of the requested rows: xn [n, D] gathered in batch order -> [n, vocab]
-  int64_t n = 0;
-  for (int64_t i = 0, t0 = 0; i < int64_t(batch.size()); t0 += batch[size_t(i)].n, ++i) {
-    const BatchSeq& s = batch[size_t(i)];
-    s.cache->set_length(s.cache->length() + s.n);
-    for (int64_t t = t0 + s.logits_from; t < t0 + s.n; ++t, ++n)
-      rmsnorm_f32(&w.x[size_t(t * D)], w_->final_norm.data(), D, cfg_.rms_eps, &w.xn[size_t(n * D)]);
-  }
+}
+
+void Model::advance(const std::vector<BatchSeq>& batch) {
+  for (const BatchSeq& s : batch) s.cache->set_length(s.cache->length() + s.n);
+}
+
+const float* Model::logit_rows(const std::vector<BatchSeq>& batch, int64_t* n) {
+  Workspace& w = *ws_;
+  const int64_t D = cfg_.hidden;
+  int64_t r = 0;  // y [n, D] <- x rows [t0 + logits_from, t0 + n) of each sequence
+  for (int64_t i = 0, t0 = 0; i < int64_t(batch.size()); t0 += batch[size_t(i)].n, ++i)
+    for (int64_t t = t0 + batch[size_t(i)].logits_from; t < t0 + batch[size_t(i)].n; ++t, ++r)
+      std::copy_n(&w.x[size_t(t * D)], D, &w.y[size_t(r * D)]);
+  *n = r;
+  return w.y.data();
+}
+
+void Model::head(const float* rows, int64_t n, float* logits) {
+  if (n <= 0) return;
+  if (!part_.head) fail("forward: this pipeline stage has no LM head (a bug)");
+  ensure_workspace(n);
+  Workspace& w = *ws_;
+  const int64_t D = cfg_.hidden;
+  for (int64_t r = 0; r < n; ++r)
+    rmsnorm_f32(rows + r * D, w_->final_norm.data(), D, cfg_.rms_eps, &w.xn[size_t(r * D)]);
   LinearInput xin{w.xn.data(), n, D, &w.qa};  // [n, D]
-  if (n > 0) linear(w_->lm_head, xin, logits, *pool_);
+  linear(w_->lm_head, xin, logits, *pool_);   // [n, vocab]
 }
 
 void Model::attention(int64_t l, int64_t T, const std::vector<BatchSeq>& batch) {

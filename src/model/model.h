@@ -24,15 +24,20 @@ struct BatchSeq {
 
 class Model {
  public:
-  // `path`: an MLX or HF checkpoint directory. threads = 0: one per physical core.
-  explicit Model(const std::string& path, int threads = 0);
+  // `path`: an MLX or HF checkpoint directory. threads = 0: one per physical core. `part`: the layers (and
+  // whether the embedding and head) this process holds; shards with none of its tensors are not mapped.
+  explicit Model(const std::string& path, int threads = 0, const ModelPart& part = {});
   ~Model();
 
   const ModelConfig& config() const { return cfg_; }
+  const ModelPart& part() const { return part_; }
   const Checkpoint& checkpoint() const { return *ck_; }
   const ModelWeights& weights() const { return *w_; }
   ThreadPool& pool() { return *pool_; }
 
+  // A KV pool for this model's caches (budget 0: no limit): every sequence of a forward step must come from
+  // one pool made here.
+  std::shared_ptr<KVPool> new_pool(const KVSpec& kv = {}, uint64_t budget_bytes = 0) const;
   // A cache with a pool of its own (one sequence); many sequences share a KVPool instead (runtime/).
   std::unique_ptr<KVCache> new_cache(const KVSpec& kv = {}) const;
 
@@ -46,6 +51,17 @@ class Model {
   // [1, vocab] for the last token.
   void forward(const int32_t* tokens, int64_t T, KVCache& cache, float* logits, bool all_logits);
 
+  // The stages of forward(), for a pipeline that runs them in different processes (model/pipeline.h).
+  // begin_step: checks the batch, sizes the workspace, records each row's position; returns T (rows).
+  int64_t begin_step(const std::vector<BatchSeq>& batch);
+  float* hidden();                                      // [T, D] the residual stream of the step
+  void embed(const std::vector<BatchSeq>& batch);       // hidden = token embeddings (needs the head part)
+  void run_layers(const std::vector<BatchSeq>& batch);  // this part's layers over hidden, in order
+  // The rows of hidden that get logits, in batch order: [n, D] (workspace memory, valid until head()).
+  const float* logit_rows(const std::vector<BatchSeq>& batch, int64_t* n);
+  void head(const float* rows, int64_t n, float* logits);   // final norm + LM head: [n, D] -> [n, vocab]
+  static void advance(const std::vector<BatchSeq>& batch);  // each cache's length += its n
+
  private:
   struct Workspace;
   void attention(int64_t l, int64_t T, const std::vector<BatchSeq>& batch);
@@ -55,6 +71,7 @@ class Model {
 
   std::unique_ptr<Checkpoint> ck_;
   ModelConfig cfg_;
+  ModelPart part_;
   std::unique_ptr<ModelWeights> w_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Workspace> ws_;

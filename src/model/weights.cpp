@@ -88,25 +88,40 @@ class Loader {
 
 // The number of decoder layers the tensors hold (1 + the largest N of "model.layers.N."), or -1 when a
 // layer index is not a number.
+const std::string kLayerPrefix = "model.layers.";
+
+// The N of "model.layers.N.rest": -1 for a name outside the layers, -2 when N is not a number.
+int64_t layer_of(const std::string& name) {
+  if (name.rfind(kLayerPrefix, 0) != 0) return -1;
+  const size_t dot = name.find('.', kLayerPrefix.size());
+  const std::string idx =
+      name.substr(kLayerPrefix.size(), dot == std::string::npos ? 0 : dot - kLayerPrefix.size());
+  if (idx.empty() || idx.size() > 9 || idx.find_first_not_of("0123456789") != std::string::npos) return -2;
+  return std::stoll(idx);
+}
+
 int64_t checkpoint_layers(const TensorStore& ts, std::string* example) {
-  static const std::string prefix = "model.layers.";
   int64_t n = 0;
-  for (const TensorView* t : ts.all()) {
-    if (t->name.rfind(prefix, 0) != 0) continue;
-    const size_t dot = t->name.find('.', prefix.size());
-    const std::string idx = t->name.substr(prefix.size(), dot == std::string::npos ? 0 : dot - prefix.size());
-    if (idx.empty() || idx.size() > 9 || idx.find_first_not_of("0123456789") != std::string::npos) {
-      *example = t->name;
+  for (const std::string& name : ts.names()) {
+    const int64_t l = layer_of(name);
+    if (l == -2) {
+      *example = name;
       return -1;
     }
-    if (std::stoll(idx) + 1 > n) n = std::stoll(idx) + 1, *example = t->name;
+    if (l + 1 > n) n = l + 1, *example = name;
   }
   return n;
 }
 
 }  // namespace
 
-std::unique_ptr<ModelWeights> load_weights(const Checkpoint& ck, const ModelConfig& c) {
+bool part_wants(const ModelPart& part, const std::string& name) {
+  const int64_t l = layer_of(name);
+  return l == -1 ? part.head : l >= 0 && part.layers.contains(l);
+}
+
+std::unique_ptr<ModelWeights> load_weights(const Checkpoint& ck, const ModelConfig& c,
+                                           const ModelPart& part) {
   // The config's layer count must be the checkpoint's (extra layers are never silently dropped): checked
   // before anything is allocated from the config's numbers.
   std::string example;
@@ -115,17 +130,23 @@ std::unique_ptr<ModelWeights> load_weights(const Checkpoint& ck, const ModelConf
   if (have != c.n_layers)
     fail("{}: config.json says num_hidden_layers = {}, but the tensors hold {} layers{}", ck.path(),
          c.n_layers, have, have ? " (up to '" + example + "')" : "");
+  if (part.layers.begin < 0 || part.layers.begin >= part.layers.end_of(c.n_layers) ||
+      part.layers.end_of(c.n_layers) > c.n_layers)
+    fail("{}: layer range [{}, {}) is not inside the model's {} layers", ck.path(), part.layers.begin,
+         part.layers.end_of(c.n_layers), c.n_layers);
   auto mw = std::make_unique<ModelWeights>();
   Loader L(ck, *mw);
   const int64_t D = c.hidden, H = c.n_heads, KV = c.n_kv_heads, hd = c.head_dim;
-  mw->embed = L.linear("model.embed_tokens", c.vocab, D);
-  mw->final_norm = L.vec("model.norm.weight", D);
-  if (c.tie_embeddings && !ck.tensors().has("lm_head.weight"))
-    mw->lm_head = mw->embed;
-  else
-    mw->lm_head = L.linear("lm_head", c.vocab, D);
+  if (part.head) {
+    mw->embed = L.linear("model.embed_tokens", c.vocab, D);
+    mw->final_norm = L.vec("model.norm.weight", D);
+    if (c.tie_embeddings && !ck.tensors().listed("lm_head.weight"))
+      mw->lm_head = mw->embed;
+    else
+      mw->lm_head = L.linear("lm_head", c.vocab, D);
+  }
   mw->layers.resize(size_t(c.n_layers));
-  for (int64_t l = 0; l < c.n_layers; ++l) {
+  for (int64_t l = part.layers.begin; l < part.layers.end_of(c.n_layers); ++l) {
     LayerWeights& w = mw->layers[size_t(l)];
     const std::string p = "model.layers." + std::to_string(l) + ".";
     w.attn_norm = L.vec(p + "input_layernorm.weight", D);

@@ -30,7 +30,19 @@ struct ModelWeights {
   std::vector<std::vector<uint8_t>> owned;  // aligned copies of unaligned tensors
 };
 
-// Resolves and shape-checks every tensor the architecture needs; errors name the tensor and shapes.
-std::unique_ptr<ModelWeights> load_weights(const Checkpoint& ck, const ModelConfig& cfg);
+// What one process of a pipeline holds: decoder layers [layers.begin, layers.end) and, when `head`, the
+// embedding, the final norm and the LM head. The default is the whole model.
+struct ModelPart {
+  LayerRange layers;
+  bool head = true;
+};
+
+// Whether a tensor name belongs to `part` (tensors outside model.layers.N. belong to the head).
+bool part_wants(const ModelPart& part, const std::string& name);
+
+// Resolves and shape-checks every tensor the architecture needs for `part` (the other layers stay empty);
+// errors name the tensor and shapes.
+std::unique_ptr<ModelWeights> load_weights(const Checkpoint& ck, const ModelConfig& cfg,
+                                           const ModelPart& part = {});
 
 }  // namespace tqlm

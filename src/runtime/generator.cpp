@@ -5,7 +5,7 @@
 namespace tqlm {
 
 Generator::Generator(Model& model, const Tokenizer& tok, const KVSpec& kv, uint64_t kv_mem)
-    : model_(model), tok_(tok), pool_(std::make_shared<KVPool>(kv, model.config().kv_shape(), kv_mem)) {}
+    : model_(model), tok_(tok), pool_(model.new_pool(kv, kv_mem)) {}
 
 GenerateStats Generator::generate(const std::vector<int32_t>& prompt, Sampler& sampler,
                                   const GenerateOptions& opt,

@@ -38,7 +38,7 @@ TokenLogprob logprobs(const float* lg, int64_t vocab, int32_t token, int k) {
 Engine::Engine(Model& model, const Tokenizer& tok, const KVSpec& kv, uint64_t kv_mem,
                const SchedulerOptions& so, int64_t max_queue)
     : model_(model),
-      pool_(std::make_shared<KVPool>(kv, model.config().kv_shape(), kv_mem)),
+      pool_(model.new_pool(kv, kv_mem)),
       sched_(model, pool_, &tok, so),
       max_queue_(max_queue),
       ctx_(sched_.context()) {
