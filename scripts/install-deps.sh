@@ -18,7 +18,8 @@ APT_PKGS=(build-essential cmake ninja-build pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 clang-format-14 libclang-rt-14-dev python3-venv
   chromium chromium-driver  # the browser test of the server's web page
-  librsvg2-bin)             # rsvg-convert: PNG copies of the SVG plots
+  librsvg2-bin              # rsvg-convert: PNG copies of the SVG plots
+  libopenmpi-dev openmpi-bin)  # the pipeline across hosts (tqlm under mpirun)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do

@@ -17,6 +17,7 @@ void add_kv_plan(CLI::App& app);  // cmd_kv_plan.cpp
 void add_niah(CLI::App& app);     // cmd_niah.cpp
 void add_bench(CLI::App& app);
 void add_serve(CLI::App& app);   // cmd_serve.cpp
+void add_plan_split(CLI::App& app);  // cmd_plan_split.cpp
 void add_mmlu(CLI::App& app);    // cmd_mmlu.cpp
 void add_report(CLI::App& app);  // cmd_report.cpp
 

@@ -1,14 +1,19 @@
 // tqlm: one binary, subcommands. Errors print one line naming the file or field and exit non-zero.
 #include <cstdio>
+#include <memory>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "dist/comm.h"
+#include "model/pipeline.h"
 
 #ifndef TQLM_VERSION
 #define TQLM_VERSION "0.0.0"
 #endif
 
-int main(int argc, char** argv) {
+namespace {
+
+int run_cli(int argc, char** argv) {
   CLI::App app{"tqlm: mixed-precision MLX checkpoints, TurboQuant KV cache, fast CPU inference"};
   app.set_version_flag("--version", TQLM_VERSION);
   app.require_subcommand(1);
@@ -25,6 +30,7 @@ int main(int argc, char** argv) {
   tqlm::cli::add_report(app);
   tqlm::cli::add_bench(app);
   tqlm::cli::add_serve(app);
+  tqlm::cli::add_plan_split(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -37,4 +43,28 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+// Under mpirun every rank runs this binary: rank 0 runs the command, the others serve as pipeline stages
+// (model/pipeline.h) until rank 0 is done.
+int main(int argc, char** argv) {
+  std::unique_ptr<tqlm::WorldSession> session;
+  try {
+    session = std::make_unique<tqlm::WorldSession>(&argc, &argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tqlm: error: %s\n", e.what());
+    return 1;
+  }
+  tqlm::Comm& comm = tqlm::world();
+  if (comm.rank() > 0) return tqlm::run_pipeline_worker(comm);
+  const int rc = run_cli(argc, argv);
+  try {
+    tqlm::stop_pipeline_workers(comm);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tqlm: error: %s\n", e.what());
+    return 1;
+  }
+  return rc;
 }

@@ -8,6 +8,8 @@
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "kernels/qlinear.h"
+#include "model/layer_split.h"
+#include "model/pipeline.h"
 
 namespace tqlm::cli {
 
@@ -68,6 +70,14 @@ void add_model_options(CLI::App* cmd, ModelOptions& o, bool with_ctx) {
   cmd->add_option("--kv-boundary", o.kv_boundary,
                   "Compressed KV modes: the first and last N layers stay bf16")
       ->capture_default_str();
+  cmd->add_option_function<std::string>(
+      "--layer-split", [](const std::string& s) { pipeline_options().layer_split = parse_layer_split(s); },
+      "Under mpirun: layers per rank, e.g. 30,32 (default: in proportion to each rank's memory)");
+  cmd->add_option_function<std::string>(
+      "--mem-limit",
+      [](const std::string& s) { pipeline_options().mem_limit = parse_size_list(s, "--mem-limit"); },
+      "Under mpirun: memory each rank may use, e.g. 64GB,32GB or one value for all (default: the host's "
+      "available memory shared by its ranks)");
   if (with_ctx)
     cmd->add_option("--ctx", o.ctx, "Context limit in tokens (default: the model's max_position_embeddings)")
         ->check(flag_check<int64_t>("--ctx", "a positive number of tokens",
@@ -161,6 +171,20 @@ bool split_number_unit(std::string_view text, std::string& number, std::string& 
 }
 
 // "36GB" (10^9), "36GiB" (2^30), "36G" (= GB), "512MB", "1.5GB", "1000000" (bytes).
+std::vector<uint64_t> parse_size_list(const std::string& text, const char* flag) {
+  std::vector<uint64_t> r;
+  size_t at = 0;
+  while (at <= text.size()) {
+    const size_t comma = std::min(text.find(',', at), text.size());
+    const int64_t n = parse_size(text.substr(at, comma - at), flag);
+    if (n <= 0) fail("{} '{}': every size must be positive", flag, text.substr(0, 64));
+    r.push_back(uint64_t(n));
+    if (r.size() > 4096) fail("{}: more than 4096 values", flag);
+    at = comma + 1;
+  }
+  return r;
+}
+
 int64_t parse_size(const std::string& text, const char* flag) {
   std::string num, u;
   // at most 64 characters (a 1000-digit size was a bare "stod"; std::regex, used before, recursed per

@@ -5,9 +5,11 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "dist/comm.h"
 #include "kernels/linear.h"
 #include "kernels/ops.h"
 #include "kernels/qlinear.h"
+#include "model/pipeline.h"
 
 namespace tqlm {
 
@@ -35,6 +37,8 @@ struct Model::Workspace {
 };
 
 Model::Model(const std::string& path, int threads, const ModelPart& part) : part_(part) {
+  if (world().size() > 1 && world().rank() == 0 && part.head && part.layers.begin == 0 && part.layers.end < 0)
+    pipe_ = std::make_unique<PipelineHead>(world(), path, threads, &part_);  // sets part_
   ck_ =
       std::make_unique<Checkpoint>(path, [this](const std::string& name) { return part_wants(part_, name); });
   if (!ck_->has_config()) fail("{}: config.json is missing", path);
@@ -42,11 +46,13 @@ Model::Model(const std::string& path, int threads, const ModelPart& part) : part
   w_ = load_weights(*ck_, cfg_, part_);
   pool_ = std::make_unique<ThreadPool>(threads);
   ws_ = std::make_unique<Workspace>();
+  if (pipe_) pipe_->wait_ready();
 }
 
 Model::~Model() = default;
 
 std::shared_ptr<KVPool> Model::new_pool(const KVSpec& kv, uint64_t budget_bytes) const {
+  if (pipe_) return pipe_->new_pool(kv, cfg_.kv_shape(), budget_bytes, part_.layers);
   return std::make_shared<KVPool>(kv, cfg_.kv_shape(), budget_bytes, part_.layers);
 }
 
@@ -86,6 +92,7 @@ void Model::forward(const int32_t* tokens, int64_t T, KVCache& cache, float* log
 }
 
 void Model::forward(const std::vector<BatchSeq>& batch, float* logits) {
+  if (pipe_) return pipe_->forward(*this, batch, logits);
   if (begin_step(batch) == 0) return;
   embed(batch);
   run_layers(batch);

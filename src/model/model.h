@@ -14,6 +14,8 @@
 
 namespace tqlm {
 
+class PipelineHead;
+
 // One sequence's part of a forward step: its new tokens continue its cache at cache->length().
 struct BatchSeq {
   KVCache* cache = nullptr;
@@ -26,6 +28,8 @@ class Model {
  public:
   // `path`: an MLX or HF checkpoint directory. threads = 0: one per physical core. `part`: the layers (and
   // whether the embedding and head) this process holds; shards with none of its tensors are not mapped.
+  // Rank 0 of an MPI job (world().size() > 1) with the default part becomes the head of a pipeline: it
+  // plans the split, the other ranks load the other layers, and forward() runs through all of them.
   explicit Model(const std::string& path, int threads = 0, const ModelPart& part = {});
   ~Model();
 
@@ -75,6 +79,7 @@ class Model {
   std::unique_ptr<ModelWeights> w_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Workspace> ws_;
+  std::unique_ptr<PipelineHead> pipe_;  // rank 0 of a pipeline over several processes (model/pipeline.h)
 };
 
 }  // namespace tqlm
