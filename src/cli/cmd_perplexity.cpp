@@ -1,3 +1,4 @@
+#include <cctype>
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -11,10 +12,36 @@
 
 namespace tqlm::cli {
 
+namespace {
+
+// Whitespace-separated token ids, each in [0, vocab).
+std::vector<int32_t> read_token_ids(const std::string& path, int64_t vocab) {
+  const std::string text = read_text_file(path, "--tokens");
+  std::vector<int32_t> ids;
+  size_t i = 0;
+  while (i < text.size()) {
+    if (std::isspace(static_cast<unsigned char>(text[i]))) {
+      ++i;
+      continue;
+    }
+    const size_t start = i;
+    int64_t v = 0;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])) && i - start < 10)
+      v = v * 10 + (text[i++] - '0');
+    if (i == start || (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i]))))
+      fail("{}: byte {}: expected a token id (a non-negative integer)", path, i);
+    if (v >= vocab) fail("{}: token id {} is outside the model's vocabulary [0, {})", path, v, vocab);
+    ids.push_back(int32_t(v));
+  }
+  return ids;
+}
+
+}  // namespace
+
 void add_perplexity(CLI::App& app) {
   struct Opts {
     ModelOptions m;
-    std::string data;
+    std::string data, token_file;
     PerplexityOptions p;
     bool json = false;
   };
@@ -31,7 +58,13 @@ void add_perplexity(CLI::App& app) {
       "bound "
       "on the full KL), top-1 agreement, and the perplexity ratio.");
   add_model_options(cmd, o->m, false);
-  cmd->add_option("--data,-f", o->data, "UTF-8 text file")->required()->check(regular_file_check("--data"));
+  auto* data = cmd->add_option("--data,-f", o->data, "UTF-8 text file")->check(regular_file_check("--data"));
+  auto* toks = cmd->add_option("--tokens", o->token_file,
+                               "Token ids instead of text: a file of whitespace-separated integers (pre-tokenized "
+                               "data, or a model without a tokenizer)")
+                   ->check(regular_file_check("--tokens"))
+                   ->excludes(data);
+  data->excludes(toks);
   cmd->add_option("--ctx", o->p.ctx, "Window length in tokens")->capture_default_str();
   cmd->add_option("--samples", o->p.samples, "Number of windows (0 = all)")->capture_default_str();
   cmd->add_option("--save-logits", o->p.save_logits, "Save this run as a reference for --kl-base");
@@ -42,16 +75,22 @@ void add_perplexity(CLI::App& app) {
   cmd->add_option("--chunk", o->p.chunk, "Tokens per forward step")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print the result as JSON");
   cmd->callback([o] {
+    if (o->data.empty() && o->token_file.empty()) fail("perplexity: --data (text) or --tokens (ids) is required");
     if (!o->p.kl_base.empty()) require_regular_file(o->p.kl_base, "--kl-base");
     Model model(o->m.model, o->m.threads);
     check_loaded_config(model.config(), o->p.ctx);
-    Tokenizer tok = Tokenizer::from_file(o->m.model);
-    const std::string text = read_text_file(o->data, "--data");
     std::vector<int32_t> tokens;
-    try {
-      tokens = tok.encode(text, false);
-    } catch (const Error& e) {
-      fail("{}: {}", o->data, e.what());
+    if (!o->token_file.empty()) {
+      tokens = read_token_ids(o->token_file, model.config().vocab);
+      o->data = o->token_file;
+    } else {
+      Tokenizer tok = Tokenizer::from_file(o->m.model);
+      const std::string text = read_text_file(o->data, "--data");
+      try {
+        tokens = tok.encode(text, false);
+      } catch (const Error& e) {
+        fail("{}: {}", o->data, e.what());
+      }
     }
     if (o->p.parallel < 1 || o->p.chunk < 1) fail("perplexity: --parallel and --chunk must be >= 1");
     o->p.kv = o->m.kv_spec();

@@ -98,46 +98,43 @@ SplitPlan plan_layer_split(const ModelBytes& mb, const std::vector<uint64_t>& ca
     p.how = "--layer-split";
     return p;
   }
-  // Proportional: rank r's share of all bytes (weights + KV) follows its capacity (equal shares when some
-  // capacity is unknown).
+  // Balanced: the split that minimises the largest fraction of any rank's memory in use (weights + KV),
+  // found by bisection on that fraction x: at a given x, ranks in order take layers while they stay under
+  // x * capacity (leaving one layer for every later rank); x is feasible when the last rank fits too. With
+  // a capacity unknown, every rank counts as equal (the split balances bytes).
   bool known = true;
   for (uint64_t c : capacity) known = known && c > 0;
-  double cap_sum = 0;
-  for (int64_t r = 0; r < P; ++r) cap_sum += known ? double(capacity[size_t(r)]) : 1.0;
-  std::vector<double> cost(static_cast<size_t>(L));
+  std::vector<double> cap(static_cast<size_t>(P)), cost(static_cast<size_t>(L));
+  for (int64_t r = 0; r < P; ++r) cap[size_t(r)] = known ? double(capacity[size_t(r)]) : 1.0;
   double total = double(mb.head);
   for (int64_t l = 0; l < L; ++l)
     cost[size_t(l)] = double(mb.layers[size_t(l)] + kv_layer[size_t(l)]), total += cost[size_t(l)];
-  std::vector<int64_t> c(size_t(P), 0);
-  double cum = double(mb.head), target = 0;
-  int64_t l = 0;
-  for (int64_t r = 0; r < P - 1; ++r) {
-    target += total * (known ? double(capacity[size_t(r)]) : 1.0) / cap_sum;
-    do {  // at least one layer; stop where the next layer's middle would pass the target
-      cum += cost[size_t(l)], ++l, ++c[size_t(r)];
-    } while (l < L - (P - 1 - r) && cum + cost[size_t(l)] / 2 <= target);
+  std::vector<int64_t> c(static_cast<size_t>(P));
+  auto feasible = [&](double x) {
+    int64_t l = 0;
+    for (int64_t r = 0; r < P; ++r) {
+      double need = r == 0 ? double(mb.head) : 0.0;
+      c[size_t(r)] = 0;
+      const int64_t last = r == P - 1 ? L : L - (P - 1 - r);  // layers [l, last) are open to rank r
+      while (l < last && (c[size_t(r)] == 0 || r == P - 1 || need + cost[size_t(l)] <= x * cap[size_t(r)]))
+        need += cost[size_t(l)], ++l, ++c[size_t(r)];
+      if (need > x * cap[size_t(r)]) return false;
+    }
+    return true;
+  };
+  double lo = 0, hi = 1;
+  while (!feasible(hi)) {
+    hi *= 2;
+    if (hi > 1e30) fail("pipeline: cannot split {} layers over {} ranks", L, P);
   }
-  c[size_t(P - 1)] = L - l;
+  for (int i = 0; i < 100 && hi - lo > 1e-12 * hi; ++i) (feasible((lo + hi) / 2) ? hi : lo) = (lo + hi) / 2;
+  feasible(hi);
   set_counts(c);
-  p.how = "proportional to memory";
-  if (all_fit(p)) return p;
-  // First fit: each rank takes layers while they fit, leaving one for every later rank.
-  SplitPlan proportional = p;
-  std::fill(c.begin(), c.end(), 0);
-  l = 0;
-  for (int64_t r = 0; r < P - 1; ++r) {
-    uint64_t need = r == 0 ? mb.head : 0;
-    do {
-      need += mb.layers[size_t(l)] + kv_layer[size_t(l)], ++l, ++c[size_t(r)];
-    } while (l < L - (P - 1 - r) && need + mb.layers[size_t(l)] + kv_layer[size_t(l)] <= capacity[size_t(r)]);
-  }
-  c[size_t(P - 1)] = L - l;
-  set_counts(c);
-  p.how = "first fit";
+  p.how = known ? fmt::format("balanced by memory (at most {:.1f}% of a rank's memory)", 100 * hi)
+                : "balanced by bytes (memory unknown)";
   if (all_fit(p)) return p;
   fail("the model does not fit these ranks ({} of weights and reserved KV over {} ranks):\n{}",
-       gb(mb.total() + std::accumulate(kv_layer.begin(), kv_layer.end(), uint64_t(0))), P,
-       format_split(proportional));
+       gb(mb.total() + std::accumulate(kv_layer.begin(), kv_layer.end(), uint64_t(0))), P, format_split(p));
 }
 
 std::vector<int64_t> parse_layer_split(const std::string& text) {

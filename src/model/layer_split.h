@@ -36,13 +36,13 @@ struct StagePlan {
 
 struct SplitPlan {
   std::vector<StagePlan> stages;  // [ranks]
-  std::string how;                // "proportional to memory", "first fit", "--layer-split"
+  std::string how;                // "balanced by memory (...)", "--layer-split"
 };
 
 // Splits the layers over capacity.size() ranks. `counts` (from --layer-split) fixes the layers per rank;
-// otherwise layers go in proportion to each rank's capacity (so every rank keeps the same share free), and
-// when rounding leaves one rank over its capacity, in first-fit order. A model that cannot fit is an Error
-// showing every rank's need and capacity. Every rank holds at least one layer.
+// otherwise the split minimises the largest share of any rank's capacity in use (so memory is used in
+// proportion, as far as whole layers allow). A model that cannot fit is an Error showing every rank's need
+// and capacity. Every rank holds at least one layer.
 SplitPlan plan_layer_split(const ModelBytes& mb, const std::vector<uint64_t>& capacity,
                            const std::vector<uint64_t>& kv_layer, const std::vector<int64_t>& counts = {});
 

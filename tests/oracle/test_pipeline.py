@@ -1,0 +1,189 @@
+"""One model across several processes (`mpirun ... tqlm`, model/pipeline.h) against the same model in one process.
+
+The pipeline must not change a single bit: perplexity's saved logits (every row's top-64 and the rest) and greedy
+text from `mpirun -np 2` and `-np 3` with uneven layer splits are byte-identical to the single-process run, on the
+dense and MoE fixtures and the default model, with a float and a TurboQuant KV cache. `tqlm serve` under mpirun
+answers like the single-process server (prefix reuse included: a partly shared block is copied on every rank), and
+a killed worker ends the whole job with a non-zero exit within seconds. Ranks talk over TCP on the loopback
+interface (the path real hosts use), `--oversubscribe` because this machine has fewer cores than ranks.
+"""
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from conftest import ROOT
+from fixtures import fixture_dir
+
+MODEL = str(ROOT / "models" / "smollm2-135m-instruct")
+MPIRUN = shutil.which("mpirun")
+ENV = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+
+
+def mpi(np_, tqlm_bin, *args):
+    assert MPIRUN, "mpirun not found: scripts/install-deps.sh installs openmpi-bin"
+    return [MPIRUN, "--oversubscribe", "-np", str(np_), "--bind-to", "none", "--mca", "pml", "ob1", "--mca", "btl",
+            "self,tcp", "--mca", "btl_tcp_if_include", "lo", tqlm_bin, *args]
+
+
+def run(cmd, timeout=300):
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=ENV, timeout=timeout)
+    assert r.returncode == 0, f"{' '.join(map(str, cmd))}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def ids(tmp_path_factory):
+    """Random token ids (the fixtures have no tokenizer): 3 windows of 200."""
+    p = tmp_path_factory.mktemp("pipe") / "ids.txt"
+    rng = random.Random(7)
+    p.write_text(" ".join(str(rng.randrange(512)) for _ in range(700)))
+    return p
+
+
+def perplexity_logits(tqlm_bin, model, out, kv, np_=1, split=None, data=("--tokens", None), ctx=200):
+    args = ["perplexity", model, data[0], data[1], "--ctx", ctx, "--samples", 3, "--parallel", 2, "--chunk", 64,
+            "-t", 1, "--kv", kv, "--kv-boundary", 1, "--save-logits", out]
+    if split:
+        args += ["--layer-split", split]
+    run(mpi(np_, tqlm_bin, *args) if np_ > 1 else [tqlm_bin, *args])
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize("kv", ["bf16", "turbo4v2"])
+@pytest.mark.parametrize("fixture", [("llama", "q4"), ("minimax", "mixed"), ("qwen3_moe", "q4")])
+def test_fixture_logits_are_bit_identical_across_ranks(tqlm_bin, tmp_path, ids, fixture, kv):
+    model = fixture_dir(*fixture)  # 3 layers: -np 2 uneven, -np 3 one layer each
+    data = ("--tokens", ids)
+    one = perplexity_logits(tqlm_bin, model, tmp_path / "1.bin", kv, data=data)
+    two = perplexity_logits(tqlm_bin, model, tmp_path / "2.bin", kv, 2, "2,1", data=data)
+    three = perplexity_logits(tqlm_bin, model, tmp_path / "3.bin", kv, 3, data=data)
+    assert len(one) > 10000
+    assert one == two, "-np 2 (layers 2 + 1) differs from one process"
+    assert one == three, "-np 3 differs from one process"
+
+
+@pytest.mark.parametrize("kv", ["bf16", "turbo4v2"])
+def test_default_model_logits_and_greedy_text_are_bit_identical(tqlm_bin, tmp_path, kv):
+    wiki = ROOT.parent / "shared" / "data" / "wikitext-2" / "wiki.test.raw"
+    data = ("--data", wiki)
+    one = perplexity_logits(tqlm_bin, MODEL, tmp_path / "1.bin", kv, data=data, ctx=300)
+    three = perplexity_logits(tqlm_bin, MODEL, tmp_path / "3.bin", kv, 3, "4,19,7", data=data, ctx=300)
+    assert one == three
+    gen = ["generate", MODEL, "--temp", "0", "--max-tokens", "40", "-t", "1", "--kv", kv, "-p",
+           "Write a short poem about the sea."]
+    alone = run([tqlm_bin, *gen]).stdout
+    piped = run(mpi(3, tqlm_bin, *gen, "--layer-split", "4,19,7"))
+    assert piped.stdout == alone and len(alone) > 40
+    assert "pipeline over 3 ranks" in piped.stderr and "[4, 23)" in piped.stderr  # the plan is printed
+
+
+class Served:
+    def __init__(self, cmd):
+        self.p = subprocess.Popen([str(c) for c in cmd], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  text=True, env=ENV, start_new_session=True)
+        self.log = []
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            line = self.p.stderr.readline()
+            if not line:
+                break
+            self.log.append(line)
+            if m := re.search(r"listening on http://[^:]+:(\d+)", line):
+                self.port = int(m.group(1))
+                return
+        self.stop()
+        raise RuntimeError("tqlm serve did not start:\n" + "".join(self.log))
+
+    def chat(self, content, max_tokens=24):
+        body = json.dumps({"messages": [{"role": "user", "content": content}], "temperature": 0,
+                           "max_tokens": max_tokens}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/v1/chat/completions", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            d = json.loads(r.read())
+        return d["choices"][0]["message"]["content"], d["usage"]["prompt_tokens_details"]["cached_tokens"]
+
+    def stop(self):
+        try:
+            os.killpg(self.p.pid, signal.SIGTERM)
+            self.p.wait(15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.p.pid, signal.SIGKILL)
+            self.p.wait(15)
+
+
+def answers(server):
+    import concurrent.futures as cf
+    first = server.chat("What is the capital of France?")
+    again = server.chat("What is the capital of France?")  # prefix reuse: the last block is copied
+    with cf.ThreadPoolExecutor(4) as ex:  # batched steps of several sequences
+        many = list(ex.map(server.chat, [f"Count from {i} to {i + 5}." for i in range(4)]))
+    return first, again, many
+
+
+def test_serve_under_mpirun_answers_like_one_process(tqlm_bin):
+    args = ["serve", MODEL, "--port", "0", "-t", "1", "--ctx", "1024", "--max-seqs", "4", "--kv", "turbo4v2"]
+    s = Served([tqlm_bin, *args])
+    try:
+        alone = answers(s)
+    finally:
+        s.stop()
+    s = Served(mpi(2, tqlm_bin, *args))
+    try:
+        piped = answers(s)
+    finally:
+        s.stop()
+    assert alone[1][1] > 0 and piped[1][1] == alone[1][1], "the second request must reuse the cached prefix"
+    assert piped == alone
+
+
+def test_a_killed_worker_ends_the_job_within_seconds(tqlm_bin):
+    s = Served(mpi(3, tqlm_bin, "serve", MODEL, "--port", "0", "-t", "1", "--ctx", "512"))
+    try:
+        assert s.chat("Hi", 4)
+        victim = None
+        for pid in os.listdir("/proc"):
+            try:
+                if pid.isdigit() and b"OMPI_COMM_WORLD_RANK=1\0" in open(f"/proc/{pid}/environ", "rb").read() and \
+                        os.getsid(int(pid)) == s.p.pid:
+                    victim = int(pid)
+            except (OSError, PermissionError):
+                pass
+        assert victim, "rank 1 not found"
+        t0 = time.time()
+        os.kill(victim, signal.SIGKILL)
+        rc = s.p.wait(30)
+        took = time.time() - t0
+    finally:
+        if s.p.poll() is None:
+            s.stop()
+    assert rc != 0
+    assert took < 15, f"the job took {took:.1f} s to end after a worker died"
+
+
+def test_wrong_layer_split_is_a_clear_error_not_a_hang(tqlm_bin):
+    r = subprocess.run(mpi(2, tqlm_bin, "generate", MODEL, "-p", "hi", "-n", "2", "--layer-split", "30"),
+                       capture_output=True, text=True, env=ENV, timeout=60)
+    assert r.returncode != 0
+    assert "--layer-split has 1 numbers but the job has 2 ranks" in r.stderr
+
+
+def test_plan_split_matches_the_tensor_bytes_and_refuses_what_cannot_fit(tqlm_bin):
+    total = sum(f.stat().st_size for f in (ROOT / "models" / "smollm2-135m-instruct").glob("*.safetensors"))
+    r = run([tqlm_bin, "plan-split", MODEL, "--hosts", "1GB,500MB", "--kv", "turbo4v2", "--ctx", "8192"])
+    m = re.search(r"30 layers, ([\d.]+) GB of weights", r.stdout)
+    assert m and abs(float(m.group(1)) * 1e9 - total) < 0.01e9 * 1.01  # headers are a few KB of the file
+    rows = re.findall(r"^(\d)\s+-\s+(\d+)\s+\[(\d+), (\d+)\)", r.stdout, re.M)
+    assert [int(x[1]) for x in rows] and sum(int(x[1]) for x in rows) == 30 and rows[1][2] == rows[0][3]
+    bad = subprocess.run([tqlm_bin, "plan-split", MODEL, "--hosts", "60MB,30MB"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "does not fit" in bad.stderr and "capacity" in bad.stderr
+    forced = run([tqlm_bin, "plan-split", MODEL, "--hosts", "1GB,1GB", "--layer-split", "10,20"])
+    assert re.search(r"^0\s+-\s+10\s+\[0, 10\)", forced.stdout, re.M) and "--layer-split" in forced.stdout
