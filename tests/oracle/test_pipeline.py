@@ -15,12 +15,12 @@ import shutil
 import signal
 import subprocess
 import time
-import urllib.request
 
 import pytest
 
 from conftest import ROOT
 from fixtures import fixture_dir
+from test_server import Served
 
 MODEL = str(ROOT / "models" / "smollm2-135m-instruct")
 MPIRUN = shutil.which("mpirun")
@@ -85,58 +85,37 @@ def test_default_model_logits_and_greedy_text_are_bit_identical(tqlm_bin, tmp_pa
     assert "pipeline over 3 ranks" in piped.stderr and "[4, 23)" in piped.stderr  # the plan is printed
 
 
-class Served:
-    def __init__(self, cmd):
-        self.p = subprocess.Popen([str(c) for c in cmd], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                  text=True, env=ENV, start_new_session=True)
-        self.log = []
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            line = self.p.stderr.readline()
-            if not line:
-                break
-            self.log.append(line)
-            if m := re.search(r"listening on http://[^:]+:(\d+)", line):
-                self.port = int(m.group(1))
-                return
-        self.stop()
-        raise RuntimeError("tqlm serve did not start:\n" + "".join(self.log))
+def parent_of(pid):
+    stat = open(f"/proc/{pid}/stat").read()
+    return int(stat[stat.rindex(")") + 2:].split()[1])
 
-    def chat(self, content, max_tokens=24):
-        body = json.dumps({"messages": [{"role": "user", "content": content}], "temperature": 0,
-                           "max_tokens": max_tokens}).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/v1/chat/completions", data=body,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=120) as r:
-            d = json.loads(r.read())
-        return d["choices"][0]["message"]["content"], d["usage"]["prompt_tokens_details"]["cached_tokens"]
 
-    def stop(self):
-        try:
-            os.killpg(self.p.pid, signal.SIGTERM)
-            self.p.wait(15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.p.pid, signal.SIGKILL)
-            self.p.wait(15)
+def chat(server, content, max_tokens=24):
+    """Greedy answer and the prompt tokens taken from the prefix cache."""
+    st, body = server.raw("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": content}],
+                                                           "temperature": 0, "max_tokens": max_tokens})
+    assert st == 200, body
+    d = json.loads(body)
+    return d["choices"][0]["message"]["content"], d["usage"]["prompt_tokens_details"]["cached_tokens"]
 
 
 def answers(server):
     import concurrent.futures as cf
-    first = server.chat("What is the capital of France?")
-    again = server.chat("What is the capital of France?")  # prefix reuse: the last block is copied
+    first = chat(server, "What is the capital of France?")
+    again = chat(server, "What is the capital of France?")  # prefix reuse: the last block is copied
     with cf.ThreadPoolExecutor(4) as ex:  # batched steps of several sequences
-        many = list(ex.map(server.chat, [f"Count from {i} to {i + 5}." for i in range(4)]))
+        many = list(ex.map(lambda q: chat(server, q), [f"Count from {i} to {i + 5}." for i in range(4)]))
     return first, again, many
 
 
 def test_serve_under_mpirun_answers_like_one_process(tqlm_bin):
     args = ["serve", MODEL, "--port", "0", "-t", "1", "--ctx", "1024", "--max-seqs", "4", "--kv", "turbo4v2"]
-    s = Served([tqlm_bin, *args])
+    s = Served(tqlm_bin, cmd=[tqlm_bin, *args])
     try:
         alone = answers(s)
     finally:
         s.stop()
-    s = Served(mpi(2, tqlm_bin, *args))
+    s = Served(tqlm_bin, cmd=mpi(2, tqlm_bin, *args), env=ENV)
     try:
         piped = answers(s)
     finally:
@@ -146,14 +125,14 @@ def test_serve_under_mpirun_answers_like_one_process(tqlm_bin):
 
 
 def test_a_killed_worker_ends_the_job_within_seconds(tqlm_bin):
-    s = Served(mpi(3, tqlm_bin, "serve", MODEL, "--port", "0", "-t", "1", "--ctx", "512"))
+    s = Served(tqlm_bin, cmd=mpi(3, tqlm_bin, "serve", MODEL, "--port", "0", "-t", "1", "--ctx", "512"), env=ENV)
     try:
-        assert s.chat("Hi", 4)
+        assert chat(s, "Hi", 4)
         victim = None
         for pid in os.listdir("/proc"):
             try:
                 if pid.isdigit() and b"OMPI_COMM_WORLD_RANK=1\0" in open(f"/proc/{pid}/environ", "rb").read() and \
-                        os.getsid(int(pid)) == s.p.pid:
+                        parent_of(pid) == s.p.pid:
                     victim = int(pid)
             except (OSError, PermissionError):
                 pass

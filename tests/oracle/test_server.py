@@ -23,9 +23,10 @@ M = "smollm2-135m-instruct"  # the id /v1/models reports: the model directory na
 
 
 class Served:
-    def __init__(self, tqlm_bin, *args):
-        self.p = subprocess.Popen([tqlm_bin, "serve", MODEL, "--port", "0", *args], stderr=subprocess.PIPE,
-                                  stdout=subprocess.DEVNULL, text=True)
+    def __init__(self, tqlm_bin, *args, cmd=None, env=None):
+        """`tqlm serve MODEL --port 0 ARGS`, or the whole command `cmd` (e.g. under mpirun)."""
+        cmd = [str(c) for c in cmd] if cmd else [tqlm_bin, "serve", MODEL, "--port", "0", *args]
+        self.p = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
         self.log = []
         deadline = time.time() + 120
         while time.time() < deadline:
