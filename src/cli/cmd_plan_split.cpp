@@ -2,6 +2,7 @@
 // without MPI: each host's memory, the bytes of its layers (from the tensor headers), the KV it must hold
 // for the given context, and the traffic per token.
 #include <cstdio>
+#include <filesystem>
 
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -14,7 +15,7 @@ namespace tqlm::cli {
 
 void add_plan_split(CLI::App& app) {
   struct Opts {
-    std::string model, hosts, split, kv = "bf16";
+    std::string model, hosts, split, kv = "bf16", policy;
     int boundary = 2;
     int64_t ctx = 4096, seqs = 1;
   };
@@ -22,7 +23,11 @@ void add_plan_split(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "plan-split",
       "Plan a pipeline over several hosts: which layers each holds, and whether they fit (no MPI)");
-  cmd->add_option("model", o->model, "Model directory")->required();
+  cmd->add_option("model", o->model, "Model directory (with --policy: a config.json or its directory)")
+      ->required();
+  cmd->add_option(
+      "--policy", o->policy,
+      "Plan the model as `tqlm convert --policy P` would write it, from config.json alone (no weights)");
   cmd->add_option("--hosts", o->hosts, "Memory of each host in pipeline order (rank 0 first), e.g. 64GB,32GB")
       ->required();
   cmd->add_option("--layer-split", o->split, "Layers per host instead of the plan, e.g. 30,32");
@@ -38,10 +43,19 @@ void add_plan_split(CLI::App& app) {
       ->check(CLI::Range(1, 1 << 16));
   cmd->callback([o] {
     const std::vector<uint64_t> hosts = parse_size_list(o->hosts, "--hosts");
-    const Checkpoint ck(o->model);
-    if (!ck.has_config()) fail("{}: config.json is missing", o->model);
-    const ModelConfig cfg = parse_model_config(ck.config(), o->model + "/config.json");
-    const ModelBytes mb = model_bytes(ck, cfg);
+    ModelConfig cfg;
+    ModelBytes mb;
+    if (!o->policy.empty()) {
+      const std::string path = std::filesystem::is_directory(o->model) ? o->model + "/config.json" : o->model;
+      const nlohmann::json j = read_json_file(path);
+      cfg = parse_model_config(j, path);
+      mb = model_bytes(plan_conversion(cfg, Policy::load(o->policy), config_float_dtype(j)), cfg.n_layers);
+    } else {
+      const Checkpoint ck(o->model);
+      if (!ck.has_config()) fail("{}: config.json is missing", o->model);
+      cfg = parse_model_config(ck.config(), o->model + "/config.json");
+      mb = model_bytes(ck, cfg);
+    }
     const std::vector<uint64_t> kv =
         kv_bytes_per_layer(KVSpec(o->kv, o->boundary), cfg.kv_shape(), o->ctx * o->seqs);
     const SplitPlan plan = plan_layer_split(

@@ -60,6 +60,16 @@ ModelBytes model_bytes(const Checkpoint& ck, const ModelConfig& cfg) {
   return mb;
 }
 
+ModelBytes model_bytes(const ConversionPlan& plan, int64_t n_layers) {
+  ModelBytes mb;
+  mb.layers.assign(size_t(n_layers), 0);
+  for (const PlannedTensor& t : plan.tensors) {
+    if (t.layer >= n_layers) fail("plan: tensor '{}' is in layer {} of {}", t.module, t.layer, n_layers);
+    (t.layer < 0 ? mb.head : mb.layers[size_t(t.layer)]) += t.bytes;
+  }
+  return mb;
+}
+
 std::vector<uint64_t> kv_bytes_per_layer(const KVSpec& kv, const KVShape& shape, int64_t tokens) {
   const KVLayout L = kv_layout(kv, shape);
   std::vector<uint64_t> r(size_t(shape.layers));

@@ -10,6 +10,7 @@
 #include "io/checkpoint.h"
 #include "kv/kv_spec.h"
 #include "model/config.h"
+#include "quant/plan.h"
 
 namespace tqlm {
 
@@ -21,6 +22,10 @@ struct ModelBytes {
 
 // Bytes as stored in the checkpoint (the engine maps them as they are). `ck` must list every tensor.
 ModelBytes model_bytes(const Checkpoint& ck, const ModelConfig& cfg);
+
+// Bytes a checkpoint converted under a plan will have (`tqlm convert --dry-run`): a split for a model
+// before it is converted, from config.json alone.
+ModelBytes model_bytes(const ConversionPlan& plan, int64_t n_layers);
 
 // KV bytes each layer needs for `tokens` cached tokens in `kv` mode (boundary layers at their own format).
 std::vector<uint64_t> kv_bytes_per_layer(const KVSpec& kv, const KVShape& shape, int64_t tokens);

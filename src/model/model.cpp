@@ -92,14 +92,37 @@ void Model::forward(const int32_t* tokens, int64_t T, KVCache& cache, float* log
 }
 
 void Model::forward(const std::vector<BatchSeq>& batch, float* logits) {
-  if (pipe_) return pipe_->forward(*this, batch, logits);
-  if (begin_step(batch) == 0) return;
-  embed(batch);
-  run_layers(batch);
-  advance(batch);
+  launch(batch);
+  collect(logits);
+}
+
+void Model::launch(const std::vector<BatchSeq>& batch) {
+  if (pipe_) return pipe_->launch(*this, batch);
+  begin_step(batch);
   int64_t n = 0;
-  const float* rows = logit_rows(batch, &n);
-  head(rows, n, logits);
+  if (ws_->T_step > 0) {
+    embed(batch);
+    run_layers(batch);
+    advance(batch);
+  }
+  const float* rows = ws_->T_step > 0 ? logit_rows(batch, &n) : nullptr;
+  launched_.emplace_back(rows, rows + n * cfg_.hidden);  // [n, D]
+}
+
+void Model::collect(float* logits) {
+  if (pipe_) return pipe_->collect(*this, logits);
+  if (launched_.empty()) fail("forward: collect() without a launched step (a bug)");
+  const std::vector<float> rows = std::move(launched_.front());
+  launched_.pop_front();
+  head(rows.data(), int64_t(rows.size()) / cfg_.hidden, logits);
+}
+
+int64_t Model::in_flight() const {
+  return pipe_ ? pipe_->in_flight() : int64_t(launched_.size());
+}
+
+int Model::pipeline_depth() const {
+  return pipe_ ? pipe_->depth() : 1;
 }
 
 int64_t Model::begin_step(const std::vector<BatchSeq>& batch) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +52,17 @@ class Model {
   // else is in the batch, nor on how its tokens were split into steps (bit for bit).
   void forward(const std::vector<BatchSeq>& batch, float* logits);
 
+  // The same step in two halves, so that several steps can be in flight through a pipeline: launch() runs
+  // it as far as this process goes (all of it in one process; rank 0's layers in a pipeline), advances the
+  // caches and queues it; collect() waits for the oldest launched step and writes its logits. Steps are
+  // collected in launch order. A sequence's next step may be launched before its previous one is collected
+  // (its cache already holds the launched tokens): prefill chunks overlap across pipeline stages.
+  void launch(const std::vector<BatchSeq>& batch);
+  void collect(float* logits);
+  int64_t in_flight() const;
+  // Steps worth keeping in flight: the number of pipeline stages (1 in one process).
+  int pipeline_depth() const;
+
   // One sequence: tokens[0..T) at positions [cache.length(), +T); logits [T, vocab] when all_logits, else
   // [1, vocab] for the last token.
   void forward(const int32_t* tokens, int64_t T, KVCache& cache, float* logits, bool all_logits);
@@ -79,7 +91,8 @@ class Model {
   std::unique_ptr<ModelWeights> w_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Workspace> ws_;
-  std::unique_ptr<PipelineHead> pipe_;  // rank 0 of a pipeline over several processes (model/pipeline.h)
+  std::unique_ptr<PipelineHead> pipe_;       // rank 0 of a pipeline over several processes (model/pipeline.h)
+  std::deque<std::vector<float>> launched_;  // one process: each launched step's logit rows [n, D]
 };
 
 }  // namespace tqlm

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <deque>
 #include <map>
 #include <mutex>
 
@@ -105,6 +106,9 @@ struct PipelineHead::State {
   std::map<const KVPool*, int32_t> pools;
   int32_t next_pool = 0;
   uint64_t steps = 0;
+  std::deque<std::pair<uint64_t, int64_t>> flight;  // launched steps: (id, logit rows); id 0: empty step
+  // traffic: every step message crosses P - 1 hops unchanged in size; results come back once
+  uint64_t bytes_step = 0, bytes_result = 0, tokens = 0, rows_back = 0;
   bool ready = false;  // wait_ready() read every worker's answer
   bool released = false;
   explicit State(Comm& c) : comm(c), P(c.size()) {}
@@ -189,6 +193,8 @@ PipelineHead::~PipelineHead() {
   State& s = *st_;
   std::lock_guard<std::mutex> lk(s.mu);
   try {
+    for (; !s.flight.empty(); s.flight.pop_front())  // results nobody collected: take them off the wire
+      if (s.flight.front().first) s.comm.recv(s.P - 1);
     if (!s.ready)  // rank 0 failed before the workers answered: take their answers, or the next model reads
                    // them
       for (int r = 1; r < s.P; ++r) s.comm.recv(r);
@@ -199,6 +205,14 @@ PipelineHead::~PipelineHead() {
   }
   s.released = true;
   pipeline_active() = false;
+  if (s.steps > 0)
+    std::fprintf(stderr,
+                 "tqlm: pipeline traffic: %llu steps, %llu tokens: %.1f MB per hop (%.0f bytes per token, %d "
+                 "hops), %.1f MB of results (%.0f bytes per logit row)\n",
+                 (unsigned long long)s.steps, (unsigned long long)s.tokens, double(s.bytes_step) / 1e6,
+                 double(s.bytes_step) / double(std::max<uint64_t>(1, s.tokens)), s.P - 1,
+                 double(s.bytes_result) / 1e6,
+                 double(s.bytes_result) / double(std::max<uint64_t>(1, s.rows_back)));
 }
 
 std::shared_ptr<KVPool> PipelineHead::new_pool(const KVSpec& kv, const KVShape& shape, uint64_t budget,
@@ -248,11 +262,14 @@ std::shared_ptr<KVPool> PipelineHead::new_pool(const KVSpec& kv, const KVShape& 
   return pool;
 }
 
-void PipelineHead::forward(Model& m, const std::vector<BatchSeq>& batch, float* logits) {
+void PipelineHead::launch(Model& m, const std::vector<BatchSeq>& batch) {
   State& s = *st_;
   std::lock_guard<std::mutex> lk(s.mu);
   const int64_t T = m.begin_step(batch), D = m.config().hidden;
-  if (T == 0) return;
+  if (T == 0) {
+    s.flight.push_back({0, 0});
+    return;
+  }
   KVPool* pool = &batch[0].cache->pool();
   for (const BatchSeq& b : batch)
     if (&b.cache->pool() != pool) fail("pipeline: the sequences of one step must share one KV pool");
@@ -279,16 +296,39 @@ void PipelineHead::forward(Model& m, const std::vector<BatchSeq>& batch, float* 
   w.put<int64_t>(T);
   w.put<int64_t>(D);
   w.put_array(m.hidden(), size_t(T * D));  // x [T, D]
+  s.bytes_step += w.size();
+  s.tokens += uint64_t(T);
   s.comm.send(1, w.take());
   Model::advance(batch);
+  s.flight.push_back({s.steps, rows});
+}
+
+void PipelineHead::collect(Model& m, float* logits) {
+  State& s = *st_;
+  std::lock_guard<std::mutex> lk(s.mu);
+  if (s.flight.empty()) fail("forward: collect() without a launched step (a bug)");
+  const auto [step, rows] = s.flight.front();
+  s.flight.pop_front();
+  if (step == 0) return;  // an empty step
+  const int64_t D = m.config().hidden;
   const std::vector<uint8_t> res = s.comm.recv(s.P - 1);
+  s.bytes_result += res.size();
+  s.rows_back += uint64_t(rows);
   WireReader r(res);
-  if (r.get<int32_t>() != kResult || r.get<uint64_t>() != s.steps)
+  if (r.get<int32_t>() != kResult || r.get<uint64_t>() != step)
     fail("pipeline: rank {} answered out of order", s.P - 1);
   const std::vector<float> out = r.get_array<float>(size_t(rows * D));  // [rows, D]
   if (int64_t(out.size()) != rows * D)
     fail("pipeline: rank {} returned {} values, expected {}", s.P - 1, out.size(), rows * D);
   m.head(out.data(), rows, logits);
+}
+
+int64_t PipelineHead::in_flight() const {
+  return int64_t(st_->flight.size());
+}
+
+int PipelineHead::depth() const {
+  return st_->P;
 }
 
 void stop_pipeline_workers(Comm& comm) {

@@ -51,7 +51,11 @@ class PipelineHead {
   // A pool of rank 0's layers whose block operations the workers mirror. `budget`: bytes for the whole
   // model's KV (every rank); capped by what the smallest rank can hold for its layers.
   std::shared_ptr<KVPool> new_pool(const KVSpec& kv, const KVShape& shape, uint64_t budget, LayerRange local);
-  void forward(Model& m, const std::vector<BatchSeq>& batch, float* logits);
+  // Model::launch / collect / in_flight in a pipeline.
+  void launch(Model& m, const std::vector<BatchSeq>& batch);
+  void collect(Model& m, float* logits);
+  int64_t in_flight() const;
+  int depth() const;
 
  private:
   struct State;

@@ -20,6 +20,11 @@ struct Scheduler::Seq {
   SeqStats st;
   int64_t logits_delivered = 0;  // prompt rows already given to on_prompt_logits
   bool cancelled = false, done = false, admitted = false;
+  // Launched steps (model.h) not yet collected that include this sequence; busy: one of them ends its known
+  // tokens, so it samples when collected and has nothing to launch until then. gen changes on preemption:
+  // results of steps launched before it are dropped.
+  int64_t flights = 0, gen = 0;
+  bool busy = false, forgotten = false;
   Seq(int64_t i, std::vector<int32_t> t, RequestParams rp)
       : id(i),
         tokens(std::move(t)),
@@ -74,7 +79,12 @@ const std::vector<int32_t>& Scheduler::tokens(int64_t id) const {
 
 void Scheduler::forget(int64_t id) {
   for (auto& s : all_)
-    if (s && s->id == id && s->done) s.reset();
+    if (s && s->id == id && s->done) {
+      if (s->flights > 0)
+        s->forgotten = true;  // deleted when its last launched step is collected
+      else
+        s.reset();
+    }
   all_.erase(std::remove(all_.begin(), all_.end(), nullptr), all_.end());
 }
 
@@ -122,7 +132,9 @@ bool Scheduler::admit(Seq& s) {
 }
 
 void Scheduler::preempt(Seq& s) {
-  s.cache.reset();  // full blocks stay in the prefix cache: recomputation may find them again
+  s.cache.reset();
+  ++s.gen;
+  s.busy = false;  // full blocks stay in the prefix cache: recomputation may find them again
   ++s.st.preemptions;
   running_.erase(std::find(running_.begin(), running_.end(), &s));
   waiting_.push_front(&s);
@@ -167,13 +179,29 @@ std::vector<SeqEvent> Scheduler::step() {
     return ev;
   }
 
+  launch(ev);
+  // Collect the oldest step once the pipeline is full, or when nothing new could be launched.
+  while (!flight_.empty() && (int64_t(flight_.size()) >= model_.pipeline_depth() || !launched_now_))
+    collect(ev), launched_now_ = true;
+  return ev;
+}
+
+void Scheduler::launch(std::vector<SeqEvent>& ev) {
+  launched_now_ = false;
   // Plan: decoding sequences (one pending token) first, then prefill chunks, oldest first, under the budget.
+  // A busy sequence waits for its launched step. In a pipeline (depth P), at most 1/P of the decoding
+  // sequences go in one step, so that P groups of them are in flight at once.
+  const int64_t depth = model_.pipeline_depth();
+  int64_t decoding = 0;
+  for (Seq* s : running_) decoding += s->busy || s->pending() == 1;
+  int64_t decode_cap = (decoding + depth - 1) / depth;
   std::vector<int64_t> take(running_.size(), 0);
   int64_t budget = opt_.step_tokens;
   for (int pass = 0; pass < 2; ++pass)
     for (size_t i = 0; i < running_.size(); ++i) {
       const int64_t pend = running_[i]->pending();
-      if ((pass == 0) != (pend == 1)) continue;
+      if (running_[i]->busy || pend == 0 || (pass == 0) != (pend == 1)) continue;
+      if (pend == 1 && decode_cap-- <= 0) continue;
       take[i] = std::min(pend, budget);
       budget -= take[i];
     }
@@ -192,10 +220,8 @@ std::vector<SeqEvent> Scheduler::step() {
     take.erase(take.begin() + int64_t(i));
     finish(*s, "length", ev, "the KV pool is full");
   }
+  Flight f;
   std::vector<BatchSeq> batch;
-  std::vector<Seq*> in_batch;
-  int64_t rows = 0;
-  last_ = StepInfo{};
   for (size_t i = 0; i < running_.size(); ++i) {
     Seq* s = running_[i];
     if (take[i] == 0) continue;
@@ -204,32 +230,48 @@ std::vector<SeqEvent> Scheduler::step() {
     const bool prompt_rows = s->p.on_prompt_logits && len < s->prompt_len;
     const int64_t from = prompt_rows ? 0 : last ? n - 1 : n;
     batch.push_back(BatchSeq{s->cache.get(), s->tokens.data() + len, n, from});
-    (n == 1 && last ? last_.decode_rows : last_.prefill_rows) += n;
-    in_batch.push_back(s);
-    rows += n - from;
+    (n == 1 && last ? f.info.decode_rows : f.info.prefill_rows) += n;
+    f.seqs.push_back({s, s->gen, len, n, from});
+    f.rows += n - from;
+    ++s->flights;
+    s->busy = last;
   }
-  if (batch.empty()) return ev;
+  if (batch.empty()) return;
+  f.t_launch = now();
+  model_.launch(batch);
+  flight_.push_back(std::move(f));
+  launched_now_ = true;
+}
 
+void Scheduler::collect(std::vector<SeqEvent>& ev) {
+  Flight f = std::move(flight_.front());
+  flight_.pop_front();
   const int64_t vocab = model_.config().vocab;
-  logits_.resize(size_t(std::max<int64_t>(rows, 1) * vocab));
-  const double t_step = now();
-  model_.forward(batch, logits_.data());
-  last_.seconds = now() - t_step;
+  logits_.resize(size_t(std::max<int64_t>(f.rows, 1) * vocab));
+  model_.collect(logits_.data());
+  last_ = f.info;
+  last_.seconds = now() - f.t_launch;
 
   const float* lg = logits_.data();
-  for (size_t i = 0; i < batch.size(); ++i) {
-    Seq& s = *in_batch[i];
-    const BatchSeq& b = batch[i];
-    const int64_t len = s.cache->length() - b.n, nrows = b.n - b.logits_from;
-    if (s.p.on_prompt_logits && b.logits_from == 0) {  // prompt rows [len, min(len + n, prompt_len))
-      const int64_t r0 = std::max(len, s.logits_delivered), r1 = std::min(len + b.n, s.prompt_len);
-      if (r1 > r0) s.p.on_prompt_logits(r0, r1 - r0, lg + (r0 - len) * vocab);
-      s.logits_delivered = std::max(s.logits_delivered, r1);
-    }
+  for (const Flight::Entry& b : f.seqs) {
+    Seq& s = *b.seq;
+    const int64_t nrows = b.n - b.logits_from;
     const float* last = lg + (nrows - 1) * vocab;
     lg += nrows * vocab;
+    --s.flights;
+    if (s.done || s.gen != b.gen) {  // finished, cancelled or preempted since the launch
+      if (s.forgotten && s.flights == 0) forget(s.id);
+      continue;
+    }
+    const int64_t len = b.len;
+    if (s.p.on_prompt_logits && b.logits_from == 0) {  // prompt rows [len, min(len + n, prompt_len))
+      const int64_t r0 = std::max(len, s.logits_delivered), r1 = std::min(len + b.n, s.prompt_len);
+      if (r1 > r0) s.p.on_prompt_logits(r0, r1 - r0, lg - nrows * vocab + (r0 - len) * vocab);
+      s.logits_delivered = std::max(s.logits_delivered, r1);
+    }
     s.cache->publish(s.tokens.data(), /*final=*/false);
-    if (s.pending() > 0) continue;  // prefill not finished
+    if (len + b.n < int64_t(s.tokens.size())) continue;  // prefill not finished
+    s.busy = false;
     if (s.st.generated >= s.p.max_tokens || int64_t(s.tokens.size()) >= ctx_) {
       finish(s, "length", ev);
       continue;
@@ -261,7 +303,6 @@ std::vector<SeqEvent> Scheduler::step() {
     else if (s.st.generated >= s.p.max_tokens || int64_t(s.tokens.size()) >= ctx_)
       finish(s, "length", ev);
   }
-  return ev;
 }
 
 uint64_t default_kv_budget() {

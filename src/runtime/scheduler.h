@@ -91,7 +91,7 @@ class Scheduler {
   void cancel(int64_t id);
   // One forward step (admission, batch, sampling). Returns what happened to each sequence it touched.
   std::vector<SeqEvent> step();
-  bool idle() const { return waiting_.empty() && running_.empty(); }
+  bool idle() const { return waiting_.empty() && running_.empty() && flight_.empty(); }
   int64_t running() const { return int64_t(running_.size()); }
   int64_t waiting() const { return int64_t(waiting_.size()); }
   const StepInfo& last_step() const { return last_; }
@@ -112,6 +112,19 @@ class Scheduler {
 
  private:
   struct Seq;
+  // A step launched into the model (Model::launch) and not yet collected.
+  struct Flight {
+    struct Entry {
+      Seq* seq;
+      int64_t gen, len, n, logits_from;  // len: the sequence's cache length before the step
+    };
+    std::vector<Entry> seqs;
+    int64_t rows = 0;  // logit rows
+    StepInfo info;
+    double t_launch = 0;
+  };
+  void launch(std::vector<SeqEvent>& ev);   // plans and launches one step (nothing when no sequence can go)
+  void collect(std::vector<SeqEvent>& ev);  // the oldest launched step: logits, sampling, events
   bool admit(Seq& s);
   void preempt(Seq& s);
   void finish(Seq& s, const std::string& reason, std::vector<SeqEvent>& ev, const std::string& error = {});
@@ -126,6 +139,8 @@ class Scheduler {
   std::vector<Seq*> running_;  // oldest first
   std::vector<std::unique_ptr<Seq>> all_;
   std::vector<float> logits_;
+  std::deque<Flight> flight_;  // launch order
+  bool launched_now_ = false;
   double t0_ = 0;
   StepInfo last_;
 };

@@ -48,12 +48,13 @@ def ids(tmp_path_factory):
     return p
 
 
-def perplexity_logits(tqlm_bin, model, out, kv, np_=1, split=None, data=("--tokens", None), ctx=200):
+def perplexity_logits(tqlm_bin, model, out, kv, np_=0, split=None, data=("--tokens", None), ctx=200):
+    """np_ = 0: one process without mpirun; else under `mpirun -np np_`."""
     args = ["perplexity", model, data[0], data[1], "--ctx", ctx, "--samples", 3, "--parallel", 2, "--chunk", 64,
             "-t", 1, "--kv", kv, "--kv-boundary", 1, "--save-logits", out]
     if split:
         args += ["--layer-split", split]
-    run(mpi(np_, tqlm_bin, *args) if np_ > 1 else [tqlm_bin, *args])
+    run(mpi(np_, tqlm_bin, *args) if np_ else [tqlm_bin, *args])
     return out.read_bytes()
 
 
@@ -63,9 +64,11 @@ def test_fixture_logits_are_bit_identical_across_ranks(tqlm_bin, tmp_path, ids, 
     model = fixture_dir(*fixture)  # 3 layers: -np 2 uneven, -np 3 one layer each
     data = ("--tokens", ids)
     one = perplexity_logits(tqlm_bin, model, tmp_path / "1.bin", kv, data=data)
+    np1 = perplexity_logits(tqlm_bin, model, tmp_path / "np1.bin", kv, 1, data=data)
     two = perplexity_logits(tqlm_bin, model, tmp_path / "2.bin", kv, 2, "2,1", data=data)
     three = perplexity_logits(tqlm_bin, model, tmp_path / "3.bin", kv, 3, data=data)
     assert len(one) > 10000
+    assert one == np1, "mpirun -np 1 differs from one process"
     assert one == two, "-np 2 (layers 2 + 1) differs from one process"
     assert one == three, "-np 3 differs from one process"
 
@@ -166,3 +169,17 @@ def test_plan_split_matches_the_tensor_bytes_and_refuses_what_cannot_fit(tqlm_bi
     assert bad.returncode != 0 and "does not fit" in bad.stderr and "capacity" in bad.stderr
     forced = run([tqlm_bin, "plan-split", MODEL, "--hosts", "1GB,1GB", "--layer-split", "10,20"])
     assert re.search(r"^0\s+-\s+10\s+\[0, 10\)", forced.stdout, re.M) and "--layer-split" in forced.stdout
+
+
+def test_plan_split_from_config_alone_for_minimax_m2(tqlm_bin):
+    """The card's system before conversion: config-i is 92.87 GB; two 48 GB hosts cannot hold it with 32K tokens of
+    turbo4v2 KV (whole layers do not divide that finely), four 32 GB hosts can, every layer on exactly one host."""
+    cfg = ROOT / "tests" / "fixtures" / "configs" / "minimax-m2.json"
+    r = run([tqlm_bin, "plan-split", cfg, "--policy", "config-i", "--hosts", "32GB,32GB,32GB,32GB", "--kv",
+             "turbo4v2", "--ctx", "32768"])
+    assert "62 layers, 92.87 GB of weights" in r.stdout
+    ranges = [(int(a), int(b)) for a, b in re.findall(r"\[(\d+), (\d+)\)", r.stdout)]
+    assert ranges[0][0] == 0 and ranges[-1][1] == 62 and all(x[1] == y[0] for x, y in zip(ranges, ranges[1:]))
+    bad = subprocess.run([tqlm_bin, "plan-split", str(cfg), "--policy", "config-i", "--hosts", "48GB,48GB", "--kv",
+                          "turbo4v2", "--ctx", "32768"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "DOES NOT FIT" in bad.stderr
