@@ -10,6 +10,7 @@
 #include "io/checkpoint.h"
 #include "kv/kv_cache.h"
 #include "model/config.h"
+#include "model/observer.h"
 #include "model/weights.h"
 
 namespace tqlm {
@@ -62,6 +63,9 @@ class Model {
   void head(const float* rows, int64_t n, float* logits);   // final norm + LM head: [n, D] -> [n, vocab]
   static void advance(const std::vector<BatchSeq>& batch);  // each cache's length += its n
 
+  // Reports every linear input of later forward steps to `obs` (nullptr: none); not owned.
+  void set_observer(ActivationObserver* obs) { observer_ = obs; }
+
  private:
   struct Workspace;
   void attention(int64_t l, int64_t T, const std::vector<BatchSeq>& batch);
@@ -75,6 +79,7 @@ class Model {
   std::unique_ptr<ModelWeights> w_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Workspace> ws_;
+  ActivationObserver* observer_ = nullptr;
 };
 
 }  // namespace tqlm
