@@ -87,7 +87,7 @@ GroupFit affine_fit_group(const float* w, const float* h, int gs, int bits, DTyp
       std::copy(tq.begin(), tq.end(), q);
     }
   };
-  constexpr int kSteps = 20;  // range factors 0.5 .. 1.25
+  constexpr int kSteps = 12;  // range factors 0.5 .. 1.25
   for (int anchor = 0; anchor < 3; ++anchor)
     for (int k = 0; k < kSteps; ++k) {
       const float f = 0.5f + 0.75f * float(k) / float(kSteps - 1);
@@ -95,7 +95,7 @@ GroupFit affine_fit_group(const float* w, const float* h, int gs, int bits, DTyp
       const float b0 = anchor == 0 ? lo : anchor == 1 ? hi - width : lo + 0.5f * (range - width);
       choose_codes(w, gs, nmax, s0, b0, cq.data());
       float s = s0, b = b0;
-      for (int it = 0; it < 3; ++it) {  // least squares given the codes, then codes given the parameters
+      for (int it = 0; it < 2; ++it) {  // least squares given the codes, then codes given the parameters
         if (!least_squares(w, h, cq.data(), gs, &s, &b)) break;
         choose_codes(w, gs, nmax, s, b, cq.data());
       }

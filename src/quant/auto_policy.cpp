@@ -133,7 +133,8 @@ AutoPolicy choose_auto_policy(const std::string& src, const CalibStats& stats, c
   const ModelConfig mc = parse_model_config(ck.config(), src + "/config.json");
   const DType sdt = config_float_dtype(ck.config());
   // Fixed parts (see auto_policy.h); every allocatable weight is planned at 4 bits here, then replaced.
-  json fixed = json::array({json{{"roles", {"router"}}, {"bits", 8}, {"group_size", 64}}});
+  json fixed = json::array();
+  if (mc.n_experts > 0) fixed.push_back({{"roles", {"router"}}, {"bits", 8}, {"group_size", 64}});
   if (!mc.tie_embeddings) fixed.push_back({{"roles", {"embed"}}, {"bits", 8}, {"group_size", 64}});
   const Policy base = Policy::from_json({{"name", "auto-base"}, {"rules", fixed}}, "auto policy");
   const ConversionPlan plan = plan_conversion(mc, base, sdt);
