@@ -74,7 +74,8 @@ GroupFit affine_fit_group(const float* w, const float* h, int gs, int bits, DTyp
   for (int j = 0; j < gs; ++j) lo = std::min(lo, w[j]), hi = std::max(hi, w[j]);
   const float range = hi - lo;
   if (!(range > 0) || !std::isfinite(range)) return best;
-  std::vector<uint8_t> cq(static_cast<size_t>(gs), 0), tq(size_t(gs), 0);  // [gs] candidate codes, trial codes
+  std::vector<uint8_t> cq(static_cast<size_t>(gs), 0);  // [gs] candidate codes
+  std::vector<uint8_t> tq(static_cast<size_t>(gs), 0);  // [gs] trial codes
   // A candidate (scale, bias) as stored: codes re-chosen, kept when better.
   auto consider = [&](float s, float b) {
     s = round_to(s, sdtype);

@@ -28,7 +28,19 @@ struct Candidate {
   const PlannedTensor* t;
   std::vector<Option> opts;  // after hull(): the lower convex hull, bytes ascending
   size_t at = 0;             // chosen option
+  double gain = 0;           // ||W||_F^2 / in (experts: averaged), from the sampled rows
 };
+
+// The weight whose input is `module`'s output, in the same layer: q/k/v -> o_proj, gate/up -> down_proj.
+std::string next_module(const std::string& m) {
+  for (const char* p : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"})
+    if (m.size() > 16 && m.compare(m.size() - 16, 16, p) == 0) return m.substr(0, m.size() - 6) + "o_proj";
+  for (const char* p : {"gate_proj", "up_proj"}) {
+    const size_t n = std::char_traits<char>::length(p);
+    if (m.size() > n && m.compare(m.size() - n, n, p) == 0) return m.substr(0, m.size() - n) + "down_proj";
+  }
+  return "";
+}
 
 // Keeps the options on the lower convex hull of (bytes, err): each step buys a smaller error drop per byte.
 void hull(std::vector<Option>& o) {
@@ -95,6 +107,13 @@ void measure(Source& source, const CalibStats& stats, const ModelConfig& mc, Can
       s.n += nr;
     }
   }
+  double sq = 0;  // gain: rows x mean square of the sampled rows, averaged over experts
+  for (const Rows& s : sample) {
+    double e = 0;
+    for (float v : s.w) e += double(v) * double(v);
+    sq += double(rows) * e / double(std::max<size_t>(1, s.w.size())) / double(E);
+  }
+  c.gain = sq;
   const DType sdt = DType::BF16;  // scale dtype for the estimate
   pool.parallel_for(int64_t(c.opts.size()), 1, [&](int64_t a, int64_t b, int) {
     std::vector<uint8_t> q(static_cast<size_t>(cols));
@@ -146,7 +165,7 @@ AutoPolicy choose_auto_policy(const std::string& src, const CalibStats& stats, c
       fixed_bytes += t.bytes;
       continue;
     }
-    Candidate c{&t, {}, 0};
+    Candidate c{&t, {}, 0, 0};
     const uint64_t n = uint64_t(t.params());
     for (int b : opt.bits)
       for (int g : opt.groups)
@@ -157,8 +176,17 @@ AutoPolicy choose_auto_policy(const std::string& src, const CalibStats& stats, c
     cands.push_back(std::move(c));
   }
   Source source(ck);
+  std::map<std::string, const Candidate*> by_module;
   for (auto& c : cands) {
     measure(source, stats, mc, c, opt, pool);
+    by_module[c.t->module] = &c;
+  }
+  // q/k/v and gate/up errors are measured at their outputs; the o_proj / down_proj that reads them carries
+  // them into the residual stream with gain ||W_next||_F^2 / in (an error of independent entries).
+  for (auto& c : cands) {
+    auto it = by_module.find(next_module(c.t->module));
+    if (it != by_module.end())
+      for (Option& o : c.opts) o.err *= it->second->gain;
     hull(c.opts);
   }
   AutoPolicy res;

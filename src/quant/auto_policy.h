@@ -4,7 +4,10 @@
 // Sensitivity proxy: for each candidate (bits, group size) of a weight W, the expected squared output error
 // per token, sum_rows sum_j E[x_j^2] (w_j - w^_j)^2 with E[x_j^2] from the calibration statistics (experts:
 // over routed tokens, scaled by routing weights, per calibration token), measured on sampled rows with the
-// same group fit the conversion uses. The allocation minimises the sum of these errors under the budget:
+// same group fit the conversion uses. Errors of q/k/v and gate/up (measured at their outputs) are carried
+// into the residual stream by the gain of the weight that reads them (o_proj, down_proj): ||W_next||_F^2 /
+// in_next, the mean output energy per unit of independent input error. The allocation minimises the sum of
+// these errors under the budget:
 // greedy on each weight's lower convex hull of (bytes, error), best error drop per byte first.
 //
 // Fixed, not allocated: norms and 1-D tensors (kept), routers (8 bits, group 64), an embedding not tied to
