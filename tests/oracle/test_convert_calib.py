@@ -139,3 +139,17 @@ def test_calibrate_errors(tqlm_bin, tmp_path):
     r = tqlm(tqlm_bin, "convert", fixture_dir("qwen3_moe", "bf16"), tmp_path / "o", "--policy", "auto", "--bpw",
              "4", "--stats", stats, check=False)
     assert r.returncode != 0 and "statistics" in r.stderr
+
+
+def test_convert_calib_in_one_step_equals_calibrate_then_stats(tqlm_bin, tmp_path):
+    d = fixture_dir("llama", "bf16")
+    ids = ids_file(tmp_path / "calib.ids")
+    one = tmp_path / "one"
+    tqlm(tqlm_bin, "convert", d, one, "--policy", "uniform-3", "--calib", ids, "--calib-ids", "--calib-ctx", 64)
+    stats = calibrate(tqlm_bin, d, tmp_path)  # the same ids, ctx 64
+    two = tmp_path / "two"
+    tqlm(tqlm_bin, "convert", d, two, "--policy", "uniform-3", "--stats", stats)
+    wa, wb = load_weights(one), load_weights(two)
+    assert set(wa) == set(wb) and all(np.array_equal(as_bits(wa[k]), as_bits(wb[k])) for k in wa)
+    r = tqlm(tqlm_bin, "convert", d, tmp_path / "x", "--calib", ids, "--stats", stats, check=False)
+    assert r.returncode != 0 and "not both" in r.stderr
