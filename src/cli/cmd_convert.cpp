@@ -55,8 +55,10 @@ void add_convert(CLI::App& app) {
   add_calib_text_options(cmd, o->calib, "calib-");
   cmd->add_option("--stats", o->stats, "Calibration statistics from `tqlm calibrate` (instead of --calib)")
       ->check(regular_file_check("--stats"));
-  cmd->add_flag("--rtn", o->rtn,
-                "Round to nearest even with statistics (they only choose the --policy auto allocation)");
+  cmd->add_flag(
+      "--rtn", o->rtn,
+      "Round to nearest (mx.quantize's parameters) even with --calib / --stats: the statistics then only "
+      "choose the --policy auto allocation");
   cmd->add_option("--bpw", o->bpw,
                   "--policy auto: bits per weight of the whole checkpoint (as inspect counts)");
   cmd->add_option("--size", o->size,
@@ -156,6 +158,8 @@ void add_convert(CLI::App& app) {
     }
     const std::string cfg_path =
         fs::is_directory(o->src) ? (fs::path(o->src) / "config.json").string() : o->src;
+    if (o->policy == "auto" && !fs::is_regular_file(o->policy))
+      fail("convert: --dry-run cannot plan --policy auto (it measures the weights); run without --dry-run");
     nlohmann::json cfg = read_json_file(cfg_path);
     ModelConfig mc = parse_model_config(cfg, cfg_path);
     print_config_warnings(mc);
