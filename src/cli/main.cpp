@@ -24,6 +24,7 @@ int run_cli(int argc, char** argv) {
   tqlm::cli::add_generate(app);
   tqlm::cli::add_chat(app);
   tqlm::cli::add_convert(app);
+  tqlm::cli::add_calibrate(app);
   tqlm::cli::add_kv_plan(app);
   tqlm::cli::add_niah(app);
   tqlm::cli::add_mmlu(app);

@@ -121,6 +121,11 @@ int64_t Model::in_flight() const {
   return pipe_ ? pipe_->in_flight() : int64_t(launched_.size());
 }
 
+void Model::set_observer(ActivationObserver* obs) {
+  if (pipe_ && obs) fail("calibration observes every layer in one process: run it without mpirun");
+  observer_ = obs;
+}
+
 int Model::pipeline_depth() const {
   return pipe_ ? pipe_->depth() : 1;
 }
@@ -202,6 +207,7 @@ void Model::head(const float* rows, int64_t n, float* logits) {
   const int64_t D = cfg_.hidden;
   for (int64_t r = 0; r < n; ++r)
     rmsnorm_f32(rows + r * D, w_->final_norm.data(), D, cfg_.rms_eps, &w.xn[size_t(r * D)]);
+  if (observer_) observer_->observe(-1, LinearSite::lm_head, -1, w.xn.data(), n, D, nullptr);
   LinearInput xin{w.xn.data(), n, D, &w.qa};  // [n, D]
   linear(w_->lm_head, xin, logits, *pool_);   // [n, vocab]
 }
@@ -210,6 +216,7 @@ void Model::attention(int64_t l, int64_t T, const std::vector<BatchSeq>& batch) 
   const LayerWeights& lw = w_->layers[size_t(l)];
   Workspace& w = *ws_;
   const int64_t H = cfg_.n_heads, KV = cfg_.n_kv_heads, hd = cfg_.head_dim;
+  if (observer_) observer_->observe(l, LinearSite::attn_qkv, -1, w.xn.data(), T, cfg_.hidden, nullptr);
   LinearInput xin{w.xn.data(), T, cfg_.hidden, &w.qa};  // quantized once for q, k, v
   linear(lw.q, xin, w.q.data(), *pool_);                // [T, H*hd]
   linear(lw.k, xin, w.k.data(), *pool_);                // [T, KV*hd]
@@ -239,6 +246,7 @@ void Model::attention(int64_t l, int64_t T, const std::vector<BatchSeq>& batch) 
     cache.write(l, pos, n, &w.k[size_t(t0 * KV * hd)], &w.v[size_t(t0 * KV * hd)]);
     cache.attend(l, pos, n, &w.q[size_t(t0 * H * hd)], &w.att[size_t(t0 * H * hd)], *pool_);  // [n, H*hd]
   }
+  if (observer_) observer_->observe(l, LinearSite::attn_o, -1, w.att.data(), T, H * hd, nullptr);
   LinearInput ain{w.att.data(), T, H * hd, &w.qa};
   linear(lw.o, ain, w.y.data(), *pool_);  // [T, D]
 }
@@ -247,10 +255,12 @@ void Model::mlp(int64_t l, int64_t T) {
   const LayerWeights& lw = w_->layers[size_t(l)];
   Workspace& w = *ws_;
   const int64_t I = lw.gate.out;
+  if (observer_) observer_->observe(l, LinearSite::mlp_gate_up, -1, w.xn.data(), T, cfg_.hidden, nullptr);
   LinearInput xin{w.xn.data(), T, cfg_.hidden, &w.qa};  // quantized once for gate, up
   linear(lw.gate, xin, w.g.data(), *pool_);             // [T, I]
   linear(lw.up, xin, w.u.data(), *pool_);               // [T, I]
   silu_mul_f32(w.g.data(), w.u.data(), T * I);
+  if (observer_) observer_->observe(l, LinearSite::mlp_down, -1, w.g.data(), T, I, nullptr);
   LinearInput gin{w.g.data(), T, I, &w.qa};
   linear(lw.down, gin, w.y.data(), *pool_);  // [T, D]
 }
@@ -260,6 +270,7 @@ void Model::moe(int64_t l, int64_t T) {
   Workspace& w = *ws_;
   const int64_t D = cfg_.hidden, E = cfg_.n_experts, k = cfg_.top_k, Ie = cfg_.moe_intermediate;
   // Routing: one pass for all tokens.
+  if (observer_) observer_->observe(l, LinearSite::router, -1, w.xn.data(), T, D, nullptr);
   LinearInput xin{w.xn.data(), T, D, &w.qa};
   linear(lw.router, xin, w.gates.data(), *pool_);  // [T, E] logits (f32)
   std::vector<int32_t> order(static_cast<size_t>(E));
@@ -305,10 +316,12 @@ void Model::moe(int64_t l, int64_t T) {
           ++n;
         }
     if (n == 0) continue;
+    if (observer_) observer_->observe(l, LinearSite::expert_gate_up, e, w.xe.data(), n, D, w.rows_w.data());
     LinearInput ein{w.xe.data(), n, D, &w.qa};               // quantized once for gate, up
     linear(lw.exp_gate.expert(e), ein, w.g.data(), *pool_);  // [n, Ie]
     linear(lw.exp_up.expert(e), ein, w.u.data(), *pool_);    // [n, Ie]
     silu_mul_f32(w.g.data(), w.u.data(), n * Ie);
+    if (observer_) observer_->observe(l, LinearSite::expert_down, e, w.g.data(), n, Ie, w.rows_w.data());
     LinearInput gin{w.g.data(), n, Ie, &w.qa};
     linear(lw.exp_down.expert(e), gin, w.ye.data(), *pool_);  // [n, D]
     for (int64_t r = 0; r < n; ++r) {

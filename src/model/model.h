@@ -11,6 +11,7 @@
 #include "io/checkpoint.h"
 #include "kv/kv_cache.h"
 #include "model/config.h"
+#include "model/observer.h"
 #include "model/weights.h"
 
 namespace tqlm {
@@ -78,6 +79,9 @@ class Model {
   void head(const float* rows, int64_t n, float* logits);   // final norm + LM head: [n, D] -> [n, vocab]
   static void advance(const std::vector<BatchSeq>& batch);  // each cache's length += its n
 
+  // Reports every linear input of later forward steps to `obs` (nullptr: none); not owned.
+  void set_observer(ActivationObserver* obs);  // one process only (a pipeline's other layers are elsewhere)
+
  private:
   struct Workspace;
   void attention(int64_t l, int64_t T, const std::vector<BatchSeq>& batch);
@@ -93,6 +97,7 @@ class Model {
   std::unique_ptr<Workspace> ws_;
   std::unique_ptr<PipelineHead> pipe_;       // rank 0 of a pipeline over several processes (model/pipeline.h)
   std::deque<std::vector<float>> launched_;  // one process: each launched step's logit rows [n, D]
+  ActivationObserver* observer_ = nullptr;
 };
 
 }  // namespace tqlm

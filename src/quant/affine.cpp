@@ -30,59 +30,23 @@ namespace {
 template <typename Load>
 void quantize_rows(Load load, int64_t rows, int64_t cols, int bits, int gs, uint32_t* wq, float* s_out,
                    float* b_out) {
-  const float n_bins = float((1 << bits) - 1);
-  const float eps = 1e-7f;
   const int64_t groups = cols / gs;
   const int64_t words_per_row = cols * bits / 32;
   std::vector<uint8_t> q(static_cast<size_t>(cols));
+  std::vector<float> w(static_cast<size_t>(gs));  // [gs] one group
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t g = 0; g < groups; ++g) {
-      const int64_t base = r * cols + g * gs;
-      float w_min = std::numeric_limits<float>::infinity();
-      float w_max = -w_min;
-      for (int j = 0; j < gs; ++j) {
-        float v = load(base + j);
-        w_max = std::max(w_max, v);
-        w_min = std::min(w_min, v);
-      }
-      // Anchor the group at its larger-magnitude end; the scale is negative when that end is the max.
-      const bool use_min = std::abs(w_min) > std::abs(w_max);
-      float scale = std::max((w_max - w_min) / n_bins, eps);
-      scale = use_min ? scale : -scale;
-      const float edge = use_min ? w_min : w_max;
-      const float q0 = std::rint(edge / scale);
-      float bias = 0;
-      if (q0 != 0) {  // rescale so that 0.0 falls exactly on the grid
-        scale = edge / q0;
-        bias = edge;
-      }
-      for (int j = 0; j < gs; ++j) {
-        float v = std::rint((load(base + j) - bias) / scale);
-        v = std::min(std::max(v, 0.0f), n_bins);
-        q[size_t(g * gs + j)] = v == v ? uint8_t(v) : 0;  // NaN input -> code 0
-      }
-      s_out[r * groups + g] = scale;
-      b_out[r * groups + g] = bias;
+      for (int j = 0; j < gs; ++j) w[size_t(j)] = load(r * cols + g * gs + j);
+      affine_rtn_group(w.data(), gs, bits, &s_out[r * groups + g], &b_out[r * groups + g],
+                       &q[size_t(g * gs)]);
     }
-    // Pack the row: every 32 elements fill exactly `bits` words.
-    uint32_t* out = wq + r * words_per_row;
-    for (int64_t blk = 0; blk < cols / 32; ++blk) {
-      uint64_t acc = 0;
-      int nacc = 0;
-      for (int j = 0; j < 32; ++j) {
-        acc |= uint64_t(q[size_t(blk * 32 + j)]) << nacc;
-        nacc += bits;
-        if (nacc >= 32) {
-          *out++ = uint32_t(acc);
-          acc >>= 32;
-          nacc -= 32;
-        }
-      }
-    }
+    affine_pack_row(q.data(), cols, bits, wq + r * words_per_row);
   }
 }
 
-void store_floats(const float* src, DType t, int64_t n, void* dst) {
+}  // namespace
+
+void affine_store_floats(const float* src, DType t, int64_t n, void* dst) {
   switch (t) {
     case DType::F32:
       std::copy(src, src + n, static_cast<float*>(dst));
@@ -102,6 +66,8 @@ void store_floats(const float* src, DType t, int64_t n, void* dst) {
   }
 }
 
+namespace {
+
 // Rounds an f32 to dtype t and back (the value an MLX op of that dtype would produce).
 inline float round_to(float v, DType t) {
   if (t == DType::BF16) return bf16_to_f32(f32_to_bf16(v));
@@ -110,6 +76,52 @@ inline float round_to(float v, DType t) {
 }
 
 }  // namespace
+
+void affine_rtn_group(const float* w, int gs, int bits, float* scale_out, float* bias_out, uint8_t* q) {
+  const float n_bins = float((1 << bits) - 1);
+  const float eps = 1e-7f;
+  float w_min = std::numeric_limits<float>::infinity();
+  float w_max = -w_min;
+  for (int j = 0; j < gs; ++j) {
+    w_max = std::max(w_max, w[j]);
+    w_min = std::min(w_min, w[j]);
+  }
+  // Anchor the group at its larger-magnitude end; the scale is negative when that end is the max.
+  const bool use_min = std::abs(w_min) > std::abs(w_max);
+  float scale = std::max((w_max - w_min) / n_bins, eps);
+  scale = use_min ? scale : -scale;
+  const float edge = use_min ? w_min : w_max;
+  const float q0 = std::rint(edge / scale);
+  float bias = 0;
+  if (q0 != 0) {  // rescale so that 0.0 falls exactly on the grid
+    scale = edge / q0;
+    bias = edge;
+  }
+  for (int j = 0; j < gs; ++j) {
+    float v = std::rint((w[j] - bias) / scale);
+    v = std::min(std::max(v, 0.0f), n_bins);
+    q[j] = v == v ? uint8_t(v) : 0;  // NaN input -> code 0
+  }
+  *scale_out = scale;
+  *bias_out = bias;
+}
+
+void affine_pack_row(const uint8_t* q, int64_t cols, int bits, uint32_t* out) {
+  // every 32 elements fill exactly `bits` words
+  for (int64_t blk = 0; blk < cols / 32; ++blk) {
+    uint64_t acc = 0;
+    int nacc = 0;
+    for (int j = 0; j < 32; ++j) {
+      acc |= uint64_t(q[blk * 32 + j]) << nacc;
+      nacc += bits;
+      if (nacc >= 32) {
+        *out++ = uint32_t(acc);
+        acc >>= 32;
+        nacc -= 32;
+      }
+    }
+  }
+}
 
 void affine_unpack_row(const uint32_t* wq_row, int64_t cols, int bits, uint8_t* q) {
   const uint32_t mask = (1u << bits) - 1;
@@ -155,8 +167,8 @@ void affine_quantize(const void* w, DType dtype, int64_t rows, int64_t cols, int
     default:
       fail("affine_quantize: input must be F32, F16 or BF16, got {}", dtype_name(dtype));
   }
-  store_floats(s.data(), dtype, ngroups, scales);
-  store_floats(b.data(), dtype, ngroups, biases);
+  affine_store_floats(s.data(), dtype, ngroups, scales);
+  affine_store_floats(b.data(), dtype, ngroups, biases);
 }
 
 void affine_dequantize(const uint32_t* wq, const void* scales, const void* biases, DType dtype, int64_t rows,
@@ -175,7 +187,8 @@ void affine_dequantize(const uint32_t* wq, const void* scales, const void* biase
         row[size_t(k)] = round_to(round_to(s * float(q[size_t(k)]), dtype) + b, dtype);
       }
     }
-    store_floats(row.data(), dtype, cols, static_cast<uint8_t*>(out) + size_t(r * cols) * dtype_size(dtype));
+    affine_store_floats(row.data(), dtype, cols,
+                        static_cast<uint8_t*>(out) + size_t(r * cols) * dtype_size(dtype));
   }
 }
 

@@ -36,6 +36,16 @@ void affine_dequantize(const uint32_t* wq, const void* scales, const void* biase
 void affine_dequantize_f32(const uint32_t* wq, const void* scales, const void* biases, DType sdtype,
                            int64_t rows, int64_t cols, int bits, int group_size, float* out);
 
+// Round to nearest for one group w[0..gs): MLX's scale, bias and codes q[0..gs) (scale and bias in f32,
+// before they are rounded to the stored dtype).
+void affine_rtn_group(const float* w, int gs, int bits, float* scale, float* bias, uint8_t* q);
+
+// Packs the b-bit codes q[0..cols) of one row into cols * bits / 32 words (cols a multiple of 32).
+void affine_pack_row(const uint8_t* q, int64_t cols, int bits, uint32_t* wq_row);
+
+// Stores n f32 values as dtype t (F32, F16 or BF16), rounding to nearest even.
+void affine_store_floats(const float* src, DType t, int64_t n, void* dst);
+
 // Unpacks the b-bit codes of one row: q[0..cols).
 void affine_unpack_row(const uint32_t* wq_row, int64_t cols, int bits, uint8_t* q);
 

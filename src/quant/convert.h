@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "quant/calib.h"
 #include "quant/plan.h"
 
 namespace tqlm {
@@ -26,9 +27,18 @@ using ConvertProgress = std::function<void(uint64_t done, uint64_t total)>;
 // block_rows: rows converted per step (a multiple of 128; 0 = about 32 MiB of f32 per step). A source tensor
 // holding NaN or Inf values is an error naming it and the count, unless allow_nonfinite (then listed in the
 // result). Files and directory are fsync'ed before the final rename.
+// stats: calibration statistics of this model (quant/calib.h): every quantized weight with an entry gets
+// error-minimising group parameters (quant/affine_fit.h) under its input's importance; without, round to
+// nearest (bit-identical to mx.quantize).
 ConvertResult convert_checkpoint(const std::string& src, const std::string& dst, const Policy& policy,
                                  const ConvertProgress& progress = {}, int64_t block_rows = 0,
-                                 bool allow_nonfinite = false);
+                                 bool allow_nonfinite = false, const CalibStats* stats = nullptr);
+
+// The importance a calibrated conversion uses for weight `module` of `cfg` (expert e of a stacked module,
+// else -1): the input's mean squares plus 1% of their mean (damping: no channel is ignored entirely). Empty
+// when `stats` has nothing for it (the embedding when it is not tied to the head).
+std::vector<float> weight_importance(const CalibStats& stats, const ModelConfig& cfg,
+                                     const std::string& module, int64_t expert);
 
 // Temporary directories ".DST.partial-PID" left next to DST by conversions whose process is gone (killed).
 std::vector<std::string> stale_partial_outputs(const std::string& dst);

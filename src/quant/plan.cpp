@@ -24,6 +24,12 @@ ConversionPlan plan_conversion(const ModelConfig& c, const Policy& policy, DType
     PlannedTensor t{std::move(module), role, layer, std::move(shape), {}, 0};
     const int64_t in = oned ? 0 : t.shape.back();
     t.decision = policy.decide(role, layer, L, in, src);
+    if (policy.model_predicate && role == Role::router && !oned && Policy::router_kept_8bit(c.model_type) &&
+        in % 64 == 0) {  // mlx_lm's quant_predicate for this model
+      t.decision.quantize = true;
+      t.decision.bits = 8;
+      t.decision.group_size = 64;
+    }
     if (oned) t.decision.keep = dtype_1d;
     const uint64_t n = uint64_t(t.params());
     if (t.decision.quantize)

@@ -95,8 +95,13 @@ const std::vector<Role> kAttn = {Role::attn_q, Role::attn_k, Role::attn_v, Role:
 }  // namespace
 
 std::vector<std::string> Policy::preset_names() {
-  return {"config-i",  "config-i-dense", "uniform-2", "uniform-3", "uniform-4",
-          "uniform-8", "mixed-2-6",      "mixed-3-4", "mixed-3-6", "mixed-4-6"};
+  return {"config-i",  "config-i-dense", "uniform-2",     "uniform-3",     "uniform-4",
+          "uniform-8", "uniform-2-all",  "uniform-3-all", "uniform-4-all", "uniform-8-all",
+          "mixed-2-6", "mixed-3-4",      "mixed-3-6",     "mixed-4-6"};
+}
+
+bool Policy::router_kept_8bit(const std::string& t) {
+  return t == "qwen3_moe" || t == "minimax" || t == "minimax_m2";
 }
 
 Policy Policy::preset(const std::string& n) {
@@ -119,10 +124,12 @@ Policy Policy::preset(const std::string& n) {
     p.rules = {rule({Role::router}, {}, 0, 0, DType::F16), rule({}, {"first:2", "last:2"}, 8, 32),
                rule({Role::embed, Role::lm_head}, {}, 8, 32),
                rule({Role::mlp_down, Role::expert_down, Role::shared_down}, {}, 4, 64), rule({}, {}, 4, 32)};
-  } else if (n.rfind("uniform-", 0) == 0 && n.size() == 9) {
+  } else if (n.rfind("uniform-", 0) == 0 && (n.size() == 9 || (n.size() == 13 && n.substr(9) == "-all"))) {
+    // uniform-N: as mlx_lm.convert -q --q-bits N (the model's predicate); uniform-N-all: every weight at N
     p.default_bits = n[8] - '0';
     check_bits(p.default_bits, n);
     p.default_group = 64;
+    p.model_predicate = n.size() == 9;
   } else if (n == "mixed-2-6" || n == "mixed-3-4" || n == "mixed-3-6" || n == "mixed-4-6") {
     p.mixed_low = n[6] - '0';
     p.mixed_high = n[8] - '0';

@@ -48,6 +48,10 @@ class Policy {
   std::vector<PolicyRule> rules;
   // mlx_lm's mixed recipes choose by layer with use_more_bits (handled here, not as rules).
   int mixed_low = 0, mixed_high = 0;
+  // mlx_lm applies the model's own quant_predicate (uniform-N presets, as `mlx_lm.convert -q --q-bits N`):
+  // qwen3_moe and MiniMax keep the router (mlp.gate / block_sparse_moe.gate) at 8 bits, group 64. The
+  // uniform-N-all presets quantize every weight at N instead.
+  bool model_predicate = false;
 
   // Decision for a weight of `role` in `layer` (-1 for global tensors) of a model with n_layers, whose
   // input dimension is in_dim. Norms and 1-D tensors are never quantized. A group size that does not
@@ -61,6 +65,9 @@ class Policy {
   // group_size_override: 0 = none; otherwise 32, 64 or 128 (an error naming --group-size).
   static Policy load(const std::string& name_or_file, int group_size_override = 0);
   static std::vector<std::string> preset_names();
+
+  // Whether mlx_lm's quant_predicate for `model_type` keeps the MoE router at 8 bits (group 64).
+  static bool router_kept_8bit(const std::string& model_type);
 };
 
 }  // namespace tqlm

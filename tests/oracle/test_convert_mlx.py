@@ -24,6 +24,22 @@ def convert(tqlm_bin, src, dst, policy):
     return dst
 
 
+def assert_mlx_lm_agrees(testapi, out):
+    """Stock mlx_lm loads `out` and its logits equal tqlm's on a fixed prompt."""
+    model, _ = load_model(out)  # stock mlx_lm reads what tqlm wrote
+    model.set_dtype(mx.float32)
+    prompt = np.arange(7, 31, dtype=np.int32)
+    ref = np.array(model(mx.array(prompt[None]))[0])
+    # the f32 linear path, as mlx_lm's f32 activations: tol() is summation order only (the int8 default's
+    # activation rounding is checked against f32 in test_model_parity.py)
+    t = Tqlm(testapi, out, linear="f32")
+    try:
+        got = t.forward(prompt)
+    finally:
+        t.close()
+    assert np.abs(got - ref).max() <= tol(ref)
+
+
 def load_weights(d):
     w = {}
     for f in sorted(d.glob("*.safetensors")):
@@ -57,18 +73,7 @@ def test_uniform4_bit_identical_to_mlx_lm(tqlm_bin, tmp_path, src):
                                         (("qwen2", "bf16"), "config-i-dense"), (("mixtral", "q4"), "config-i")])
 def test_policy_output_loads_in_mlx_lm_and_agrees(tqlm_bin, testapi, tmp_path, src, policy):
     out = convert(tqlm_bin, fixture_dir(*src), tmp_path / "out", policy)
-    model, _ = load_model(out)  # stock mlx_lm reads what tqlm wrote
-    model.set_dtype(mx.float32)
-    prompt = np.arange(7, 31, dtype=np.int32)
-    ref = np.array(model(mx.array(prompt[None]))[0])
-    # the f32 linear path, as mlx_lm's f32 activations: tol() is summation order only (the int8 default's
-    # activation rounding is checked against f32 in test_model_parity.py)
-    t = Tqlm(testapi, out, linear="f32")
-    try:
-        got = t.forward(prompt)
-    finally:
-        t.close()
-    assert np.abs(got - ref).max() <= tol(ref)
+    assert_mlx_lm_agrees(testapi, out)
     if policy == "config-i":
         cfg = json.loads((out / "config.json").read_text())
         q = cfg["quantization"]
@@ -138,9 +143,9 @@ def test_fp8_source_matches_mlx_lm(tqlm_bin, tmp_path):
     cfg["quantization_config"] = {"quant_method": "fp8", "fmt": "float8_e4m3fn", "weight_block_size": [128, 128]}
     (src / "config.json").write_text(json.dumps(cfg))
 
-    dst = convert(tqlm_bin, src, tmp_path / "out", "uniform-4")
+    dst = convert(tqlm_bin, src, tmp_path / "out", "uniform-4-all")
     model, config = load_model(src)  # mlx_lm: FP8 -> bf16 in sanitize
-    # uniform: every module at 4 bits (MiniMax's own predicate would keep the router at 8)
+    # every module at 4 bits (uniform-4 would follow MiniMax's own predicate: the router at 8)
     model, _ = quantize_model(model, {k: v for k, v in config.items() if k != "quantization_config"}, 64, 4,
                               quant_predicate=lambda path, module: True)
     ref = {k: v for k, v in tree_flatten(model.parameters())}
