@@ -12,6 +12,7 @@
 #include "core/mapped_file.h"
 #include "eval/heatmap_svg.h"
 #include "eval/niah.h"
+#include "eval/svg_file.h"
 #include "tokenizer/utf8.h"
 
 namespace tqlm::cli {
@@ -164,18 +165,9 @@ void write_svg(const NiahOpts& o, const NiahResult& r) {
       h.values[d][c] = double(ok) / double(per);
       h.text[d][c] = per == 1 ? (ok ? "ok" : "miss") : fmt::format("{}/{}", ok, per);
     }
-  write_file_atomic(o.svg, heatmap_svg(h), "--svg file");
+  const std::string png = write_svg_and_png(o.svg, heatmap_svg(h), "--svg file");
   std::fprintf(stderr, "niah: heatmap %s\n", o.svg.c_str());
-  if (std::system("command -v rsvg-convert > /dev/null 2>&1") != 0) return;
-  const std::string png = o.svg.size() > 4 && o.svg.compare(o.svg.size() - 4, 4, ".svg") == 0
-                              ? o.svg.substr(0, o.svg.size() - 4) + ".png"
-                              : o.svg + ".png";
-  const std::string cmd =
-      fmt::format("rsvg-convert -o '{}.tmp' '{}' && mv '{}.tmp' '{}'", png, o.svg, png, png);
-  if (o.svg.find('\'') == std::string::npos && std::system(cmd.c_str()) == 0)
-    std::fprintf(stderr, "niah: heatmap %s\n", png.c_str());
-  else
-    std::fprintf(stderr, "niah: rsvg-convert could not write %s (the SVG is there)\n", png.c_str());
+  if (!png.empty()) std::fprintf(stderr, "niah: heatmap %s\n", png.c_str());
 }
 
 }  // namespace

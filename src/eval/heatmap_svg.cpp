@@ -4,32 +4,11 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "eval/svg_file.h"
 
 namespace tqlm {
 
 namespace {
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        o += "&amp;";
-        break;
-      case '<':
-        o += "&lt;";
-        break;
-      case '>':
-        o += "&gt;";
-        break;
-      case '"':
-        o += "&quot;";
-        break;
-      default:
-        o += c;
-    }
-  }
-  return o;
-}
 
 // red (0) -> yellow (0.5) -> green (1)
 std::string colour(double v) {
@@ -52,18 +31,18 @@ std::string heatmap_svg(const Heatmap& h) {
       "font-family=\"sans-serif\" font-size=\"13\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
       width, height, width, height);
   s += fmt::format("<text x=\"{}\" y=\"22\" font-size=\"15\" font-weight=\"bold\">{}</text>\n", 10,
-                   esc(h.title));
+                   xml_escape(h.title));
   s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", left + nc * cw / 2,
-                   height - 10, esc(h.x_name));
+                   height - 10, xml_escape(h.x_name));
   s += fmt::format(
       "<text x=\"14\" y=\"{}\" transform=\"rotate(-90 14 {})\" text-anchor=\"middle\">{}</text>\n",
-      top + nr * ch / 2, top + nr * ch / 2, esc(h.y_name));
+      top + nr * ch / 2, top + nr * ch / 2, xml_escape(h.y_name));
   for (int c = 0; c < nc; ++c)
     s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", left + c * cw + cw / 2,
-                     top - 8, esc(h.cols[size_t(c)]));
+                     top - 8, xml_escape(h.cols[size_t(c)]));
   for (int r = 0; r < nr; ++r) {
     s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n", left - 8,
-                     top + r * ch + ch / 2 + 5, esc(h.rows[size_t(r)]));
+                     top + r * ch + ch / 2 + 5, xml_escape(h.rows[size_t(r)]));
     for (int c = 0; c < nc; ++c) {
       const double v = size_t(r) < h.values.size() && size_t(c) < h.values[size_t(r)].size()
                            ? h.values[size_t(r)][size_t(c)]
@@ -76,7 +55,7 @@ std::string heatmap_svg(const Heatmap& h) {
           "stroke-width=\"2\"/>"
           "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
           left + c * cw, top + r * ch, cw, ch, colour(v), left + c * cw + cw / 2, top + r * ch + ch / 2 + 5,
-          esc(t));
+          xml_escape(t));
     }
   }
   return s + "</svg>\n";

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/splitmix.h"
 #include "eval/csv_table.h"
 #include "runtime/reasoning.h"
 #include "runtime/scheduler.h"
@@ -53,20 +54,13 @@ std::vector<MmluQuestion> read_questions(const fs::path& file) {
   return out;
 }
 
-uint64_t splitmix64(uint64_t& s) {
-  uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 // n of the questions chosen by a seeded Fisher-Yates shuffle, back in file order.
 std::vector<MmluQuestion> choose(std::vector<MmluQuestion> qs, int64_t n, uint64_t seed,
                                  const std::string& name) {
   if (n <= 0 || n >= int64_t(qs.size())) return qs;
   uint64_t s = seed;
   for (char c : name) s = s * 131 + uint8_t(c);  // each subject its own draw
-  for (size_t i = qs.size() - 1; i > 0; --i) std::swap(qs[i], qs[splitmix64(s) % (i + 1)]);
+  for (size_t i = qs.size() - 1; i > 0; --i) std::swap(qs[i], qs[splitmix64_next(s) % (i + 1)]);
   qs.resize(size_t(n));
   std::sort(qs.begin(), qs.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
   return qs;

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/json.h"
+#include "core/splitmix.h"
 #include "runtime/generator.h"
 #include "runtime/sampler.h"
 
@@ -26,12 +27,8 @@ double since(Clock::time_point t0) {
 constexpr int64_t kCharsPerTokenGuess = 6;  // first haystack span guess, bytes per token (doubled when short)
 constexpr size_t kMaxStartSkip = 16;        // leading sentences that may be skipped to fill the budget better
 
-// SplitMix64 step: a well-mixed 64-bit value from any input (deterministic across platforms).
 uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
+  return splitmix64(x);
 }
 
 bool is_space(char c) {

@@ -4,18 +4,13 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "eval/svg_file.h"
 
 namespace tqlm {
 
 namespace {
 constexpr const char* kColours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
                                     "#9467bd", "#8c564b", "#e377c2", "#17becf"};
-
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) o += c == '&' ? "&amp;" : c == '<' ? "&lt;" : c == '>' ? "&gt;" : std::string(1, c);
-  return o;
-}
 
 // About 5 round tick values covering [lo, hi] (1, 2 or 5 times a power of ten apart).
 std::vector<double> nice_ticks(double lo, double hi) {
@@ -67,7 +62,7 @@ std::string plot_svg(const Plot& p) {
       "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
       W, H, W, H);
   s += fmt::format("<text x=\"{}\" y=\"24\" font-size=\"15\" font-weight=\"bold\">{}</text>\n", L,
-                   esc(p.title));
+                   xml_escape(p.title));
   s += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#888\"/>\n", L,
                    T, pw, ph);
   for (double v : yt) {
@@ -97,10 +92,10 @@ std::string plot_svg(const Plot& p) {
         x, T, x, T + ph, x, T + ph + 16, num(v));
   }
   s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", L + pw / 2, H - 12,
-                   esc(p.x_name));
+                   xml_escape(p.x_name));
   s += fmt::format(
       "<text x=\"16\" y=\"{}\" transform=\"rotate(-90 16 {})\" text-anchor=\"middle\">{}</text>\n",
-      T + ph / 2, T + ph / 2, esc(p.y_name));
+      T + ph / 2, T + ph / 2, xml_escape(p.y_name));
   for (size_t i = 0; i < p.series.size(); ++i) {
     const PlotSeries& ser = p.series[i];
     const char* c = kColours[i % std::size(kColours)];
@@ -115,13 +110,13 @@ std::string plot_svg(const Plot& p) {
       s += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"4\" fill=\"{}\"/>\n", px(x), py(y), c);
       if (k < ser.labels.size() && !ser.labels[k].empty())
         s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"11\">{}</text>\n", px(x) + 6, py(y) - 6,
-                         esc(ser.labels[k]));
+                         xml_escape(ser.labels[k]));
     }
     const int ly = T + 10 + int(i) * 20;
     s += fmt::format(
         "<rect x=\"{}\" y=\"{}\" width=\"14\" height=\"4\" fill=\"{}\"/>"
         "<text x=\"{}\" y=\"{}\">{}</text>\n",
-        L + pw + 14, ly - 2, c, L + pw + 34, ly + 4, esc(ser.name));
+        L + pw + 14, ly - 2, c, L + pw + 34, ly + 4, xml_escape(ser.name));
   }
   return s + "</svg>\n";
 }

@@ -16,6 +16,7 @@
 #include "eval/niah.h"
 #include "eval/perplexity.h"
 #include "eval/plot_svg.h"
+#include "eval/svg_file.h"
 #include "io/checkpoint.h"
 #include "kv/kv_spec.h"
 #include "quant/inspect.h"
@@ -57,15 +58,7 @@ std::string base_name(const std::string& path) {
 
 // Writes an SVG and, where rsvg-convert exists, a PNG beside it; returns the file name to link.
 std::string write_plot(const fs::path& dir, const std::string& name, const std::string& svg) {
-  const fs::path p = dir / (name + ".svg");
-  write_file_atomic(p.string(), svg, "report plot");
-  if (std::system("command -v rsvg-convert > /dev/null 2>&1") == 0) {
-    const fs::path png = dir / (name + ".png");
-    const std::string cmd = fmt::format("rsvg-convert -o '{}.tmp' '{}' && mv '{}.tmp' '{}'", png.string(),
-                                        p.string(), png.string(), png.string());
-    if (p.string().find('\'') == std::string::npos && std::system(cmd.c_str()) != 0)
-      std::fprintf(stderr, "report: rsvg-convert could not write %s\n", png.string().c_str());
-  }
+  write_svg_and_png((dir / (name + ".svg")).string(), svg, "report plot");
   return name + ".svg";
 }
 
