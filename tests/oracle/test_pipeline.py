@@ -127,6 +127,24 @@ def test_serve_under_mpirun_answers_like_one_process(tqlm_bin):
     assert piped == alone
 
 
+def test_preemption_with_steps_in_flight_changes_nothing(tqlm_bin):
+    """A KV pool of 3 turbo4v2 blocks for 4 requests that each grow past one block: sequences wait and are
+    preempted (recomputed later) while other steps are in flight through the pipeline."""
+    args = ["serve", MODEL, "--port", "0", "-t", "1", "--ctx", "1024", "--max-seqs", "4", "--kv", "turbo4v2",
+            "--kv-mem", "6MB"]
+    prompts = [("Here is some text about the sea and ships. " * 20) + f"Count from {i} to {i + 9}." for i in range(4)]
+    out = []
+    import concurrent.futures as cf
+    for cmd in ([tqlm_bin, *args], mpi(2, tqlm_bin, *args)):
+        s = Served(tqlm_bin, cmd=cmd, env=ENV)
+        try:
+            with cf.ThreadPoolExecutor(4) as ex:
+                out.append(list(ex.map(lambda q: chat(s, q, 60), prompts)))
+        finally:
+            s.stop()
+    assert out[0] == out[1]
+
+
 def test_a_killed_worker_ends_the_job_within_seconds(tqlm_bin):
     s = Served(tqlm_bin, cmd=mpi(3, tqlm_bin, "serve", MODEL, "--port", "0", "-t", "1", "--ctx", "512"), env=ENV)
     try:
