@@ -14,6 +14,7 @@ void add_generate(CLI::App& app);
 void add_chat(CLI::App& app);
 void add_convert(CLI::App& app);
 void add_kv_plan(CLI::App& app);  // cmd_kv_plan.cpp
+void add_kv_calibrate(CLI::App& app);  // cmd_kv_calibrate.cpp
 void add_niah(CLI::App& app);     // cmd_niah.cpp
 void add_bench(CLI::App& app);
 void add_serve(CLI::App& app);   // cmd_serve.cpp

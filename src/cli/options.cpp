@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <thread>
 
 #include "core/error.h"
@@ -53,6 +54,13 @@ CLI::Validator regular_file_check(const char* flag) {
       "FILE");
 }
 
+KVSpec ModelOptions::kv_spec() const {
+  std::string calib = kv_calib;
+  if (calib.empty() && std::filesystem::is_regular_file(model + "/kv-calib.json"))
+    calib = model + "/kv-calib.json";
+  return {kv, kv_boundary, calib};
+}
+
 void add_model_options(CLI::App* cmd, ModelOptions& o, bool with_ctx) {
   cmd->add_option("model,-m,--model", o.model, "Model directory (MLX or HF checkpoint with config.json)")
       ->required();
@@ -68,6 +76,9 @@ void add_model_options(CLI::App* cmd, ModelOptions& o, bool with_ctx) {
   cmd->add_option("--kv-boundary", o.kv_boundary,
                   "Compressed KV modes: the first and last N layers stay bf16")
       ->capture_default_str();
+  cmd->add_option("--kv-calib", o.kv_calib,
+                  "KV calibration file (tqlm kv-calibrate) for centred (...c) and auto:R modes (default: "
+                  "MODEL/kv-calib.json when it exists)");
   if (with_ctx)
     cmd->add_option("--ctx", o.ctx, "Context limit in tokens (default: the model's max_position_embeddings)")
         ->check(flag_check<int64_t>("--ctx", "a positive number of tokens",

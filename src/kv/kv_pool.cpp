@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "kv/kv_calib.h"
 
 namespace tqlm {
 
@@ -19,11 +20,20 @@ KVPool::KVPool(const KVSpec& spec, const KVShape& shape, uint64_t budget_bytes)
   for (int64_t l = 0; l < shape.layers; ++l)
     for (int side = 0; side < 2; ++side) {
       const KVSideFormat& f = side == 0 ? L_.k[size_t(l)] : L_.v[size_t(l)];
-      codecs_.emplace_back(f, shape.head_dim, side == 0 ? kTurboKeySeed : kTurboValueSeed);
+      codecs_.emplace_back(f, shape.head_dim, side == 0 ? kTurboKeySeed : kTurboValueSeed,
+                           f.centred ? kv_centre_vector(*L_.calib, l, side) : std::vector<float>{});
       offsets_.push_back(off);
       off += shape.kv_heads * kPageTokens * f.vector_bytes();  // a multiple of 256: pages stay aligned
     }
-  block_bytes_ = uint64_t(off);
+  const int64_t pages = off;  // then the sink copies: bf16 [KV][dim] per compressed layer side
+  for (int64_t l = 0; l < shape.layers; ++l)
+    for (int side = 0; side < 2; ++side) {
+      const KVSideFormat& f = side == 0 ? L_.k[size_t(l)] : L_.v[size_t(l)];
+      const bool s = L_.sink && (f.codes == KVCodes::Q8 || f.codes == KVCodes::TURBO);
+      sink_offs_.push_back(s ? off : -1);
+      off += s ? shape.kv_heads * f.dim * 2 : 0;
+    }
+  block_bytes_ = uint64_t(pages + (off - pages + 255) / 256 * 256);  // = 256 * layout bytes per token
 }
 
 KVPool::~KVPool() {

@@ -52,6 +52,9 @@ class KVPool {
   const KVSideCodec& codec(int64_t layer, int side) const { return codecs_[size_t(2 * layer + side)]; }
   // Byte offset of the page of (layer, side) inside a block; side 0 = keys, 1 = values.
   int64_t page_offset(int64_t layer, int side) const { return offsets_[size_t(2 * layer + side)]; }
+  // Byte offset of the sink copies of (layer, side) inside a block, bf16 [KV][dim] (layout.sink; used in a
+  // sequence's first block), or -1 when that side has none.
+  int64_t sink_offset(int64_t layer, int side) const { return sink_offs_[size_t(2 * layer + side)]; }
   uint64_t block_bytes() const { return block_bytes_; }
   uint64_t budget() const { return budget_; }
   // Blocks the budget allows at most (INT64_MAX without a budget).
@@ -100,6 +103,7 @@ class KVPool {
   KVShape shape_;
   std::vector<KVSideCodec> codecs_;  // [layers * 2]
   std::vector<int64_t> offsets_;     // [layers * 2]
+  std::vector<int64_t> sink_offs_;   // [layers * 2] (-1: no sink copy)
   uint64_t block_bytes_ = 0, budget_ = 0;
   std::vector<Block> blocks_;
   std::vector<int32_t> free_ids_;  // indices in blocks_ with no memory
