@@ -55,7 +55,7 @@ void add_kv_calibrate(CLI::App& app) {
     for (size_t i = 0; i < o->bits.size(); ++i)
       if (o->bits[i] >= '0' && o->bits[i] <= '9') o->c.bits.push_back(o->bits[i] - '0');
     for (int b : o->c.bits)
-      if (b != 2 && b != 3 && b != 4 && b != 8) fail("--bits {}: each must be 2, 3, 4 or 8", o->bits);
+      if (b < 2 || b > 8 || b == 7) fail("--bits {}: each must be 2, 3, 4, 5, 6 or 8", o->bits);
     o->c.source = fmt::format("{} from byte {} ({} of {}), {} tokens in windows of {}", o->data, at,
                               o->offset, text.size(), o->c.tokens, o->c.window);
     const KVCalib c = kv_calibrate(model, tokens, o->c, [](const std::string& step, int64_t d, int64_t n) {

@@ -189,6 +189,17 @@ void add_kv_plan(CLI::App& app) {
       while (!line.empty() && line.back() == ' ') line.pop_back();
       std::printf("%s\n", line.c_str());
     }
+    for (const auto& L : lays) {  // per-layer modes: the format of every layer
+      if (!L.per_layer) continue;
+      std::string k, v;
+      for (int64_t l = 0; l < L.layers; ++l) {
+        k += (l ? " " : "") + L.k[size_t(l)].base_name();
+        v += (l ? " " : "") + L.v[size_t(l)].base_name();
+      }
+      std::printf("\n%s per layer%s%s:\n  K %s\n  V %s\n", L.mode.c_str(),
+                  L.k[0].centred || L.k[size_t(L.layers / 2)].centred ? ", keys centred" : "",
+                  L.sink ? ", sink copy" : "", k.c_str(), v.c_str());
+    }
     std::printf(
         "\nnominal = 16 / mean(K, V bits), the figure usually quoted; real = bf16 bytes / real bytes, "
         "counting\n"

@@ -32,7 +32,7 @@ std::map<int, std::vector<double>> kl_table(const Json& j, const std::string& wh
   if (!j.is_object()) fail("{}: expected an object of bits -> [layers] KL", what);
   for (const auto& [k, v] : j.items()) {
     const int bits = std::atoi(k.c_str());
-    if (bits != 2 && bits != 3 && bits != 4 && bits != 8) fail("{}: bits '{}' not in 2, 3, 4, 8", what, k);
+    if (bits < 2 || bits > 8 || bits == 7) fail("{}: bits '{}' not in 2, 3, 4, 5, 6, 8", what, k);
     const std::vector<float> f = floats(v, what + "." + k, size_t(layers));
     t[bits].assign(f.begin(), f.end());
   }

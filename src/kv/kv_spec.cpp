@@ -24,7 +24,7 @@ KVSideFormat float_side(KVCodes c, int64_t hd) {
 }
 
 bool valid_turbo_bits(int b) {
-  return b == 2 || b == 3 || b == 4 || b == 8;
+  return b == 2 || b == 3 || b == 4 || b == 5 || b == 6 || b == 8;
 }
 
 // "turbo{K}" or "turbo{K}v{V}" with one- or two-digit K, V (checked for validity by the caller).
@@ -69,7 +69,8 @@ std::string KVSideFormat::base_name() const {
 }
 
 std::string kv_modes_help() {
-  return "bf16 (default), f16, f32, q8, turbo2, turbo3, turbo4, turbo8, turbo{K}v{V} with K, V in {2,3,4,8} "
+  return "bf16 (default), f16, f32, q8, turbo2, turbo3, turbo4, turbo8, turbo{K}v{V} with K, V in "
+         "{2,3,4,5,6,8} "
          "(turbo4v2 = 4-bit keys, 2-bit values); a trailing c centres keys and values with --kv-calib's "
          "means "
          "(turbo4v2c); auto:R = bits per layer from --kv-calib's sensitivities at R times fewer bytes than "
@@ -84,7 +85,8 @@ KVSideFormat kv_side_format(const std::string& name, int64_t hd, const std::stri
   int kb = 0, vb = 0;
   if (parse_turbo(name, kb, vb) && kb == vb && valid_turbo_bits(kb))
     return KVSideFormat{KVCodes::TURBO, kb, pow2_at_least(hd)};
-  fail("{}: unknown KV format '{}' (f32, bf16, f16, q8, turbo2, turbo3, turbo4, turbo8)", what, name);
+  fail("{}: unknown KV format '{}' (f32, bf16, f16, q8, turbo2, turbo3, turbo4, turbo5, turbo6, turbo8)",
+       what, name);
 }
 
 std::vector<std::string> kv_plan_modes() {
@@ -173,7 +175,7 @@ KVLayout kv_layout(const KVSpec& spec, const KVShape& cfg) {
     kf = vf = KVSideFormat{KVCodes::Q8, 8, hd};
   } else if (int kb = 0, vb = 0; parse_turbo(base, kb, vb)) {
     if (!valid_turbo_bits(kb) || !valid_turbo_bits(vb))
-      fail("--kv {}: TurboQuant bits must be 2, 3, 4 or 8 for keys and values (modes: {})", spec.mode,
+      fail("--kv {}: TurboQuant bits must be 2, 3, 4, 5, 6 or 8 for keys and values (modes: {})", spec.mode,
            kv_modes_help());
     const int64_t rd = pow2_at_least(hd);
     kf = KVSideFormat{KVCodes::TURBO, kb, rd};

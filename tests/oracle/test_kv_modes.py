@@ -68,10 +68,10 @@ def test_compressed_modes_move_logits_by_their_bit_width(testapi):
 def test_unknown_mode_is_a_clear_error(testapi):
     import ctypes
     testapi.tqlm_model_open.restype = ctypes.c_void_p
-    h = testapi.tqlm_model_open(str(fixture_dir("llama", "q4")).encode(), b"turbo5v2", 2, 1)
+    h = testapi.tqlm_model_open(str(fixture_dir("llama", "q4")).encode(), b"turbo7v2", 2, 1)
     assert not h
     msg = testapi.tqlm_last_error().decode()
-    assert "turbo5v2" in msg and "turbo4v2" in msg
+    assert "turbo7v2" in msg and "turbo4v2" in msg
 
 
 def write_calib(path, fixture, out, rng):

@@ -1,8 +1,8 @@
 // C entry points for the Python oracle tests (loaded with ctypes): they run tqlm's own code on buffers
 // that the tests also hand to mlx / numpy, so results are compared in memory. Returns 0 on success;
 // on failure -1 and the message from tqlm_last_error().
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include <algorithm>

@@ -23,7 +23,7 @@ namespace {
 
 const char* kModes[] = {"f32",       "bf16",     "f16",      "q8",       "turbo2",   "turbo3",
                         "turbo4",    "turbo8",   "turbo4v2", "turbo2v4", "turbo8v3", "turbo3v8",
-                        "turbo4v2c", "turbo3cs", "q8cs",     "turbo4s",  "f32c"};
+                        "turbo4v2c", "turbo3cs", "q8cs",     "turbo4s",  "f32c",     "turbo6v5s"};
 
 KVShape small_config(int64_t layers, int64_t H, int64_t KV, int64_t hd) {
   return KVShape{layers, H, KV, hd};
@@ -57,7 +57,8 @@ TEST(KVKernels, EveryFamilyMatchesReference) {
   for (const char* isa : {"scalar", "avx2", "avx512"}) {
     const KVKernels* kk = kv_kernels_for(isa);
     if (!kk) continue;
-    for (const char* mode : {"f32", "bf16", "f16", "q8", "turbo2", "turbo3", "turbo4", "turbo8"})
+    for (const char* mode :
+         {"f32", "bf16", "f16", "q8", "turbo2", "turbo3", "turbo4", "turbo5", "turbo6", "turbo8"})
       for (int64_t hd : {64, 128, 80}) {
         KVShape c = small_config(1, 2, 1, hd);
         const KVSideFormat f = kv_layout({mode, 0}, c).k[0];
@@ -237,7 +238,7 @@ TEST(KVCache, BoundaryLayersStayBf16AndBytesAreCounted) {
   EXPECT_EQ(kv_layout({"q8", 100}, c).boundary, 3);
   EXPECT_EQ(kv_layout({"bf16", 2}, c).boundary, 0);
   EXPECT_EQ(kv_layout({"turbo4v2", 0}, c).bytes_per_token(), 6 * 2 * (34 + 18));
-  for (const char* bad : {"turbo5", "turbo4v1", "q4", "", "turbo", "turbo4v2x"}) {
+  for (const char* bad : {"turbo7", "turbo4v1", "q4", "", "turbo", "turbo4v2x"}) {
     try {
       kv_layout({bad, 2}, c);
       ADD_FAILURE() << bad << " accepted";
