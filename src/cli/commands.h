@@ -14,11 +14,11 @@ void add_generate(CLI::App& app);
 void add_chat(CLI::App& app);
 void add_convert(CLI::App& app);
 void add_kv_plan(CLI::App& app);  // cmd_kv_plan.cpp
-void add_kv_calibrate(CLI::App& app);  // cmd_kv_calibrate.cpp
 void add_niah(CLI::App& app);     // cmd_niah.cpp
 void add_bench(CLI::App& app);
 void add_serve(CLI::App& app);   // cmd_serve.cpp
 void add_mmlu(CLI::App& app);    // cmd_mmlu.cpp
 void add_report(CLI::App& app);  // cmd_report.cpp
+void add_kv_calibrate(CLI::App& app);
 
 }  // namespace tqlm::cli
