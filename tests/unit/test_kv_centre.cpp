@@ -194,3 +194,31 @@ TEST(KVCentre, SlowDimsFollowRopePairingAndPartialRotary) {
   EXPECT_EQ(keep[0], 0);   // fastest pair
   EXPECT_EQ(keep[31], 1);  // slowest pair
 }
+
+TEST(KVCentre, PrefixReuseKeepsTheSinkCopyAndAttentionBitExact) {
+  const KVShape c{2, 4, 2, 64};
+  KVSpec s("turbo3cs", 0);
+  s.calib = calib_for(c, 6);
+  auto pool = std::make_shared<KVPool>(s, c, 0);
+  std::mt19937 rng(8);
+  const int64_t n = 300;  // one full block and a partial one
+  auto k = gauss(size_t(n * 2 * 64), rng), v = gauss(size_t(n * 2 * 64), rng), q = gauss(size_t(4 * 64), rng);
+  std::vector<int32_t> tok(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) tok[size_t(i)] = int32_t(i * 7 % 50);
+  ThreadPool tp(2);
+  std::vector<float> oa(4 * 64), ob(4 * 64);
+  {
+    KVCache a(pool);
+    for (int64_t l = 0; l < 2; ++l) a.write(l, 0, n, k.data(), v.data());
+    a.set_length(n);
+    a.publish(tok.data(), /*final=*/true);
+    KVCache b(pool);
+    EXPECT_EQ(b.attach_prefix(tok.data(), n, n - 1), n - 1);  // block 0 shared, block 1 copied
+    EXPECT_TRUE(pool->is_published(b.blocks()[0]));
+    for (int64_t l = 0; l < 2; ++l)
+      b.write(l, n - 1, 1, &k[size_t((n - 1) * 128)], &v[size_t((n - 1) * 128)]);
+    a.attend(1, n - 1, 1, q.data(), oa.data(), tp);
+    b.attend(1, n - 1, 1, q.data(), ob.data(), tp);
+  }
+  EXPECT_EQ(oa, ob);  // the reused sink copy and codes read back as written
+}
