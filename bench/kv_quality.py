@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
 """Quality of the KV cache modes on SmolLM2-135M-Instruct (head dim 64): perplexity on wiki.test.raw and KL
 divergence against the same checkpoint with a bf16 cache, for every mode, on the default checkpoint and a
-config-i-dense one; plus the K-bits x V-bits grid and the norm-correction study.
+config-i-dense one; plus the K-bits x V-bits grid, the norm-correction study and the centring study.
 
     .venv/bin/python bench/kv_quality.py [--ctx 2048] [--samples 3] [--out docs/kv-quality.md]
-        [--models default,config-i-dense] [--modes ...] [--norm-study]
+        [--models default,config-i-dense] [--modes ...] [--norm-study] [--centre-study] [--linear f32]
+
+Centred (...c), sink (...s) and auto:R modes read a calibration file: `tqlm kv-calibrate` on the second half
+of the same text (disjoint from the perplexity windows, which are its first ones), written once per checkpoint
+into --work (--kv-calib FILE to give one). The linear layers run on the f32 path by default (--linear): the
+int8 path's own rounding puts a floor of about 0.0015 KL under any change to the cache.
 
 For each checkpoint: `tqlm perplexity --kv bf16 --save-logits REF`, then every mode with `--kl-base REF` (same
 windows): PPL +/- SE, PPL change, mean KL(bf16 || mode) over the reference's top-64 tokens + rest, top-1
@@ -24,6 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 GRID_K, GRID_V = [2, 3, 4, 8], [2, 3, 4]
 MODES = ["f16", "q8"] + [f"turbo{k}" if k == v else f"turbo{k}v{v}" for k in GRID_K for v in GRID_V] + ["turbo8"]
+NEW_MODES = ["f32", "f32c", "turbo4c", "turbo4s", "turbo4cs", "turbo4v3cs", "turbo4v2c", "turbo4v2s", "turbo4v2cs",
+             "turbo3cs", "turbo8v4cs", "auto:3s", "auto:3.5s", "auto:4s"]
+CENTRE_BASES = ["turbo4", "turbo4v2"]
 
 
 def run(args, env=None):
@@ -41,7 +49,11 @@ def main():
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "wikitext-2" / "wiki.test.raw"))
     ap.add_argument("--ctx", type=int, default=2048)
     ap.add_argument("--samples", type=int, default=3)
-    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--modes", default=",".join(MODES + NEW_MODES))
+    ap.add_argument("--kv-calib", default=None, help="calibration file (default: written into --work per checkpoint)")
+    ap.add_argument("--linear", default="f32", help="TQLM_LINEAR for every run (f32 or int8)")
+    ap.add_argument("--centre-study", action="store_true",
+                    help="centring of keys / values / slow key dims, sink, per-window (oracle) means")
     ap.add_argument("--kv-boundary", type=int, default=2)
     ap.add_argument("--norm-study", action="store_true", help="also run the turbo modes with TQLM_KV_NORM=raw")
     ap.add_argument("--work", default=str(ROOT / ".cache" / "kv-quality"))
@@ -63,31 +75,52 @@ def main():
             return d
         return Path(name)
 
-    def ppl(model, mode, base=None, save=None, env=None):
+    os.environ["TQLM_LINEAR"] = a.linear
+    cache_file = work / "results.json"  # finished runs, so that a rerun only adds what is missing
+    done = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+
+    def calibrate(model, offset=0.5, tokens=4096, window=1024, sensitivity=True, tag=""):
+        if a.kv_calib and not tag:
+            return a.kv_calib
+        f = work / f"{Path(str(model)).name}.kv-calib{tag}.json"
+        if not f.exists():
+            run([a.tqlm, "kv-calibrate", model, "--data", a.data, "--offset", offset, "--tokens", tokens, "--window",
+                 window, "--out", f] + ([] if sensitivity else ["--no-sensitivity"]))
+        return f
+
+    def ppl(model, mode, base=None, save=None, env=None, calib=None):
+        key = json.dumps([str(model), mode, a.ctx, a.samples, a.linear, str(calib), str(base),
+                          {k: v for k, v in (env or {}).items() if k.startswith("TQLM_KV")}])
+        if key in done and (not save or Path(save).exists()):
+            return done[key]
         args = [a.tqlm, "perplexity", model, "--data", a.data, "--ctx", a.ctx, "--samples", a.samples, "--kv", mode,
-                "--kv-boundary", a.kv_boundary, "--json"]
+                "--kv-boundary", a.kv_boundary, "--json"] + (["--kv-calib", calib] if calib else [])
         args += ["--kl-base", base] if base else []
         args += ["--save-logits", save] if save else []
         r = json.loads(run(args, env))
         print(f"  {mode:10s} PPL {r['ppl']:.4f}  KL {r.get('kl_mean', 0):.5f}", file=sys.stderr, flush=True)
+        done[key] = r
+        cache_file.write_text(json.dumps(done, indent=1))
         return r
 
-    plan = {}
-    for m in json.loads(run([a.tqlm, "kv-plan", default, "--modes", ",".join(["bf16"] + modes), "--kv-boundary",
-                             a.kv_boundary, "--json"]))["modes"]:
-        plan[m["mode"]] = m
     out = [f"SmolLM2-135M-Instruct (head dim 64, 30 layers, 3 KV heads), wiki.test.raw, ctx {a.ctx}, {a.samples} "
-           f"windows, KV boundary {a.kv_boundary} + {a.kv_boundary} layers bf16. KL and top-1 against the same "
-           f"checkpoint with a bf16 cache. `bench/kv_quality.py --ctx {a.ctx} --samples {a.samples}`", ""]
+           f"windows, KV boundary {a.kv_boundary} + {a.kv_boundary} layers bf16 (fixed modes), linear layers "
+           f"{a.linear}. KL and top-1 against the same checkpoint with a bf16 cache. "
+           f"`bench/kv_quality.py --ctx {a.ctx} --samples {a.samples}`", ""]
     results = {}
     for name in a.models.split(","):
         model = checkpoint(name)
         print(f"[{name}] {model}", file=sys.stderr, flush=True)
-        ref = work / f"{Path(str(model)).name}.ctx{a.ctx}.s{a.samples}.ref"
+        calib = calibrate(model)
+        plan = {}
+        for m in json.loads(run([a.tqlm, "kv-plan", model, "--modes", ",".join(["bf16"] + modes), "--kv-boundary",
+                                 a.kv_boundary, "--kv-calib", calib, "--json"]))["modes"]:
+            plan[m["mode"]] = m
+        ref = work / f"{Path(str(model)).name}.ctx{a.ctx}.s{a.samples}.{a.linear}.ref"
         base = ppl(model, "bf16", save=ref)
         rows = {"bf16": base}
         for mode in modes:
-            rows[mode] = ppl(model, mode, base=ref)
+            rows[mode] = ppl(model, mode, base=ref, calib=calib)
         results[name] = rows
         out += [f"### {name} checkpoint (`{model.relative_to(ROOT) if model.is_relative_to(ROOT) else model}`)", "",
                 "| KV mode | K/V | bytes/token | real ratio | nominal | PPL | +/- | PPL change | KL | top-1 |",
@@ -95,7 +128,7 @@ def main():
         for mode, r in rows.items():
             p = plan[mode]
             change = 100 * (r["ppl"] / base["ppl"] - 1)
-            out.append(f"| {mode} | {p['k_format']}/{p['v_format']} | {p['bytes_per_token']:,} | "
+            out.append(f"| {mode} | {p['formats']} | {p['bytes_per_token']:,} | "
                        f"{p['real_ratio']:.2f}x | {p['nominal_ratio']:.2f}x | {r['ppl']:.4f} | {r['ppl_se']:.4f} | "
                        f"{change:+.2f}% | {r.get('kl_mean', 0):.5f} | {100 * r.get('top1_agreement', 1):.2f}% |")
         grid = [f"K bits \\ V bits ({name}: KL vs bf16 cache, PPL)", "", "| K \\ V | " +
@@ -118,11 +151,56 @@ def main():
                 c = rows[mode]
                 out.append(f"| {mode} | {c['kl_mean']:.5f} | {raw['kl_mean']:.5f} | {c['ppl']:.4f} | {raw['ppl']:.4f} |")
             out.append("")
+        if a.centre_study:
+            out += centre_study(model, calib, ref, rows, ppl, calibrate, a)
+        if "k_kl" in json.loads(Path(calib).read_text()):
+            out += sensitivity_table(calib, a.kv_boundary)
     text = "\n".join(out)
     print(text)
     if a.out:
         Path(a.out).write_text(text + "\n")
         (work / "kv-quality.json").write_text(json.dumps(results, indent=1))
+
+
+def sensitivity_table(calib, boundary):
+    """Where the loss comes from: the calibration's KL of each layer side alone at each bit width (centred keys,
+    sink copy), summed over the layers a fixed mode compresses and over all layers, and the most sensitive
+    layers."""
+    c = json.loads(Path(calib).read_text())
+    n = c["layers"]
+    mid = range(boundary, n - boundary)
+    out = [f"Sensitivity ({c['kl_tokens']}-token calibration window, `tqlm kv-calibrate`): KL vs bf16 cache with one "
+           f"side of one layer alone quantized; the sums predict a whole mode's KL when losses add", "",
+           f"| side | bits | sum, layers {boundary}..{n - boundary - 1} | sum, all layers | top 5 layers (KL) |",
+           "|---|---|---|---|---|"]
+    for side in ("k", "v"):
+        for b, v in sorted(c[f"{side}_kl"].items(), key=lambda kv: int(kv[0])):
+            top = sorted(range(n), key=lambda i: -v[i])[:5]
+            out.append(f"| {side.upper()} | {b} | {sum(v[i] for i in mid):.4f} | {sum(v):.4f} | " +
+                       ", ".join(f"{i} ({v[i]:.4f})" for i in top) + " |")
+    return out + [""]
+
+
+def centre_study(model, calib, ref, rows, ppl, calibrate, a):
+    """KL of each base mode with centring of keys, values or both, key centring restricted to the slowly
+    rotating RoPE dims, the sink copy, and means measured on each perplexity window itself (an upper bound for
+    per-sequence means)."""
+    oracle = calibrate(model, offset=0.0, tokens=a.ctx * a.samples, window=a.ctx, sensitivity=False, tag=".oracle")
+    variants = [("as is", "", {}, calib), ("sink", "s", {}, calib), ("centre K", "c", {}, calib),
+                ("centre K + sink", "cs", {}, calib), ("centre V + sink", "cs", {"TQLM_KV_CENTRE": "v"}, calib),
+                ("centre K, V + sink", "cs", {"TQLM_KV_CENTRE": "kv"}, calib),
+                ("centre K slow dims (period >= 2048) + sink", "cs", {"TQLM_KV_CENTRE_KDIMS": "slow:2048"}, calib),
+                ("centre K + sink, per-window means (oracle)", "cs", {}, oracle)]
+    out = ["Centring study (KL vs bf16 cache; PPL in brackets): keys are centred by default; `oracle` means are "
+           "measured on the very windows scored, the best that per-sequence means could do", "",
+           "| variant | " + " | ".join(CENTRE_BASES) + " |", "|---|" + "---|" * len(CENTRE_BASES)]
+    for label, suffix, env, cal in variants:
+        cells = []
+        for b in CENTRE_BASES:
+            r = ppl(model, b + suffix, base=ref, env=dict(os.environ, **env), calib=cal)
+            cells.append(f"{r['kl_mean']:.5f} ({r['ppl']:.2f})")
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    return out + [""]
 
 
 if __name__ == "__main__":

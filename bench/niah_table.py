@@ -37,6 +37,8 @@ def run_mode(args, mode):
         cmd += ["-t", str(args.threads)]
     if args.kv_boundary is not None:
         cmd += ["--kv-boundary", str(args.kv_boundary)]
+    if args.kv_calib:
+        cmd += ["--kv-calib", args.kv_calib]
     print(f"[{mode}] {' '.join(cmd)}", file=sys.stderr, flush=True)
     t0 = time.time()
     try:
@@ -86,6 +88,7 @@ def main():
     ap.add_argument("--haystack", help="text file (default: tqlm's, wiki.test.raw under ../shared/data)")
     ap.add_argument("--threads", "-t", type=int, default=0)
     ap.add_argument("--kv-boundary", type=int, help="bf16 layers at each end in compressed modes (tqlm's default)")
+    ap.add_argument("--kv-calib", help="KV calibration file for centred and auto:R modes (tqlm kv-calibrate)")
     ap.add_argument("--build", default=os.environ.get("TQLM_BUILD", "build"), help="build directory holding tqlm")
     ap.add_argument("--out", help="write all runs as JSON here")
     args = ap.parse_args()

@@ -59,7 +59,7 @@ std::string gb(int64_t bytes) {
 
 void add_kv_plan(CLI::App& app) {
   struct Opts {
-    std::string model, mem = "36GB";
+    std::string model, mem = "36GB", calib;
     std::vector<std::string> modes, contexts = {"8K", "16K", "32K", "64K", "128K"};
     int boundary = 2;
     bool json = false;
@@ -79,6 +79,9 @@ void add_kv_plan(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("--kv-boundary", o->boundary, "Compressed modes: the first and last N layers stay bf16")
       ->capture_default_str();
+  cmd->add_option(
+      "--kv-calib", o->calib,
+      "KV calibration file for centred and auto:R modes (default: MODEL/kv-calib.json when it exists)");
   cmd->add_option("--contexts", o->contexts, "Comma-separated context lengths in tokens (8K = 8192)")
       ->delimiter(',')
       ->capture_default_str();
@@ -95,7 +98,10 @@ void add_kv_plan(CLI::App& app) {
     for (const auto& c : o->contexts) ctx.push_back(parse_context(c));
     const std::vector<std::string> modes = o->modes.empty() ? kv_plan_modes() : o->modes;
     std::vector<KVLayout> lays;
-    for (const auto& m : modes) lays.push_back(kv_layout(KVSpec(m, o->boundary), mc.kv_shape()));
+    std::string calib = o->calib;
+    if (calib.empty() && fs::is_regular_file(fs::path(path).parent_path() / "kv-calib.json"))
+      calib = (fs::path(path).parent_path() / "kv-calib.json").string();
+    for (const auto& m : modes) lays.push_back(kv_layout(KVSpec(m, o->boundary, calib), mc.kv_shape()));
     const int64_t eff_boundary = std::min<int64_t>(o->boundary, mc.n_layers / 2);
     const size_t mid = size_t(mc.n_layers / 2);
 
@@ -119,6 +125,8 @@ void add_kv_plan(CLI::App& app) {
         arr.push_back({{"mode", L.mode},
                        {"k_format", L.k[mid].name()},
                        {"v_format", L.v[mid].name()},
+                       {"formats", L.formats_summary()},
+                       {"fixed_bytes", L.fixed_bytes()},
                        {"boundary", L.boundary},
                        {"bytes_per_token", bpt},
                        {"bf16_bytes_per_token", L.bf16_bytes_per_token()},
@@ -128,6 +136,13 @@ void add_kv_plan(CLI::App& app) {
                        {"totals_gb", tgb},
                        {"totals_gib", tgib},
                        {"max_context", mem / bpt}});
+        if (L.per_layer) {
+          std::vector<std::string> kl, vl;
+          for (int64_t l = 0; l < L.layers; ++l)
+            kl.push_back(L.k[size_t(l)].name()), vl.push_back(L.v[size_t(l)].name());
+          arr.back()["k_layers"] = kl;
+          arr.back()["v_layers"] = vl;
+        }
       }
       j["modes"] = arr;
       std::printf("%s\n", j.dump(2).c_str());
@@ -155,7 +170,7 @@ void add_kv_plan(CLI::App& app) {
     rows.push_back(head);
     for (const auto& L : lays) {
       const int64_t bpt = L.bytes_per_token();
-      std::vector<std::string> r = {L.mode, L.k[mid].name() + "/" + L.v[mid].name(), thousands(bpt),
+      std::vector<std::string> r = {L.mode, L.formats_summary(), thousands(bpt),
                                     fmt::format("{:.2f}x", L.nominal_ratio()),
                                     fmt::format("{:.2f}x", L.real_ratio())};
       for (int64_t c : ctx) r.push_back(gb(c * bpt));
@@ -174,10 +189,22 @@ void add_kv_plan(CLI::App& app) {
       while (!line.empty() && line.back() == ' ') line.pop_back();
       std::printf("%s\n", line.c_str());
     }
+    for (const auto& L : lays) {  // per-layer modes: the format of every layer
+      if (!L.per_layer) continue;
+      std::string k, v;
+      for (int64_t l = 0; l < L.layers; ++l) {
+        k += (l ? " " : "") + L.k[size_t(l)].base_name();
+        v += (l ? " " : "") + L.v[size_t(l)].base_name();
+      }
+      std::printf("\n%s per layer%s%s:\n  K %s\n  V %s\n", L.mode.c_str(),
+                  L.k[0].centred || L.k[size_t(L.layers / 2)].centred ? ", keys centred" : "",
+                  L.sink ? ", sink copy" : "", k.c_str(), v.c_str());
+    }
     std::printf(
         "\nnominal = 16 / mean(K, V bits), the figure usually quoted; real = bf16 bytes / real bytes, "
         "counting\n"
-        "the fp16 norm or scale of every vector and the bf16 boundary layers. Totals are the KV cache alone\n"
+        "the fp16 norm or scale of every vector and the bf16 boundary layers (centred modes also hold f32\n"
+        "means per layer and kv head once per model, not per token). Totals are the KV cache alone\n"
         "(weights not included), in GB (10^9 bytes); max context = floor(budget / bytes per token). The "
         "cache\n"
         "grows with the context in pages of %lld tokens; nothing is reserved for the maximum up front.\n",

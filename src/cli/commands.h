@@ -21,5 +21,6 @@ void add_serve(CLI::App& app);   // cmd_serve.cpp
 void add_plan_split(CLI::App& app);  // cmd_plan_split.cpp
 void add_mmlu(CLI::App& app);    // cmd_mmlu.cpp
 void add_report(CLI::App& app);  // cmd_report.cpp
+void add_kv_calibrate(CLI::App& app);
 
 }  // namespace tqlm::cli

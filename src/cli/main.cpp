@@ -26,6 +26,7 @@ int run_cli(int argc, char** argv) {
   tqlm::cli::add_convert(app);
   tqlm::cli::add_calibrate(app);
   tqlm::cli::add_kv_plan(app);
+  tqlm::cli::add_kv_calibrate(app);
   tqlm::cli::add_niah(app);
   tqlm::cli::add_mmlu(app);
   tqlm::cli::add_report(app);

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <thread>
 
 #include "core/error.h"
@@ -55,6 +56,13 @@ CLI::Validator regular_file_check(const char* flag) {
       "FILE");
 }
 
+KVSpec ModelOptions::kv_spec() const {
+  std::string calib = kv_calib;
+  if (calib.empty() && std::filesystem::is_regular_file(model + "/kv-calib.json"))
+    calib = model + "/kv-calib.json";
+  return {kv, kv_boundary, calib};
+}
+
 void add_model_options(CLI::App* cmd, ModelOptions& o, bool with_ctx) {
   cmd->add_option("model,-m,--model", o.model, "Model directory (MLX or HF checkpoint with config.json)")
       ->required();
@@ -78,6 +86,9 @@ void add_model_options(CLI::App* cmd, ModelOptions& o, bool with_ctx) {
       [](const std::string& s) { pipeline_options().mem_limit = parse_size_list(s, "--mem-limit"); },
       "Under mpirun: memory each rank may use, e.g. 64GB,32GB or one value for all (default: the host's "
       "available memory shared by its ranks)");
+  cmd->add_option("--kv-calib", o.kv_calib,
+                  "KV calibration file (tqlm kv-calibrate) for centred (...c) and auto:R modes (default: "
+                  "MODEL/kv-calib.json when it exists)");
   if (with_ctx)
     cmd->add_option("--ctx", o.ctx, "Context limit in tokens (default: the model's max_position_embeddings)")
         ->check(flag_check<int64_t>("--ctx", "a positive number of tokens",

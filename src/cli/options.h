@@ -20,7 +20,8 @@ struct ModelOptions {
   std::string kv = "bf16";
   int kv_boundary = 2;
   int64_t ctx = 0;
-  KVSpec kv_spec() const { return {kv, kv_boundary}; }
+  std::string kv_calib;  // --kv-calib; default MODEL/kv-calib.json when that exists
+  KVSpec kv_spec() const;
 };
 
 struct SamplingOptions {

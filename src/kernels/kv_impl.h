@@ -2,8 +2,8 @@
 // avx512}.cpp after linear_impl.h (same namespace, vector types and Unpack).
 //
 // decode: codes -> f32 rows. TurboQuant indices are unpacked in registers (2/4/8 bits: one variable shift
-// per lane; 3 bits: scalar bit stream) and looked up in the codebook with a lane permute when it fits one or
-// two vectors (2^bits <= 2W), else lane by lane.
+// per lane; 3, 5, 6 bits: scalar bit stream) and looked up in the codebook with a lane permute when it fits
+// one or two vectors (2^bits <= 2W), else lane by lane.
 #include <cmath>
 
 #include "kernels/kv_kernels.h"
@@ -50,13 +50,17 @@ void decode_turbo_pow2(const KVRowFormat& f, const uint8_t* codes, int64_t n, fl
   }
 }
 
-void decode_turbo3(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out) {
+// 3, 5 and 6 bits: 8 codes = BITS bytes, read as one little-endian word and split in a scalar loop.
+template <int BITS>
+void decode_turbo_bytes(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out) {
+  constexpr uint64_t mask = (1u << BITS) - 1;
   for (int64_t t = 0; t < n; ++t) {
     const uint8_t* row = codes + t * f.row_bytes;
-    for (int64_t e = 0; e < f.dim; e += 8) {  // 8 codes = 3 bytes
-      const uint8_t* b = row + e / 8 * 3;
-      const uint32_t bits24 = uint32_t(b[0]) | uint32_t(b[1]) << 8 | uint32_t(b[2]) << 16;
-      for (int i = 0; i < 8; ++i) out[t * f.dim + e + i] = f.lut[(bits24 >> (3 * i)) & 7u];
+    for (int64_t e = 0; e < f.dim; e += 8) {
+      const uint8_t* b = row + e / 8 * BITS;
+      uint64_t word = 0;
+      for (int i = 0; i < BITS; ++i) word |= uint64_t(b[i]) << (8 * i);
+      for (int i = 0; i < 8; ++i) out[t * f.dim + e + i] = f.lut[(word >> (BITS * i)) & mask];
     }
   }
 }
@@ -106,7 +110,11 @@ void decode(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out) {
         case 2:
           return decode_turbo_pow2<2>(f, codes, n, out);
         case 3:
-          return decode_turbo3(f, codes, n, out);
+          return decode_turbo_bytes<3>(f, codes, n, out);
+        case 5:
+          return decode_turbo_bytes<5>(f, codes, n, out);
+        case 6:
+          return decode_turbo_bytes<6>(f, codes, n, out);
         case 4:
           return decode_turbo_pow2<4>(f, codes, n, out);
         case 8:

@@ -29,7 +29,9 @@ uint32_t get_bits(const uint8_t* row, int64_t j, int bits) {
 
 }  // namespace
 
-KVSideCodec::KVSideCodec(const KVSideFormat& f, int64_t head_dim, uint64_t seed) : f_(f), hd_(head_dim) {
+KVSideCodec::KVSideCodec(const KVSideFormat& f, int64_t head_dim, uint64_t seed, std::vector<float> mean)
+    : f_(f), hd_(head_dim), mean_(std::move(mean)) {
+  if (!mean_.empty() && mean_.size() % size_t(hd_) != 0) fail("KV codec: mean of {} floats", mean_.size());
   row_.codes = f.codes;
   row_.bits = f.bits;
   row_.dim = f.dim;
@@ -96,6 +98,31 @@ void KVSideCodec::encode(const float* x, uint8_t* codes, uint16_t* scale) const 
       return;
     }
   }
+}
+
+void KVSideCodec::encode_head(const float* x, int64_t h, uint8_t* codes, uint16_t* scale) const {
+  if (mean_.empty()) return encode(x, codes, scale);
+  thread_local std::vector<float> c;  // [head_dim] centred copy
+  c.resize(size_t(hd_));
+  const float* m = &mean_[size_t(h * hd_)];
+  for (int64_t i = 0; i < hd_; ++i) c[size_t(i)] = x[i] - m[i];
+  encode(c.data(), codes, scale);
+}
+
+void KVSideCodec::encode_sink(const float* x, int64_t h, uint16_t* out) const {
+  thread_local std::vector<float> c, y;  // [head_dim] centred, [dim] in the stored basis
+  c.assign(x, x + hd_);
+  if (!mean_.empty())
+    for (int64_t i = 0; i < hd_; ++i) c[size_t(i)] -= mean_[size_t(h * hd_ + i)];
+  y.resize(size_t(f_.dim));
+  to_stored_basis(c.data(), 1.0f, y.data());
+  for (int64_t i = 0; i < f_.dim; ++i) out[i] = f32_to_bf16(y[size_t(i)]);
+}
+
+void KVSideCodec::add_mean(int64_t h, float* out) const {
+  if (mean_.empty()) return;
+  const float* m = &mean_[size_t(h * hd_)];
+  for (int64_t i = 0; i < hd_; ++i) out[i] += m[i];
 }
 
 float KVSideCodec::scale_value(uint16_t s) const {

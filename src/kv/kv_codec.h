@@ -8,6 +8,9 @@
 //                [jB, jB + B) of the row's bit stream); scale = |x| / |c(idx)| as fp16 (norm-corrected, so
 //                the reconstruction has the norm of x; TQLM_KV_NORM=raw stores |x| instead, for comparison)
 //
+//   centred      (format.centred) the vector encoded is x - mean[kv head] (kv_calib.h); keys need nothing
+//                back (softmax is shift invariant), values get mean added to the attention output
+//
 // A stored vector reads back as scale * code_value(idx) in the stored basis (rotated for turbo). Attention
 // works in that basis: queries are rotated in with to_stored_basis, outputs rotated back with
 // from_stored_basis.
@@ -28,7 +31,8 @@ constexpr uint64_t kTurboValueSeed = 0x74716c6d2d560001ull;  // "tqlm-V"
 
 class KVSideCodec {
  public:
-  KVSideCodec(const KVSideFormat& f, int64_t head_dim, uint64_t seed);
+  // mean [kv_heads, head_dim]: subtracted before encoding (empty: not centred).
+  KVSideCodec(const KVSideFormat& f, int64_t head_dim, uint64_t seed, std::vector<float> mean = {});
 
   const KVSideFormat& format() const { return f_; }
   const KVRowFormat& row_format() const { return row_; }
@@ -37,6 +41,12 @@ class KVSideCodec {
 
   // x [head_dim] -> codes [f.code_bytes()] and scale (fp16 bits; untouched when the format has none).
   void encode(const float* x, uint8_t* codes, uint16_t* scale) const;
+  // encode() of x - mean of kv head h (x itself when not centred).
+  void encode_head(const float* x, int64_t h, uint8_t* codes, uint16_t* scale) const;
+  // The sink copy of x of kv head h: bf16 [dim] of x - mean in the stored basis (no scale).
+  void encode_sink(const float* x, int64_t h, uint16_t* out) const;
+  // out [head_dim] += mean of kv head h (nothing when not centred): undoes centring of a value or key.
+  void add_mean(int64_t h, float* out) const;
   // Per-vector scale as f32 (1 for the float modes).
   float scale_value(uint16_t s) const;
   // out [dim] = mul * (rotation of x [head_dim], zero-padded) in the stored basis.
@@ -53,6 +63,7 @@ class KVSideCodec {
   std::vector<float> signs_;  // [dim] (turbo)
   const Codebook* cb_ = nullptr;
   bool norm_corrected_ = true;
+  std::vector<float> mean_;  // [kv_heads, head_dim] or empty
 };
 
 }  // namespace tqlm

@@ -141,9 +141,14 @@ void KVCache::write(int64_t layer, int64_t pos, int64_t T, const float* k, const
     const float* x = side == 0 ? k : v;
     for (int64_t t = 0; t < T; ++t) {
       uint8_t* pg = page(layer, side, pos + t, true);
+      const int64_t so = pool_->sink_offset(layer, side);
+      if (pos + t == 0 && so >= 0) {  // the sink copy (kv_pool.h): bf16 [KV][dim]
+        uint16_t* sink = reinterpret_cast<uint16_t*>(pool_->data(table_[0]) + so);
+        for (int64_t h = 0; h < KV_; ++h) c.encode_sink(x + h * hd_, h, sink + h * f.dim);
+      }
       for (int64_t h = 0; h < KV_; ++h)
-        c.encode(x + (t * KV_ + h) * hd_, pg + code_offset(f, pos + t, h),
-                 reinterpret_cast<uint16_t*>(pg + scale_offset(f, pos + t, h, KV_)));
+        c.encode_head(x + (t * KV_ + h) * hd_, h, pg + code_offset(f, pos + t, h),
+                      reinterpret_cast<uint16_t*>(pg + scale_offset(f, pos + t, h, KV_)));
     }
   }
 }
@@ -156,6 +161,13 @@ void KVCache::dequantize(int64_t layer, int64_t pos, int64_t kv_head, float* k, 
     uint16_t sc = 0;
     if (f.scale_bytes()) std::memcpy(&sc, pg + scale_offset(f, pos, kv_head, KV_), 2);
     c.dequantize(pg + code_offset(f, pos, kv_head), sc, side == 0 ? k : v);
+    if (const int64_t so = pool_->sink_offset(layer, side); pos == 0 && so >= 0) {  // the sink copy
+      std::vector<float> y(static_cast<size_t>(f.dim));                             // [dim] stored basis
+      kv_decode_ref(KVRowFormat{KVCodes::BF16, 16, f.dim, 2 * f.dim, nullptr},
+                    pool_->data(table_[0]) + so + 2 * kv_head * f.dim, 1, y.data());
+      c.from_stored_basis(y.data(), side == 0 ? k : v);
+    }
+    c.add_mean(kv_head, side == 0 ? k : v);
   }
 }
 
@@ -187,6 +199,12 @@ void KVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float* qr,
       kk.decode(KVRowFormat{KVCodes::F16, 16, nt, 2 * nt, nullptr}, p, 1, sc.data());
     } else {
       std::fill_n(sc.data(), nt, 1.0f);
+    }
+    if (const int64_t so = pool_->sink_offset(layer, side); p == 0 && t0 == 0 && so >= 0) {
+      // position 0 reads its bf16 sink copy (kv_pool.h) instead of its codes
+      kk.decode(KVRowFormat{KVCodes::BF16, 16, c.format().dim, 2 * c.format().dim, nullptr},
+                pool_->data(table_[0]) + so + 2 * h * c.format().dim, 1, buf.data());
+      sc[0] = 1.0f;
     }
   };
   for (int64_t t0 = 0; t0 < np; t0 += tile) {
@@ -235,7 +253,9 @@ void KVCache::attend(int64_t layer, int64_t pos, int64_t T, const float* q, floa
     float* a = &Acc_[size_t((h * R + r) * ldp)];
     const float inv = a[1] > 0 ? 1.0f / a[1] : 0.0f;
     for (int64_t j = 0; j < dv; ++j) a[2 + j] *= inv;
-    vc.from_stored_basis(a + 2, out + ((r / G) * H_ + h * G + r % G) * hd_);
+    float* o = out + ((r / G) * H_ + h * G + r % G) * hd_;
+    vc.from_stored_basis(a + 2, o);
+    vc.add_mean(h, o);  // centred values: attention over x - mean is the output - mean
   };
   if (T <= 2) {
     // Decode: tasks (kv head, page) -> partials [KV, pages, R, ldp]; then merge pages in order.

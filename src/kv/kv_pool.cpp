@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "kv/kv_calib.h"
 
 namespace tqlm {
 
@@ -27,7 +28,8 @@ KVPool::KVPool(const KVSpec& spec, const KVShape& shape, uint64_t budget_bytes, 
   for (int64_t l = 0; l < shape.layers; ++l)
     for (int side = 0; side < 2; ++side) {
       const KVSideFormat& f = side == 0 ? L_.k[size_t(l)] : L_.v[size_t(l)];
-      codecs_.emplace_back(f, shape.head_dim, side == 0 ? kTurboKeySeed : kTurboValueSeed);
+      codecs_.emplace_back(f, shape.head_dim, side == 0 ? kTurboKeySeed : kTurboValueSeed,
+                           f.centred ? kv_centre_vector(*L_.calib, l, side) : std::vector<float>{});
       const int64_t page = shape.kv_heads * kPageTokens * f.vector_bytes();  // a multiple of 256: aligned
       full += page;
       if (!local.contains(l)) {
@@ -37,8 +39,20 @@ KVPool::KVPool(const KVSpec& spec, const KVShape& shape, uint64_t budget_bytes, 
       offsets_.push_back(off);
       off += page;
     }
-  block_bytes_ = uint64_t(off);
-  full_block_bytes_ = uint64_t(full);
+  // then the sink copies: bf16 [KV][dim] per compressed layer side, the area rounded up to 256 bytes
+  const int64_t pages = off, full_pages = full;
+  for (int64_t l = 0; l < shape.layers; ++l)
+    for (int side = 0; side < 2; ++side) {
+      const KVSideFormat& f = side == 0 ? L_.k[size_t(l)] : L_.v[size_t(l)];
+      const bool s = L_.sink && (f.codes == KVCodes::Q8 || f.codes == KVCodes::TURBO);
+      const int64_t bytes = s ? shape.kv_heads * f.dim * 2 : 0;
+      full += bytes;
+      sink_offs_.push_back(s && local.contains(l) ? off : -1);
+      off += s && local.contains(l) ? bytes : 0;
+    }
+  block_bytes_ =
+      uint64_t(pages + (off - pages + 255) / 256 * 256);  // = 256 * layout bytes per token (all layers)
+  full_block_bytes_ = uint64_t(full_pages + (full - full_pages + 255) / 256 * 256);
 }
 
 KVPool::~KVPool() {

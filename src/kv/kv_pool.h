@@ -63,6 +63,9 @@ class KVPool {
   // Byte offset of the page of (layer, side) inside a block; side 0 = keys, 1 = values; -1 for a layer this
   // pool does not store.
   int64_t page_offset(int64_t layer, int side) const { return offsets_[size_t(2 * layer + side)]; }
+  // Byte offset of the sink copies of (layer, side) inside a block, bf16 [KV][dim] (layout.sink; used in a
+  // sequence's first block), or -1 when that side has none (or this pool does not store the layer).
+  int64_t sink_offset(int64_t layer, int side) const { return sink_offs_[size_t(2 * layer + side)]; }
   const LayerRange& local() const { return local_; }
   uint64_t block_bytes() const { return block_bytes_; }            // real bytes of one block here
   uint64_t full_block_bytes() const { return full_block_bytes_; }  // of one block over every layer
@@ -120,6 +123,7 @@ class KVPool {
   KVShape shape_;
   std::vector<KVSideCodec> codecs_;  // [layers * 2]
   std::vector<int64_t> offsets_;     // [layers * 2]
+  std::vector<int64_t> sink_offs_;  // [layers * 2] (-1: no sink copy)
   LayerRange local_;
   uint64_t block_bytes_ = 0, full_block_bytes_ = 0, budget_ = 0;
   bool record_ = false, mirror_ = false;

@@ -23,7 +23,7 @@ enum Kind : int32_t {
   kHello = 1,  // worker -> 0 at start: available memory, cores, host name
   kSetup,      // 0 -> worker (idle): model path, threads, layer range, linear path
   kReady,      // worker -> 0: loaded or the error, memory left
-  kPool,       // down the chain: a new KV pool (id, mode, boundary)
+  kPool,       // down the chain: a new KV pool (id, mode, boundary, calibration file)
   kPoolDrop,   // down the chain: pool id gone
   kStep,       // down the chain: one forward step
   kResult,     // last rank -> 0: the rows that get logits
@@ -258,6 +258,9 @@ std::shared_ptr<KVPool> PipelineHead::new_pool(const KVSpec& kv, const KVShape& 
   w.put<int32_t>(id);
   w.put_string(kv.mode);
   w.put<int32_t>(kv.boundary);
+  w.put_string(kv.calib_path);  // centred and auto modes: every host reads the same file path
+  if (kv.calib && kv.calib_path.empty())
+    fail("pipeline: a KV calibration given in memory cannot reach the other ranks (give its file)");
   s.comm.send(1, w.take());
   return pool;
 }
@@ -440,10 +443,11 @@ struct Worker {
         WireReader r(m);
         r.get<int32_t>();
         const int32_t id = r.get<int32_t>();
-        const std::string mode = r.get_string(64);
+        const std::string mode = r.get_string(1 << 16);
         const int boundary = r.get<int32_t>();
+        const std::string calib = r.get_string(1 << 16);
         if (model)
-          pools[id] = std::make_shared<KVPool>(KVSpec(mode, boundary), model->config().kv_shape(), 0,
+          pools[id] = std::make_shared<KVPool>(KVSpec(mode, boundary, calib), model->config().kv_shape(), 0,
                                                model->part().layers);
         pass_on(m);
       } else if (kind == kPoolDrop) {

@@ -11,7 +11,8 @@ import pytest
 from fixtures import fixture_dir
 from test_model_parity import Tqlm
 
-MODES = ["bf16", "f16", "q8", "turbo2", "turbo3", "turbo4", "turbo8", "turbo4v2", "turbo2v4", "turbo8v3"]
+MODES = ["bf16", "f16", "q8", "turbo2", "turbo3", "turbo4", "turbo8", "turbo4v2", "turbo2v4", "turbo8v3", "turbo4s"]
+CENTRED = ["turbo4v2c", "turbo4cs", "q8cs", "auto:3s"]  # need a calibration file (TQLM_KV_CALIB)
 N = 300  # two cache pages of 256 tokens
 
 
@@ -67,7 +68,54 @@ def test_compressed_modes_move_logits_by_their_bit_width(testapi):
 def test_unknown_mode_is_a_clear_error(testapi):
     import ctypes
     testapi.tqlm_model_open.restype = ctypes.c_void_p
-    h = testapi.tqlm_model_open(str(fixture_dir("llama", "q4")).encode(), b"turbo5v2", 2, 1)
+    h = testapi.tqlm_model_open(str(fixture_dir("llama", "q4")).encode(), b"turbo7v2", 2, 1)
     assert not h
     msg = testapi.tqlm_last_error().decode()
-    assert "turbo5v2" in msg and "turbo4v2" in msg
+    assert "turbo7v2" in msg and "turbo4v2" in msg
+
+
+def write_calib(path, fixture, out, rng):
+    """A calibration file for `fixture` with random means (exactness holds for any vector) and made-up
+    sensitivities (auto:R only needs numbers), RoPE fields from its config (MiniMax: rotary_dim < head_dim)."""
+    import json
+    cfg = json.loads((fixture / "config.json").read_text())
+    L, KV = cfg["num_hidden_layers"], cfg["num_key_value_heads"]
+    hd = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    rd = cfg.get("rotary_dim") or int(hd * cfg.get("partial_rotary_factor", 1.0))
+    theta = cfg.get("rope_theta", 10000.0)
+    kl = {str(b): [float(0.1 / b ** 2 * (1 + i)) for i in range(L)] for b in (2, 3, 4, 8)}
+    out.write_text(json.dumps({
+        "format": "tqlm-kv-calib-1", "layers": L, "kv_heads": KV, "head_dim": hd, "rotary_dim": rd,
+        "rope_inv_freq": [theta ** (-2 * i / rd) for i in range(rd // 2)],
+        "k_mean": (rng.standard_normal(L * KV * hd) * 2).tolist(), "v_mean": rng.standard_normal(L * KV * hd).tolist(),
+        "k_kl": kl, "v_kl": kl}))
+
+
+@pytest.mark.parametrize("arch,variant", [("llama", "q4"), ("minimax", "mixed")])
+@pytest.mark.parametrize("env", [{}, {"TQLM_KV_CENTRE": "kv"}, {"TQLM_KV_CENTRE_KDIMS": "slow:64"}])
+def test_centred_modes_prefill_equals_decode_and_centring_is_exact(testapi, tmp_path, monkeypatch, arch, variant,
+                                                                   env):
+    path = fixture_dir(arch, variant)
+    write_calib(path, path, tmp_path / "calib.json", np.random.default_rng(1))
+    monkeypatch.setenv("TQLM_KV_CALIB", str(tmp_path / "calib.json"))
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    p = None
+    for mode in CENTRED:
+        t = Tqlm(testapi, path, mode, kv_boundary=0, linear="f32")
+        try:
+            p = prompt(t.vocab)
+            pre = np.concatenate([t.forward(p[i:i + 128]) for i in range(0, N, 128)])
+            t.reset()
+            dec = np.concatenate([t.forward(p[i:i + 1]) for i in range(N)])
+            assert np.array_equal(pre, dec), f"{mode} {env}: prefill vs decode"
+        finally:
+            t.close()
+    # centring with no quantization moves logits only at f32 rounding level
+    logits = {}
+    for mode in ("f32", "f32c"):
+        t = Tqlm(testapi, path, mode, kv_boundary=0, linear="f32")
+        logits[mode] = t.forward(p)
+        t.close()
+    diff = float(np.abs(logits["f32"] - logits["f32c"]).max())
+    assert diff < 1e-3 * float(np.abs(logits["f32"]).max()), f"{env}: f32c vs f32 max|diff| {diff:.3g}"

@@ -135,7 +135,7 @@ def test_modes_and_contexts(tqlm_bin):
     (["/nonexistent/dir"], "/nonexistent/dir"),
     (["--mem", "abc"], "abc"),
     (["--mem", "5XB"], "XB"),
-    (["--modes", "turbo5"], "turbo5"),
+    (["--modes", "turbo7"], "turbo7"),
     (["--modes", "bf17"], "bf17"),
     (["--contexts", "8Q"], "8Q"),
 ])

@@ -48,10 +48,10 @@ def ids(tmp_path_factory):
     return p
 
 
-def perplexity_logits(tqlm_bin, model, out, kv, np_=0, split=None, data=("--tokens", None), ctx=200):
+def perplexity_logits(tqlm_bin, model, out, kv, np_=0, split=None, data=("--tokens", None), ctx=200, extra=()):
     """np_ = 0: one process without mpirun; else under `mpirun -np np_`."""
     args = ["perplexity", model, data[0], data[1], "--ctx", ctx, "--samples", 3, "--parallel", 2, "--chunk", 64,
-            "-t", 1, "--kv", kv, "--kv-boundary", 1, "--save-logits", out]
+            "-t", 1, "--kv", kv, "--kv-boundary", 1, "--save-logits", out, *extra]
     if split:
         args += ["--layer-split", split]
     run(mpi(np_, tqlm_bin, *args) if np_ else [tqlm_bin, *args])
@@ -71,6 +71,19 @@ def test_fixture_logits_are_bit_identical_across_ranks(tqlm_bin, tmp_path, ids, 
     assert one == np1, "mpirun -np 1 differs from one process"
     assert one == two, "-np 2 (layers 2 + 1) differs from one process"
     assert one == three, "-np 3 differs from one process"
+
+
+@pytest.mark.parametrize("kv", ["turbo4cs", "auto:3s"])
+def test_centred_and_per_layer_kv_modes_are_bit_identical_across_ranks(tqlm_bin, tmp_path, ids, kv):
+    """Modes that read a calibration file (key means, per-layer sensitivities): every rank reads the same file."""
+    import numpy as np
+    from test_kv_modes import write_calib
+    model = fixture_dir("minimax", "mixed")
+    write_calib(model, model, tmp_path / "calib.json", np.random.default_rng(1))
+    extra = ("--kv-calib", tmp_path / "calib.json")
+    one = perplexity_logits(tqlm_bin, model, tmp_path / "1.bin", kv, data=("--tokens", ids), extra=extra)
+    three = perplexity_logits(tqlm_bin, model, tmp_path / "3.bin", kv, 3, data=("--tokens", ids), extra=extra)
+    assert one == three
 
 
 @pytest.mark.parametrize("kv", ["bf16", "turbo4v2"])

@@ -2,6 +2,7 @@
 // that the tests also hand to mlx / numpy, so results are compared in memory. Returns 0 on success;
 // on failure -1 and the message from tqlm_last_error().
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include <algorithm>
@@ -116,13 +117,15 @@ struct TqlmModel {
   tqlm::KVSpec kv;
 };
 
-// kv_mode: any --kv mode; kv_boundary: layers kept bf16 at each end in the compressed modes.
+// kv_mode: any --kv mode; kv_boundary: layers kept bf16 at each end in the compressed modes. Centred and auto
+// modes read the calibration file named by TQLM_KV_CALIB.
 void* tqlm_model_open(const char* path, const char* kv_mode, int kv_boundary, int threads) {
   TqlmModel* m = nullptr;
   guarded([&] {
     auto h = std::make_unique<TqlmModel>();
     h->model = std::make_unique<tqlm::Model>(path, threads);
-    h->kv = tqlm::KVSpec(kv_mode, kv_boundary);
+    const char* calib = std::getenv("TQLM_KV_CALIB");
+    h->kv = tqlm::KVSpec(kv_mode, kv_boundary, calib ? calib : "");
     h->cache = h->model->new_cache(h->kv);
     m = h.release();
   });

@@ -14,14 +14,16 @@
 #include "kv/codebook.h"
 #include "kv/hadamard.h"
 #include "kv/kv_cache.h"
+#include "kv/kv_calib.h"
 #include "kv/kv_codec.h"
 
 using namespace tqlm;
 
 namespace {
 
-const char* kModes[] = {"f32",    "bf16",   "f16",      "q8",       "turbo2",   "turbo3",
-                        "turbo4", "turbo8", "turbo4v2", "turbo2v4", "turbo8v3", "turbo3v8"};
+const char* kModes[] = {"f32",       "bf16",     "f16",      "q8",       "turbo2",   "turbo3",
+                        "turbo4",    "turbo8",   "turbo4v2", "turbo2v4", "turbo8v3", "turbo3v8",
+                        "turbo4v2c", "turbo3cs", "q8cs",     "turbo4s",  "f32c",     "turbo6v5s"};
 
 KVShape small_config(int64_t layers, int64_t H, int64_t KV, int64_t hd) {
   return KVShape{layers, H, KV, hd};
@@ -34,6 +36,20 @@ std::vector<float> randn(size_t n, std::mt19937& rng, float sd = 1.0f) {
   return v;
 }
 
+// A calibration with random means for the centred modes.
+KVSpec spec_with_calib(const char* mode, int boundary, const KVShape& c) {
+  auto cal = std::make_shared<KVCalib>();
+  cal->layers = c.layers;
+  cal->kv_heads = c.kv_heads;
+  cal->head_dim = c.head_dim;
+  std::mt19937 rng(5);
+  cal->k_mean = randn(size_t(c.layers * c.kv_heads * c.head_dim), rng, 2.0f);
+  cal->v_mean = randn(size_t(c.layers * c.kv_heads * c.head_dim), rng);
+  KVSpec s(mode, boundary);
+  s.calib = cal;
+  return s;
+}
+
 }  // namespace
 
 TEST(KVKernels, EveryFamilyMatchesReference) {
@@ -41,7 +57,8 @@ TEST(KVKernels, EveryFamilyMatchesReference) {
   for (const char* isa : {"scalar", "avx2", "avx512"}) {
     const KVKernels* kk = kv_kernels_for(isa);
     if (!kk) continue;
-    for (const char* mode : {"f32", "bf16", "f16", "q8", "turbo2", "turbo3", "turbo4", "turbo8"})
+    for (const char* mode :
+         {"f32", "bf16", "f16", "q8", "turbo2", "turbo3", "turbo4", "turbo5", "turbo6", "turbo8"})
       for (int64_t hd : {64, 128, 80}) {
         KVShape c = small_config(1, 2, 1, hd);
         const KVSideFormat f = kv_layout({mode, 0}, c).k[0];
@@ -144,7 +161,8 @@ TEST(KVCache, AttentionOverCodesEqualsAttentionOverDequantizedCache) {
       const int64_t layers = 5, H = 6, KV = 2, G = H / KV, n = 300;  // two pages
       KVShape c = small_config(layers, H, KV, hd);
       ThreadPool pool(2);
-      auto prefill = make_kv_cache({mode, 1}, c), decode = make_kv_cache({mode, 1}, c);
+      auto prefill = make_kv_cache(spec_with_calib(mode, 1, c), c),
+           decode = make_kv_cache(spec_with_calib(mode, 1, c), c);
       auto k = randn(size_t(n * KV * hd), rng), v = randn(size_t(n * KV * hd), rng);
       auto q = randn(size_t(n * H * hd), rng, 2.0f);
       for (int64_t i = 0; i < n * KV; ++i)
@@ -220,7 +238,7 @@ TEST(KVCache, BoundaryLayersStayBf16AndBytesAreCounted) {
   EXPECT_EQ(kv_layout({"q8", 100}, c).boundary, 3);
   EXPECT_EQ(kv_layout({"bf16", 2}, c).boundary, 0);
   EXPECT_EQ(kv_layout({"turbo4v2", 0}, c).bytes_per_token(), 6 * 2 * (34 + 18));
-  for (const char* bad : {"turbo5", "turbo4v1", "q4", "", "turbo", "turbo4v2x"}) {
+  for (const char* bad : {"turbo7", "turbo4v1", "q4", "", "turbo", "turbo4v2x"}) {
     try {
       kv_layout({bad, 2}, c);
       ADD_FAILURE() << bad << " accepted";
