@@ -17,6 +17,7 @@ class SingleProcess : public Comm {
   void send(int to, std::vector<uint8_t>) override { fail("single process: no rank {} to send to", to); }
   std::vector<uint8_t> recv(int from) override { fail("single process: no rank {} to receive from", from); }
   void flush() override {}
+  void poll() override {}
   [[noreturn]] void abort(int code) override { std::_Exit(code); }
 };
 

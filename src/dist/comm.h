@@ -25,6 +25,9 @@ class Comm {
   virtual std::vector<uint8_t> recv(int from) = 0;
   // Completes every queued send (before the process ends).
   virtual void flush() = 0;
+  // Moves queued sends along without waiting: MPI transfers a large message (rendezvous) only while both
+  // sides call into it, so a rank that computes for long calls this now and then (between layers).
+  virtual void poll() = 0;
   // Ends the whole job with `code` (every rank's process), after printing nothing more.
   [[noreturn]] virtual void abort(int code) = 0;
 };

@@ -80,7 +80,7 @@ class MpiComm : public Comm {
         return msg;
       }
       nap(wait_ns);
-      wait_ns = std::min(wait_ns * 2, 1'000'000L);
+      wait_ns = std::min(wait_ns * 2, 100'000L);
     }
   }
 
@@ -88,9 +88,11 @@ class MpiComm : public Comm {
     long wait_ns = 20'000;
     while (retire() > 0) {
       nap(wait_ns);
-      wait_ns = std::min(wait_ns * 2, 1'000'000L);
+      wait_ns = std::min(wait_ns * 2, 100'000L);
     }
   }
+
+  void poll() override { retire(); }
 
   [[noreturn]] void abort(int code) override {
     std::fflush(stdout);

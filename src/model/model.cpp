@@ -46,7 +46,10 @@ Model::Model(const std::string& path, int threads, const ModelPart& part) : part
   w_ = load_weights(*ck_, cfg_, part_);
   pool_ = std::make_unique<ThreadPool>(threads);
   ws_ = std::make_unique<Workspace>();
-  if (pipe_) pipe_->wait_ready();
+  if (pipe_) {
+    pipe_->wait_ready();
+    layer_hook_ = [] { world().poll(); };
+  }
 }
 
 Model::~Model() = default;
@@ -181,6 +184,7 @@ void Model::run_layers(const std::vector<BatchSeq>& batch) {
     else
       mlp(l, T);  // y = mlp(xn)
     for (int64_t i = 0; i < T * D; ++i) w.x[size_t(i)] += w.y[size_t(i)];
+    if (layer_hook_) layer_hook_();
   }
 }
 

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -78,6 +79,8 @@ class Model {
   const float* logit_rows(const std::vector<BatchSeq>& batch, int64_t* n);
   void head(const float* rows, int64_t n, float* logits);   // final norm + LM head: [n, D] -> [n, vocab]
   static void advance(const std::vector<BatchSeq>& batch);  // each cache's length += its n
+  // Called after each layer of run_layers (a pipeline keeps its messages moving while it computes).
+  void set_layer_hook(std::function<void()> f) { layer_hook_ = std::move(f); }
 
   // Reports every linear input of later forward steps to `obs` (nullptr: none); not owned.
   void set_observer(ActivationObserver* obs);  // one process only (a pipeline's other layers are elsewhere)
@@ -98,6 +101,7 @@ class Model {
   std::unique_ptr<PipelineHead> pipe_;       // rank 0 of a pipeline over several processes (model/pipeline.h)
   std::deque<std::vector<float>> launched_;  // one process: each launched step's logit rows [n, D]
   ActivationObserver* observer_ = nullptr;
+  std::function<void()> layer_hook_;
 };
 
 }  // namespace tqlm

@@ -371,6 +371,7 @@ struct Worker {
     try {
       set_linear_path(parse_linear_path(linear));
       model = std::make_unique<Model>(path, threads, part);
+      model->set_layer_hook([this] { comm.poll(); });
     } catch (const std::exception& e) {
       err = e.what();
       model.reset();

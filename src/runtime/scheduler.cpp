@@ -250,7 +250,11 @@ void Scheduler::collect(std::vector<SeqEvent>& ev) {
   logits_.resize(size_t(std::max<int64_t>(f.rows, 1) * vocab));
   model_.collect(logits_.data());
   last_ = f.info;
-  last_.seconds = now() - f.t_launch;
+  // The step's share of the wall clock: since it was launched or the previous step was collected, whichever
+  // is later (in a pipeline steps overlap, and their latencies would count the same time several times).
+  const double t = now();
+  last_.seconds = t - std::max(f.t_launch, t_collected_);
+  t_collected_ = t;
 
   const float* lg = logits_.data();
   for (const Flight::Entry& b : f.seqs) {

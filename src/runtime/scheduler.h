@@ -67,7 +67,8 @@ struct SeqStats {
   std::vector<double> token_times;                       // when each generated token was sampled
 };
 
-// What the last step ran: rows of decoding sequences (one token each) and of prefill chunks, and its time.
+// What the last collected step ran: rows of decoding sequences (one token each) and of prefill chunks, and
+// its share of the wall clock (from its launch, or from the previous collect when that was later).
 struct StepInfo {
   int64_t decode_rows = 0, prefill_rows = 0;
   double seconds = 0;
@@ -141,6 +142,7 @@ class Scheduler {
   std::vector<float> logits_;
   std::deque<Flight> flight_;  // launch order
   bool launched_now_ = false;
+  double t_collected_ = 0;  // when the last step was collected
   double t0_ = 0;
   StepInfo last_;
 };
