@@ -142,10 +142,16 @@ def main():
           f"per decoded token; predicted full 62-layer decode on this machine: {1 / full:.2f} tokens/s "
           f"({1000 * full:.0f} ms/token)")
     bytes_full = fixed_bytes + per_layer_bytes * sum(lb[l] for l in range(L)) / mid_bytes
-    print(f"weights read per decoded token: {per_layer_bytes / 1e6:.1f} MB per middle layer, {fixed_bytes / 1e6:.1f} MB "
-          f"fixed; the full model {bytes_full / 1e9:.2f} GB; at the same {pct:.0f}% of a {a.bandwidth:.0f} GB/s "
-          f"machine's bandwidth: ~{a.bandwidth * pct / 100 * 1e9 / bytes_full:.1f} tokens/s")
-
+    # each part at the share of bandwidth it reaches here: the layers (MoE decode) and the fixed part (LM head)
+    eff_layer = per_layer_bytes / per_layer / (bw * 1e9)
+    eff_fixed = fixed_bytes / fixed / (bw * 1e9)
+    layers_bytes = bytes_full - fixed_bytes
+    other = fixed_bytes / (a.bandwidth * 1e9 * eff_fixed) + layers_bytes / (a.bandwidth * 1e9 * eff_layer)
+    print(f"weights read per decoded token: {per_layer_bytes / 1e6:.1f} MB per middle layer at "
+          f"{100 * eff_layer:.0f}% of the bandwidth, {fixed_bytes / 1e6:.1f} MB fixed at {100 * eff_fixed:.0f}%; "
+          f"the full model reads {bytes_full / 1e9:.2f} GB per token. A {a.bandwidth:.0f} GB/s machine at the same "
+          f"shares: ~{1 / other:.1f} tokens/s (at 70% of its bandwidth: "
+          f"{0.7 * a.bandwidth * 1e9 / bytes_full:.1f})")
 
 if __name__ == "__main__":
     main()
