@@ -26,35 +26,12 @@ void add_calib_text_options(CLI::App* cmd, CalibTextOptions& o, const std::strin
                 "The calibration file holds token ids (whitespace-separated integers), not text");
 }
 
-namespace {
-
-std::vector<int32_t> read_ids(const std::string& path, const std::string& text) {
-  std::vector<int32_t> ids;
-  size_t i = 0;
-  while (i < text.size()) {
-    if (std::isspace(static_cast<unsigned char>(text[i]))) {
-      ++i;
-      continue;
-    }
-    size_t j = i;
-    while (j < text.size() && !std::isspace(static_cast<unsigned char>(text[j]))) ++j;
-    const std::string w = text.substr(i, j - i);
-    if (w.size() > 9 || w.find_first_not_of("0123456789") != std::string::npos)
-      fail("{}: '{}' at byte {} is not a token id (a non-negative integer)", path, w.substr(0, 20), i);
-    ids.push_back(int32_t(std::stol(w)));
-    i = j;
-  }
-  return ids;
-}
-
-}  // namespace
-
 CalibStats calibrate_text(const std::string& model_path, const CalibTextOptions& o) {
   Model model(model_path, o.threads);
   const std::string text = read_text_file(o.data, "calibration text");
   std::vector<int32_t> tokens;
   if (o.ids) {
-    tokens = read_ids(o.data, text);
+    tokens = parse_token_ids(text, o.data, model.config().vocab);
   } else {
     Tokenizer tok = Tokenizer::from_file(model_path);
     try {

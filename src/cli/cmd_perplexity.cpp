@@ -12,32 +12,6 @@
 
 namespace tqlm::cli {
 
-namespace {
-
-// Whitespace-separated token ids, each in [0, vocab).
-std::vector<int32_t> read_token_ids(const std::string& path, int64_t vocab) {
-  const std::string text = read_text_file(path, "--tokens");
-  std::vector<int32_t> ids;
-  size_t i = 0;
-  while (i < text.size()) {
-    if (std::isspace(static_cast<unsigned char>(text[i]))) {
-      ++i;
-      continue;
-    }
-    const size_t start = i;
-    int64_t v = 0;
-    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])) && i - start < 10)
-      v = v * 10 + (text[i++] - '0');
-    if (i == start || (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i]))))
-      fail("{}: byte {}: expected a token id (a non-negative integer)", path, i);
-    if (v >= vocab) fail("{}: token id {} is outside the model's vocabulary [0, {})", path, v, vocab);
-    ids.push_back(int32_t(v));
-  }
-  return ids;
-}
-
-}  // namespace
-
 void add_perplexity(CLI::App& app) {
   struct Opts {
     ModelOptions m;
@@ -59,11 +33,12 @@ void add_perplexity(CLI::App& app) {
       "on the full KL), top-1 agreement, and the perplexity ratio.");
   add_model_options(cmd, o->m, false);
   auto* data = cmd->add_option("--data,-f", o->data, "UTF-8 text file")->check(regular_file_check("--data"));
-  auto* toks = cmd->add_option("--tokens", o->token_file,
-                               "Token ids instead of text: a file of whitespace-separated integers (pre-tokenized "
-                               "data, or a model without a tokenizer)")
-                   ->check(regular_file_check("--tokens"))
-                   ->excludes(data);
+  auto* toks =
+      cmd->add_option("--tokens", o->token_file,
+                      "Token ids instead of text: a file of whitespace-separated integers (pre-tokenized "
+                      "data, or a model without a tokenizer)")
+          ->check(regular_file_check("--tokens"))
+          ->excludes(data);
   data->excludes(toks);
   cmd->add_option("--ctx", o->p.ctx, "Window length in tokens")->capture_default_str();
   cmd->add_option("--samples", o->p.samples, "Number of windows (0 = all)")->capture_default_str();
@@ -75,13 +50,15 @@ void add_perplexity(CLI::App& app) {
   cmd->add_option("--chunk", o->p.chunk, "Tokens per forward step")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print the result as JSON");
   cmd->callback([o] {
-    if (o->data.empty() && o->token_file.empty()) fail("perplexity: --data (text) or --tokens (ids) is required");
+    if (o->data.empty() && o->token_file.empty())
+      fail("perplexity: --data (text) or --tokens (ids) is required");
     if (!o->p.kl_base.empty()) require_regular_file(o->p.kl_base, "--kl-base");
     Model model(o->m.model, o->m.threads);
     check_loaded_config(model.config(), o->p.ctx);
     std::vector<int32_t> tokens;
     if (!o->token_file.empty()) {
-      tokens = read_token_ids(o->token_file, model.config().vocab);
+      tokens =
+          parse_token_ids(read_text_file(o->token_file, "--tokens"), o->token_file, model.config().vocab);
       o->data = o->token_file;
     } else {
       Tokenizer tok = Tokenizer::from_file(o->m.model);

@@ -182,6 +182,31 @@ bool split_number_unit(std::string_view text, std::string& number, std::string& 
 }
 
 // "36GB" (10^9), "36GiB" (2^30), "36G" (= GB), "512MB", "1.5GB", "1000000" (bytes).
+std::vector<int32_t> parse_token_ids(const std::string& text, const std::string& label, int64_t vocab) {
+  std::vector<int32_t> ids;
+  size_t i = 0;
+  while (i < text.size()) {
+    if (std::isspace(static_cast<unsigned char>(text[i]))) {
+      ++i;
+      continue;
+    }
+    const size_t start = i;
+    int64_t v = 0;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])) && i - start < 10)
+      v = v * 10 + (text[i++] - '0');
+    if (i == start || (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i])))) {
+      size_t end = start;
+      while (end < text.size() && end - start < 20 && !std::isspace(static_cast<unsigned char>(text[end])))
+        ++end;
+      fail("{}: '{}' at byte {} is not a token id (a non-negative integer)", label,
+           text.substr(start, end - start), start);
+    }
+    if (v >= vocab) fail("{}: token id {} is outside the model's vocabulary [0, {})", label, v, vocab);
+    ids.push_back(int32_t(v));
+  }
+  return ids;
+}
+
 std::vector<uint64_t> parse_size_list(const std::string& text, const char* flag) {
   std::vector<uint64_t> r;
   size_t at = 0;

@@ -52,6 +52,8 @@ void print_config_warnings(const ModelConfig& cfg);
 // A byte size: "36GB" (10^9), "36GiB" (2^30), "36G" (= GB), "512MB", "1.5GB", "1000000" (bytes); errors name
 // the flag.
 int64_t parse_size(const std::string& text, const char* flag);
+// Whitespace-separated token ids (pre-tokenized data), each in [0, vocab); errors name `label` and the byte.
+std::vector<int32_t> parse_token_ids(const std::string& text, const std::string& label, int64_t vocab);
 // "64GB,32GB" -> sizes in bytes (each as parse_size, positive).
 std::vector<uint64_t> parse_size_list(const std::string& text, const char* flag);
 // "N UNIT" split by hand (no std::regex): optional spaces, a decimal number (digits with an optional
