@@ -7,7 +7,8 @@ docs/results.md and writes the raw results as JSON.
   .venv/bin/python bench/mmlu_table.py [--kv bf16,turbo4v2] [--n 0] [--subjects all] [--out .cache/mmlu]
 
 --n 0 runs every question of every test file in ../shared/data/mmlu (about 14,000); --n 50 is a quick
-subset (the same questions for every engine: tqlm's seeded choice)."""
+subset (the same questions for every engine: tqlm's seeded choice). Each subject's results are kept in --out as
+they finish, so a stopped run resumes where it left off (delete --out to start over, e.g. after a rebuild)."""
 import argparse
 import json
 import math
@@ -24,33 +25,40 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "oracle"))
 
 
-def run_tqlm(a, kv, out_dir):
-    js, prompts = out_dir / f"tqlm-{kv}.json", out_dir / "prompts.jsonl"
-    cmd = [a.tqlm, "mmlu", a.model, "--data", a.data, "--kv", kv, "--n", str(a.n), "--json", "-t", str(a.threads)]
-    if a.subjects != "all":
-        cmd += ["--subjects", a.subjects]
-    if kv == a.kv[0]:
-        cmd += ["--save-prompts", str(prompts)]
+def subjects_of(a):
+    names = sorted(f.name[: -len("_test.csv")] for f in (Path(a.data) / "test").glob("*_test.csv"))
+    return names if a.subjects == "all" else [s for s in a.subjects.split(",") if s in names]
+
+
+def run_tqlm(a, kv, subject, out_dir):
+    """One subject with one KV mode; its JSON (and the prompt ids, once) are kept in out_dir, so an interrupted
+    run resumes where it stopped."""
+    js, prompts = out_dir / f"tqlm-{kv}-{subject}.json", out_dir / f"prompts-{subject}.jsonl"
+    if js.exists() and prompts.exists():
+        return json.loads(js.read_text())
+    cmd = [a.tqlm, "mmlu", a.model, "--data", a.data, "--kv", kv, "--n", str(a.n), "--json", "-t", str(a.threads),
+           "--subjects", subject, "--save-prompts", str(prompts) + ".tmp"]
     t0 = time.time()
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     if r.returncode != 0:
-        sys.exit(f"tqlm mmlu --kv {kv} failed")
+        sys.exit(f"tqlm mmlu --kv {kv} --subjects {subject} failed")
+    os.replace(str(prompts) + ".tmp", prompts)
     js.write_text(r.stdout)
-    print(f"tqlm --kv {kv}: {time.time() - t0:.0f} s", flush=True)
+    print(f"tqlm --kv {kv} {subject}: {time.time() - t0:.0f} s", flush=True)
     return json.loads(r.stdout)
 
 
-def run_llamacpp(a, prompts, letters):
-    from isolation import llama_cpp_oracle
-    oracle = llama_cpp_oracle()
-    try:
-        out, t0 = [], time.time()
-        for i in range(0, len(prompts), 200):  # in slices: one call per 200 prompts (progress, bounded messages)
-            out += oracle.call("next_token_logprobs", str(a.gguf), 4096, prompts[i:i + 200], letters)
-            print(f"llama.cpp {len(out)}/{len(prompts)}  {time.time() - t0:.0f} s", flush=True)
-        return np.array(out)
-    finally:
-        oracle.close()
+def run_llamacpp(a, subject, out_dir, letters, oracle):
+    js = out_dir / f"llamacpp-{subject}.json"
+    if js.exists():
+        return json.loads(js.read_text())
+    prompts = [json.loads(line)["ids"] for line in (out_dir / f"prompts-{subject}.jsonl").read_text().splitlines()]
+    out, t0 = [], time.time()
+    for i in range(0, len(prompts), 200):  # in slices: one call per 200 prompts (bounded messages)
+        out += oracle().call("next_token_logprobs", str(a.gguf), 4096, prompts[i:i + 200], letters)
+    js.write_text(json.dumps(out))
+    print(f"llama.cpp {subject}: {len(out)} prompts, {time.time() - t0:.0f} s", flush=True)
+    return out
 
 
 def main():
@@ -69,13 +77,30 @@ def main():
     a.gguf = a.gguf or next(iter(sorted((ROOT / ".cache").rglob("*.gguf"), key=lambda g: "dequant" in g.name)), None)
     out_dir = Path(a.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = {kv: run_tqlm(a, kv, out_dir) for kv in a.kv}
-    base = runs[a.kv[0]]
-    prompts = [json.loads(line)["ids"] for line in (out_dir / "prompts.jsonl").read_text().splitlines()]
     hf = Tokenizer.from_file(str(Path(a.model) / "tokenizer.json"))
     letters = [hf.encode(" " + c, add_special_tokens=False).ids[0] for c in "ABCD"]
-    ref = run_llamacpp(a, prompts, letters)
-    (out_dir / "llamacpp.json").write_text(json.dumps(ref.tolist()))
+    from isolation import llama_cpp_oracle
+    held = []
+
+    def oracle():
+        if not held:
+            held.append(llama_cpp_oracle())
+        return held[0]
+
+    subjects = subjects_of(a)
+    runs = {kv: {"items": []} for kv in a.kv}
+    ref, t0 = [], time.time()
+    try:
+        for k, subject in enumerate(subjects):
+            for kv in a.kv:
+                runs[kv]["items"] += run_tqlm(a, kv, subject, out_dir)["items"]
+            ref += run_llamacpp(a, subject, out_dir, letters, oracle)
+            print(f"[{k + 1}/{len(subjects)} subjects, {time.time() - t0:.0f} s]", flush=True)
+    finally:
+        for o in held:
+            o.close()
+    ref = np.array(ref)
+    base = runs[a.kv[0]]
     answers = np.array([it["answer"] for it in base["items"]])
     subj = [it["subject"] for it in base["items"]]
     preds = {kv: np.array([it["pred"] for it in r["items"]]) for kv, r in runs.items()}

@@ -33,6 +33,26 @@ std::string_view dtype_name(DType t);
 std::optional<DType> dtype_from_name(std::string_view name);
 bool dtype_is_float(DType t);
 
+// ---- element i of a tensor that may sit at any address ----
+// Checkpoint tensors are read in place from the mapped file, and a file may put them at any byte offset
+// (mx.save_safetensors does: data at byte 6 mod 8), so weight data is only ever read through these (one plain
+// load on x86; a typed pointer dereference at a misaligned address would be undefined behaviour).
+inline uint16_t load_u16(const void* p, size_t i = 0) {
+  uint16_t v;
+  std::memcpy(&v, static_cast<const uint8_t*>(p) + 2 * i, 2);
+  return v;
+}
+inline uint32_t load_u32(const void* p, size_t i = 0) {
+  uint32_t v;
+  std::memcpy(&v, static_cast<const uint8_t*>(p) + 4 * i, 4);
+  return v;
+}
+inline float load_f32(const void* p, size_t i = 0) {
+  float v;
+  std::memcpy(&v, static_cast<const uint8_t*>(p) + 4 * i, 4);
+  return v;
+}
+
 // ---- scalar conversions (bit-exact, round-to-nearest-even where narrowing) ----
 
 inline float bits_to_f32(uint32_t u) {

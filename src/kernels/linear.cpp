@@ -24,14 +24,13 @@ void linear_row_f32(const Linear& w, int64_t row, float* out) {
       }
     }
   } else if (w.wdtype == DType::F32) {
-    const float* src = static_cast<const float*>(w.w) + row * in;
-    std::copy(src, src + in, out);
+    std::memcpy(out, static_cast<const uint8_t*>(w.w) + row * in * 4, size_t(in) * 4);
   } else {
-    const uint16_t* src = static_cast<const uint16_t*>(w.w) + row * in;
+    const uint8_t* src = static_cast<const uint8_t*>(w.w) + row * in * 2;
     if (w.wdtype == DType::BF16)
-      for (int64_t j = 0; j < in; ++j) out[j] = bf16_to_f32(src[j]);
+      for (int64_t j = 0; j < in; ++j) out[j] = bf16_to_f32(load_u16(src, size_t(j)));
     else
-      for (int64_t j = 0; j < in; ++j) out[j] = f16_to_f32(src[j]);
+      for (int64_t j = 0; j < in; ++j) out[j] = f16_to_f32(load_u16(src, size_t(j)));
   }
 }
 

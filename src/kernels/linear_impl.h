@@ -58,10 +58,10 @@ struct Unpack {
     const uint32_t* wp = row + e0 / per_word;
     vu words;
     if constexpr (W <= per_word) {
-      words = vu{} + wp[0];
+      words = vu{} + load_u32(wp);
     } else {
       vu raw = {};
-      for (int k = 0; k < W / per_word; ++k) raw[k] = wp[k];
+      for (int k = 0; k < W / per_word; ++k) raw[k] = load_u32(wp + k);
       words = __builtin_shuffle(raw, word_idx);
     }
     const vu sh = shift + uint32_t((W <= per_word ? e0 % per_word : 0) * BITS);
@@ -73,14 +73,14 @@ struct Unpack {
 template <DType SD>
 inline float half_at(const void* p, int64_t i) {
   if constexpr (SD == DType::F32) {
-    return static_cast<const float*>(p)[i];
+    return load_f32(p, size_t(i));
   } else if constexpr (SD == DType::BF16) {
-    return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
+    return bf16_to_f32(load_u16(p, size_t(i)));
   } else {
 #ifdef __F16C__
-    return _cvtsh_ss(static_cast<const uint16_t*>(p)[i]);
+    return _cvtsh_ss(load_u16(p, size_t(i)));
 #else
-    return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
+    return f16_to_f32(load_u16(p, size_t(i)));
 #endif
   }
 }
@@ -128,13 +128,13 @@ void expand_row(const Linear& w, int64_t r, float* out, float* tmp) {
       for (int64_t e = g * gs; e < (g + 1) * gs; ++e) out[e] = s * float(q[e]) + b;
     }
   } else if (w.wdtype == DType::F32) {
-    std::memcpy(out, static_cast<const float*>(w.w) + r * in, size_t(in) * 4);
+    std::memcpy(out, static_cast<const uint8_t*>(w.w) + r * in * 4, size_t(in) * 4);
   } else if (w.wdtype == DType::BF16) {
-    const uint16_t* s = static_cast<const uint16_t*>(w.w) + r * in;
-    for (int64_t j = 0; j < in; ++j) out[j] = bf16_to_f32(s[j]);
+    const uint8_t* s = static_cast<const uint8_t*>(w.w) + r * in * 2;
+    for (int64_t j = 0; j < in; ++j) out[j] = bf16_to_f32(load_u16(s, size_t(j)));
   } else {
-    const uint16_t* s = static_cast<const uint16_t*>(w.w) + r * in;
-    for (int64_t j = 0; j < in; ++j) out[j] = f16_to_f32(s[j]);
+    const uint8_t* s = static_cast<const uint8_t*>(w.w) + r * in * 2;
+    for (int64_t j = 0; j < in; ++j) out[j] = f16_to_f32(load_u16(s, size_t(j)));
   }
 }
 

@@ -29,11 +29,11 @@ const QLinearKernels* qlinear_kernels_for(const std::string& isa) {
   if (isa == "scalar") return &qisa_ref::kernels;
   if (isa == "avx2") return avx2 ? &qisa_avx2::kernels : nullptr;
   if (isa == "avxvnni") return avx2 && cpu_has_avx_vnni() ? &qisa_avxvnni::kernels : nullptr;
-  if (isa == "avx512vnni")
-    return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                   __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")
-               ? &qisa_avx512vnni::kernels
-               : nullptr;
+  const bool vnni512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  if (isa == "avx512vnni") return vnni512 ? &qisa_avx512vnni::kernels : nullptr;
+  if (isa == "avx512vbmi")
+    return vnni512 && __builtin_cpu_supports("avx512vbmi") ? &qisa_avx512vbmi::kernels : nullptr;
   return nullptr;
 }
 
@@ -43,13 +43,15 @@ const QLinearKernels& qlinear_kernels() {
   static const QLinearKernels* k = [] {
     if (const char* env = std::getenv("TQLM_INT8_ISA")) {
       const QLinearKernels* f = qlinear_kernels_for(env);
-      if (!f) fail("TQLM_INT8_ISA={} is not available on this CPU (scalar, avx2, avxvnni, avx512vnni)", env);
+      if (!f)
+        fail("TQLM_INT8_ISA={} is not available on this CPU (scalar, avx2, avxvnni, avx512vnni, avx512vbmi)",
+             env);
       return f;
     }
     const std::string forced = linear_kernels().isa;
     if (forced == "scalar") return &qisa_ref::kernels;
     if (forced == "avx2" && std::getenv("TQLM_ISA")) return &qisa_avx2::kernels;
-    for (const char* isa : {"avx512vnni", "avxvnni", "avx2"})
+    for (const char* isa : {"avx512vbmi", "avx512vnni", "avxvnni", "avx2"})
       if (const QLinearKernels* f = qlinear_kernels_for(isa)) return f;
     return &qisa_ref::kernels;
   }();

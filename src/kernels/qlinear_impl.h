@@ -245,12 +245,11 @@ void load_sb_t(const void* src, int64_t groups, int64_t r, int nr, float* dst) {
     for (int64_t g = 0; g < groups; ++g) {
       float v;
       if constexpr (SD == DType::F32) {
-        v = static_cast<const float*>(src)[base + g];
+        v = load_f32(src, size_t(base + g));
       } else if constexpr (SD == DType::BF16) {
-        const uint32_t bits = uint32_t(static_cast<const uint16_t*>(src)[base + g]) << 16;
-        std::memcpy(&v, &bits, 4);
+        v = bf16_to_f32(load_u16(src, size_t(base + g)));
       } else {
-        v = _cvtsh_ss(static_cast<const uint16_t*>(src)[base + g]);  // exact, as f16_to_f32
+        v = _cvtsh_ss(load_u16(src, size_t(base + g)));  // exact, as f16_to_f32
       }
       dst[g * 8 + i] = v;
     }
@@ -305,15 +304,7 @@ void gemm_qN_q8_f32(const Linear& w, const QActs& xa, float* y, int64_t r0, int6
     const int nr = int(std::min<int64_t>(8, r1 - r));
     const uint8_t* cp[8];
     alignas(32) float lbias[8];
-    for (int i = 0; i < 8; ++i) {
-      const int64_t ri = r + std::min(i, nr - 1);
-      cp[i] = reinterpret_cast<const uint8_t*>(w.wq) + ri * row_bytes;
-      if (ri == w.out - 1) {  // unpack32 reads up to 12 bytes past a block: never past the matrix's end
-        std::memcpy(last, cp[i], size_t(row_bytes));
-        cp[i] = last;
-      }
-      lbias[i] = w.bias ? load_as_f32(w.bias, w.bias_dtype, size_t(ri)) : 0.0f;
-    }
+    qlinear_tile_rows(w, r, nr, last, cp, lbias);
     load_sb(w.scales, w.sdtype, groups, r, nr, sc);
     load_sb(w.biases, w.sdtype, groups, r, nr, bi);
     const __m256 lb = _mm256_load_ps(lbias);
@@ -374,20 +365,7 @@ void quantize(const float* x, int64_t t0, int64_t t1, QActs& out) {
 }
 
 void rows(const Linear& w, const QActs& xa, float* y, int64_t r0, int64_t r1, float* scratch) {
-  switch (w.bits) {
-    case 2:
-      return gemm_qN_q8_f32<2>(w, xa, y, r0, r1, scratch);
-    case 3:
-      return gemm_qN_q8_f32<3>(w, xa, y, r0, r1, scratch);
-    case 4:
-      return gemm_qN_q8_f32<4>(w, xa, y, r0, r1, scratch);
-    case 5:
-      return gemm_qN_q8_f32<5>(w, xa, y, r0, r1, scratch);
-    case 6:
-      return gemm_qN_q8_f32<6>(w, xa, y, r0, r1, scratch);
-    default:
-      return gemm_qN_q8_f32<8>(w, xa, y, r0, r1, scratch);
-  }
+  with_mlx_bits(w.bits, [&](auto b) { gemm_qN_q8_f32<decltype(b)::value>(w, xa, y, r0, r1, scratch); });
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // Integer linear kernels: MLX affine weight codes (unsigned, 0 .. 2^bits - 1) times int8 activations
 // (qact.h), for every MLX bit width (2, 3, 4, 5, 6, 8) and group size (32, 64, 128). One family per
 // instruction set, chosen at run time from CPUID:
+//   avx512vbmi  decode on 512-bit vectors, codes unpacked by vpermb + vpmultishiftqb (AVX512-VBMI + VNNI);
+//               longer batches as avx512vnni (qlinear_avx512vbmi.cpp)
 //   avx512vnni  vpdpbusd (EVEX, AVX512-VNNI + VL) on 256-bit vectors
 //   avxvnni     vpdpbusd (VEX, AVX-VNNI) for AVX2 CPUs that have it
 //   avx2        vpmaddubsw + vpmaddwd
@@ -21,6 +23,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "kernels/linear_weight.h"
 #include "kernels/qact.h"
@@ -29,6 +32,11 @@ namespace tqlm {
 
 // Scratch the rows function needs, in floats.
 int64_t qlinear_scratch_floats(const Linear& w);
+
+// For the 8-row tile at row r (nr <= 8 real rows, the last repeated): each row's codes and Linear bias (0 when
+// none). The matrix's last row is copied to `last` (row bytes + 64) and read from there, so kernels may load
+// up to 64 bytes from any block's start. (Plain C++, shared by the families: no ISA flags.)
+void qlinear_tile_rows(const Linear& w, int64_t r, int nr, uint8_t* last, const uint8_t* cp[8], float lbias[8]);
 
 struct QLinearKernels {
   const char* isa;
@@ -39,8 +47,28 @@ struct QLinearKernels {
   void (*quantize)(const float* x, int64_t t0, int64_t t1, QActs& out);
 };
 
+// Calls fn(std::integral_constant<int, B>{}) for the MLX bit width B = bits (2, 3, 4, 5, 6; anything else:
+// 8), so each family instantiates its kernels once per width from one switch.
+template <class Fn>
+inline void with_mlx_bits(int bits, Fn&& fn) {
+  switch (bits) {
+    case 2:
+      return fn(std::integral_constant<int, 2>{});
+    case 3:
+      return fn(std::integral_constant<int, 3>{});
+    case 4:
+      return fn(std::integral_constant<int, 4>{});
+    case 5:
+      return fn(std::integral_constant<int, 5>{});
+    case 6:
+      return fn(std::integral_constant<int, 6>{});
+    default:
+      return fn(std::integral_constant<int, 8>{});
+  }
+}
+
 const QLinearKernels& qlinear_kernels();  // the dispatched family
-// "avx512vnni", "avxvnni", "avx2", "scalar"; nullptr if this CPU lacks it.
+// "avx512vbmi", "avx512vnni", "avxvnni", "avx2", "scalar"; nullptr if this CPU lacks it.
 const QLinearKernels* qlinear_kernels_for(const std::string& isa);
 
 namespace qisa_ref {
@@ -53,6 +81,9 @@ namespace qisa_avxvnni {
 extern const QLinearKernels kernels;
 }
 namespace qisa_avx512vnni {
+extern const QLinearKernels kernels;
+}
+namespace qisa_avx512vbmi {
 extern const QLinearKernels kernels;
 }
 

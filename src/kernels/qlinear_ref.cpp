@@ -1,6 +1,8 @@
 // The scalar reference of the integer linear kernels (the "scalar" family): the sequence of f32 operations
 // stated in qlinear_kernels.h, one (row, token) at a time. -ffp-contract=off (the project default) keeps
 // it free of FMA, so the SIMD families must and do match it bit for bit.
+#include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "core/dtype.h"
@@ -11,6 +13,19 @@ namespace tqlm {
 
 int64_t qlinear_scratch_floats(const Linear& w) {
   return 16 * (w.in / 32) + w.in / 4 + 2 * w.in + 128;
+}
+
+void qlinear_tile_rows(const Linear& w, int64_t r, int nr, uint8_t* last, const uint8_t* cp[8], float lbias[8]) {
+  const int64_t row_bytes = w.in * w.bits / 8;
+  for (int i = 0; i < 8; ++i) {
+    const int64_t ri = r + std::min(i, nr - 1);
+    cp[i] = reinterpret_cast<const uint8_t*>(w.wq) + ri * row_bytes;
+    if (ri == w.out - 1) {  // kernels read up to 64 bytes past a block's start: never past the matrix's end
+      std::memcpy(last, cp[i], size_t(row_bytes));
+      cp[i] = last;
+    }
+    lbias[i] = w.bias ? load_as_f32(w.bias, w.bias_dtype, size_t(ri)) : 0.0f;
+  }
 }
 
 namespace qisa_ref {

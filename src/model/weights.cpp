@@ -10,15 +10,12 @@ namespace {
 
 class Loader {
  public:
-  Loader(const Checkpoint& ck, ModelWeights& mw) : ck_(ck), mw_(mw) {}
+  explicit Loader(const Checkpoint& ck) : ck_(ck) {}
 
-  // Pointer to a tensor's data, copied to an aligned buffer if the file placed it unaligned.
-  const void* data(const TensorView& t) {
-    const size_t align = dtype_size(t.dtype);
-    if (reinterpret_cast<uintptr_t>(t.data) % align == 0) return t.data;
-    mw_.owned.emplace_back(t.data, t.data + t.nbytes);
-    return mw_.owned.back().data();
-  }
+  // A tensor's data, in place in the mapped file at whatever offset the file gave it (every kernel reads
+  // weights through load_u16/load_u32/load_f32 or unaligned vector loads: core/dtype.h). Nothing is copied,
+  // so a model's resident memory is its mapped file.
+  static const void* data(const TensorView& t) { return t.data; }
 
   const TensorView& need(const std::string& name) {
     const TensorView* t = ck_.tensors().find(name);
@@ -83,7 +80,6 @@ class Loader {
 
  private:
   const Checkpoint& ck_;
-  ModelWeights& mw_;
 };
 
 // The number of decoder layers the tensors hold (1 + the largest N of "model.layers.N."), or -1 when a
@@ -135,7 +131,7 @@ std::unique_ptr<ModelWeights> load_weights(const Checkpoint& ck, const ModelConf
     fail("{}: layer range [{}, {}) is not inside the model's {} layers", ck.path(), part.layers.begin,
          part.layers.end_of(c.n_layers), c.n_layers);
   auto mw = std::make_unique<ModelWeights>();
-  Loader L(ck, *mw);
+  Loader L(ck);
   const int64_t D = c.hidden, H = c.n_heads, KV = c.n_kv_heads, hd = c.head_dim;
   if (part.head) {
     mw->embed = L.linear("model.embed_tokens", c.vocab, D);

@@ -27,7 +27,6 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
   std::vector<float> final_norm;            // [D]
   Linear lm_head;                           // [V, D] (the embedding when tied)
-  std::vector<std::vector<uint8_t>> owned;  // aligned copies of unaligned tensors
 };
 
 // What one process of a pipeline holds: decoder layers [layers.begin, layers.end) and, when `head`, the

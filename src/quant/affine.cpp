@@ -131,7 +131,7 @@ void affine_unpack_row(const uint32_t* wq_row, int64_t cols, int bits, uint8_t* 
     int nacc = 0;
     for (int j = 0; j < 32; ++j) {
       if (nacc < bits) {
-        acc |= uint64_t(*w++) << nacc;
+        acc |= uint64_t(load_u32(w++)) << nacc;
         nacc += 32;
       }
       q[blk * 32 + j] = uint8_t(acc & mask);

@@ -71,7 +71,7 @@ std::vector<float> run(const QLinearKernels& k, const Linear& l, const QActs& xa
 
 std::vector<const char*> families() {
   std::vector<const char*> f;
-  for (const char* isa : {"scalar", "avx2", "avxvnni", "avx512vnni"})
+  for (const char* isa : {"scalar", "avx2", "avxvnni", "avx512vnni", "avx512vbmi"})
     if (qlinear_kernels_for(isa)) f.push_back(isa);
   return f;
 }

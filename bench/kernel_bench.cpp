@@ -1,0 +1,102 @@
+// Decode speed of the integer linear kernels alone: y = W x for one token (or --tokens T) over stacks of MLX
+// affine matrices larger than the caches, for each bit width and every int8 family this CPU has, single
+// thread. Prints GB/s of weight bytes (codes + scales + biases) read per second.
+//
+//   build/tqlm_kernel_bench [--in 3072] [--out 1536] [--mb 512] [--reps 3] [--tokens 1] [--gs 64] [--offset
+//   0]
+// --offset B puts every tensor B bytes past a 64-byte boundary (mx.save_safetensors files: 6).
+#include <sys/mman.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "kernels/qact.h"
+#include "kernels/qlinear.h"
+#include "kernels/qlinear_kernels.h"
+
+using namespace tqlm;
+
+int main(int argc, char** argv) {
+  int64_t in = 3072, out = 1536, mb = 512, reps = 3, T = 1, gs = 64, offset = 0;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i];
+    const int64_t v = std::atoll(argv[i + 1]);
+    if (a == "--in")
+      in = v;
+    else if (a == "--out")
+      out = v;
+    else if (a == "--mb")
+      mb = v;
+    else if (a == "--reps")
+      reps = v;
+    else if (a == "--tokens")
+      T = v;
+    else if (a == "--gs")
+      gs = v;
+    else if (a == "--offset")
+      offset = v;
+    else {
+      std::fprintf(stderr, "unknown option %s\n", a.c_str());
+      return 2;
+    }
+  }
+  std::mt19937 rng(1);
+  std::vector<float> x(size_t(T * in));
+  std::normal_distribution<float> nd;
+  for (auto& v : x) v = nd(rng);
+  QActs xa;
+  quantize_acts_q8(x.data(), T, in, xa);
+  std::printf("in %ld out %ld group %ld tokens %ld offset %ld, ~%ld MB of weights per width, 1 thread\n",
+              long(in), long(out), long(gs), long(T), long(offset), long(mb));
+  std::printf("%5s %12s %10s %8s\n", "bits", "family", "GB/s", "ms/mat");
+  for (int bits : {2, 3, 4, 5, 6, 8}) {
+    const int64_t code_bytes = out * in * bits / 8, sb_bytes = 2 * 2 * out * (in / gs);
+    const int64_t n = std::max<int64_t>(1, mb * 1000000 / (code_bytes + sb_bytes));
+    std::vector<uint8_t> codes_store(size_t(n * code_bytes + 192)), sb_store(size_t(n * sb_bytes + 128));
+    uint8_t* codes_p =
+        codes_store.data() + (64 - reinterpret_cast<uintptr_t>(codes_store.data()) % 64) % 64 + offset;
+    uint8_t* sb_p = sb_store.data() + (64 - reinterpret_cast<uintptr_t>(sb_store.data()) % 64) % 64 + offset;
+    const size_t codes_n = size_t(n * code_bytes), sb_n = size_t(n * sb_bytes);
+    if (std::getenv("NOHUGE")) {  // 4 KiB pages, as a mapped checkpoint file gets
+      madvise(reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(codes_store.data()) & ~uintptr_t(4095)),
+              codes_store.size(), MADV_NOHUGEPAGE);
+    }
+    for (size_t i = 0; i < codes_n; i += 8) {
+      const uint64_t r = (uint64_t(rng()) << 32) | rng();
+      std::memcpy(codes_p + i, &r, std::min<size_t>(8, codes_n - i));
+    }
+    for (size_t i = 0; i < sb_n; i += 2) {
+      const uint16_t h = f32_to_bf16(nd(rng) * 0.01f);
+      std::memcpy(sb_p + i, &h, 2);
+    }
+    std::vector<Linear> mats(static_cast<size_t>(n));
+    for (int64_t m = 0; m < n; ++m) {
+      Linear& l = mats[size_t(m)];
+      l.name = "bench";
+      l.out = out, l.in = in, l.bits = bits, l.group_size = int(gs), l.sdtype = DType::BF16;
+      l.wq = reinterpret_cast<const uint32_t*>(codes_p + m * code_bytes);
+      l.scales = sb_p + m * sb_bytes;
+      l.biases = sb_p + m * sb_bytes + sb_bytes / 2;
+    }
+    std::vector<float> y(size_t(T * out)), scratch(size_t(qlinear_scratch_floats(mats[0])));
+    for (const char* isa : {"scalar", "avx2", "avxvnni", "avx512vnni", "avx512vbmi"}) {
+      const QLinearKernels* k = qlinear_kernels_for(isa);
+      if (!k || std::string(isa) == "scalar") continue;
+      double best = 1e30;
+      for (int64_t rep = 0; rep < reps; ++rep) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (const Linear& l : mats) k->rows(l, xa, y.data(), 0, out, scratch.data());
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+      std::printf("%5d %12s %10.2f %8.3f\n", bits, isa, double(n * (code_bytes + sb_bytes)) / best / 1e9,
+                  1e3 * best / double(n));
+    }
+  }
+  return 0;
+}
