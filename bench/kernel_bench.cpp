@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -23,28 +24,25 @@
 using namespace tqlm;
 
 int main(int argc, char** argv) {
-  int64_t in = 3072, out = 1536, mb = 512, reps = 3, T = 1, gs = 64, offset = 0;
+  int64_t in = 3072, out = 1536, mb = 512, reps = 3, T = 1, gs = 64, offset = 0, only_bits = 0, threads = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     const int64_t v = std::atoll(argv[i + 1]);
-    if (a == "--in")
-      in = v;
-    else if (a == "--out")
-      out = v;
-    else if (a == "--mb")
-      mb = v;
-    else if (a == "--reps")
-      reps = v;
-    else if (a == "--tokens")
-      T = v;
-    else if (a == "--gs")
-      gs = v;
-    else if (a == "--offset")
-      offset = v;
-    else {
+    int64_t* opt = a == "--in"        ? &in
+                   : a == "--out"     ? &out
+                   : a == "--mb"      ? &mb
+                   : a == "--reps"    ? &reps
+                   : a == "--tokens"  ? &T
+                   : a == "--gs"      ? &gs
+                   : a == "--offset"  ? &offset
+                   : a == "--bits"    ? &only_bits
+                   : a == "--threads" ? &threads
+                                      : nullptr;
+    if (!opt) {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
     }
+    *opt = v;
   }
   std::mt19937 rng(1);
   std::vector<float> x(size_t(T * in));
@@ -52,10 +50,12 @@ int main(int argc, char** argv) {
   for (auto& v : x) v = nd(rng);
   QActs xa;
   quantize_acts_q8(x.data(), T, in, xa);
-  std::printf("in %ld out %ld group %ld tokens %ld offset %ld, ~%ld MB of weights per width, 1 thread\n",
-              long(in), long(out), long(gs), long(T), long(offset), long(mb));
+  std::unique_ptr<ThreadPool> pool = threads > 1 ? std::make_unique<ThreadPool>(int(threads)) : nullptr;
+  std::printf("in %ld out %ld group %ld tokens %ld offset %ld, ~%ld MB of weights per width, %ld thread(s)\n",
+              long(in), long(out), long(gs), long(T), long(offset), long(mb), long(threads));
   std::printf("%5s %12s %10s %8s\n", "bits", "family", "GB/s", "ms/mat");
   for (int bits : {2, 3, 4, 5, 6, 8}) {
+    if (only_bits && bits != only_bits) continue;
     const int64_t code_bytes = out * in * bits / 8, sb_bytes = 2 * 2 * out * (in / gs);
     const int64_t n = std::max<int64_t>(1, mb * 1000000 / (code_bytes + sb_bytes));
     std::vector<uint8_t> codes_store(size_t(n * code_bytes + 192)), sb_store(size_t(n * sb_bytes + 128));
@@ -88,10 +88,14 @@ int main(int argc, char** argv) {
     for (const char* isa : {"scalar", "avx2", "avxvnni", "avx512vnni", "avx512vbmi"}) {
       const QLinearKernels* k = qlinear_kernels_for(isa);
       if (!k || std::string(isa) == "scalar") continue;
+      if (threads > 1 && k != &qlinear_kernels()) continue;  // linear_q8 runs the dispatched family
       double best = 1e30;
       for (int64_t rep = 0; rep < reps; ++rep) {
         const auto t0 = std::chrono::steady_clock::now();
-        for (const Linear& l : mats) k->rows(l, xa, y.data(), 0, out, scratch.data());
+        if (threads > 1)
+          for (const Linear& l : mats) linear_q8(l, xa, y.data(), *pool);
+        else
+          for (const Linear& l : mats) k->rows(l, xa, y.data(), 0, out, scratch.data());
         best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       }
       std::printf("%5d %12s %10.2f %8.3f\n", bits, isa, double(n * (code_bytes + sb_bytes)) / best / 1e9,

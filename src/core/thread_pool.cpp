@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <string>
@@ -45,10 +46,23 @@ ThreadPool::~ThreadPool() {
   stop_workers();
 }
 
+namespace {
+// Spins until done() or kSpinMicros have passed; returns done().
+template <class Done>
+bool spin_until(const Done& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
+  for (int i = 1;; ++i) {
+    if (done()) return true;
+    __builtin_ia32_pause();
+    if (i % 64 == 0 && std::chrono::steady_clock::now() > deadline) return done();
+  }
+}
+}  // namespace
+
 void ThreadPool::stop_workers() {
   {
     std::lock_guard<std::mutex> lk(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   cv_start_.notify_all();
   for (auto& t : workers_) t.join();
@@ -69,19 +83,27 @@ void ThreadPool::run_chunks(int index) {
   }
 }
 
+// A worker spins for the next job, then sleeps. The caller bumps generation_ and then, under mu_, wakes the
+// sleepers; a worker counts itself a sleeper and re-checks generation_ under mu_ before it waits, so no bump
+// is missed.
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
-    {
+    auto ready = [&] {
+      return stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen;
+    };
+    if (!spin_until(ready)) {
       std::unique_lock<std::mutex> lk(mu_);
-      cv_start_.wait(lk, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      ++sleepers_;
+      cv_start_.wait(lk, ready);
+      --sleepers_;
     }
+    if (stop_.load()) return;
+    seen = generation_.load(std::memory_order_acquire);
     run_chunks(index);
-    {
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       std::lock_guard<std::mutex> lk(mu_);
-      if (--pending_ == 0) cv_done_.notify_one();
+      if (caller_waiting_) cv_done_.notify_one();
     }
   }
 }
@@ -94,22 +116,28 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     fn(0, n, 0);
     return;
   }
+  fn_ = &fn;  // no worker reads these until the bump below
+  n_ = n;
+  grain_ = grain;
+  next_.store(0);
+  pending_.store(int(workers_.size()));
+  error_ = nullptr;
+  generation_.fetch_add(1, std::memory_order_acq_rel);
   {
     std::lock_guard<std::mutex> lk(mu_);
-    fn_ = &fn;
-    n_ = n;
-    grain_ = grain;
-    next_.store(0);
-    pending_ = int(workers_.size());
-    error_ = nullptr;
-    ++generation_;
+    if (sleepers_ > 0) cv_start_.notify_all();
   }
-  cv_start_.notify_all();
   run_chunks(0);
+  auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
   std::exception_ptr err;
-  {
+  if (!spin_until(done)) {
     std::unique_lock<std::mutex> lk(mu_);
-    cv_done_.wait(lk, [&] { return pending_ == 0; });
+    caller_waiting_ = true;
+    cv_done_.wait(lk, done);
+    caller_waiting_ = false;
+  }
+  {
+    std::lock_guard<std::mutex> lk(mu_);
     fn_ = nullptr;
     err = error_;
   }

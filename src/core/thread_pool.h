@@ -1,5 +1,8 @@
-// A fixed pool of worker threads running one parallel loop at a time (the forward pass issues a few
-// loops per layer; workers spin briefly, then sleep, between them).
+// A fixed pool of worker threads running one parallel loop at a time. The forward pass issues a few loops per
+// layer, some only tens of microseconds long (a decode step's expert matrices), so between loops workers spin
+// on the job counter for up to kSpinMicros (pause instructions), then sleep on a condition variable; the
+// caller waits for the last chunk the same way. A pool left idle (a server between requests) sleeps after
+// that bound and takes no CPU from other processes.
 #pragma once
 
 #include <atomic>
@@ -15,6 +18,8 @@ namespace tqlm {
 // Threads a pool may have (docs/limits.md); the CLI also refuses more than kMaxThreadsPerCpu per CPU.
 inline constexpr int kMaxThreads = 1024;
 inline constexpr int kMaxThreadsPerCpu = 8;
+// How long an idle worker (or a caller waiting for workers) spins before it sleeps.
+inline constexpr int kSpinMicros = 200;
 
 class ThreadPool {
  public:
@@ -42,13 +47,16 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable cv_start_, cv_done_;
+  // The job: written by the caller before generation_ is bumped (release), read by workers after they see it.
   const std::function<void(int64_t, int64_t, int)>* fn_ = nullptr;
   int64_t n_ = 0, grain_ = 1;
   std::atomic<int64_t> next_{0};
-  int pending_ = 0;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
-  std::exception_ptr error_;
+  std::atomic<int> pending_{0};          // workers still in the current job
+  std::atomic<uint64_t> generation_{0};  // bumped once per job
+  std::atomic<bool> stop_{false};
+  int sleepers_ = 0;             // workers asleep on cv_start_ (mu_)
+  bool caller_waiting_ = false;  // the caller asleep on cv_done_ (mu_)
+  std::exception_ptr error_;     // first exception of the job (mu_)
 };
 
 }  // namespace tqlm

@@ -126,8 +126,8 @@ inline __m256 acc_block(__m256 a, __m256i isum, float d) {
 // Tokens [t0, t0 + NT) against 8 rows whose codes start at cp[i], stored at LOADBITS bits (8: an unpacked
 // buffer), of true width BITS. yv[k] lane i = the reference's y for (row i, token t0 + k) before the bias.
 template <int LOADBITS, int BITS, int NT>
-void tile8(const uint8_t* const cp[8], const float* sc, const float* bi, int64_t gs, const QActs& xa,
-           int64_t t0, __m256 yv[NT]) {
+void tile8(const uint8_t* const cp[8], const uint8_t* next, const float* sc, const float* bi, int64_t gs,
+           const QActs& xa, int64_t t0, __m256 yv[NT]) {
   const int64_t in = xa.in, nb = xa.blocks(), per_group = gs / kQ8Block, groups = in / gs;
   for (int k = 0; k < NT; ++k) yv[k] = _mm256_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
@@ -135,6 +135,10 @@ void tile8(const uint8_t* const cp[8], const float* sc, const float* bi, int64_t
     for (int k = 0; k < NT; ++k) a[k] = _mm256_setzero_ps();
     for (int64_t cb = g * gs / 32; cb < (g + 1) * gs / 32; ++cb) {  // 32 codes: activation blocks 2cb, 2cb+1
       __m256i c[8];
+      if (next)  // the next tile (8 contiguous rows): 32 * BITS bytes of it per 32 codes (see the avx512vbmi
+                 // family)
+        for (int l = 0; l < 32 * LOADBITS; l += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(next + cb * 32 * LOADBITS + l), _MM_HINT_T0);
       for (int i = 0; i < 8; ++i) c[i] = unpack32<LOADBITS>(cp[i] + cb * LOADBITS * 4);
       for (int k = 0; k < NT; ++k) {
         const __m256i xq =
@@ -223,13 +227,14 @@ void tile8_t(const uint8_t* buf, const float* sc, const float* bi, int64_t gs, c
 
 // TRANSPOSED: cp[0] is the transposed buffer (tile8_t), else 8 packed rows (tile8).
 template <bool TRANSPOSED, int BITS, int NT>
-void tile_store(const uint8_t* const cp[8], const float* sc, const float* bi, const __m256 lb, int64_t gs,
-                const QActs& xa, int64_t t0, float* y, int64_t out, int64_t r, int nr) {
+void tile_store(const uint8_t* const cp[8], const uint8_t* next, const float* sc, const float* bi,
+                const __m256 lb, int64_t gs, const QActs& xa, int64_t t0, float* y, int64_t out, int64_t r,
+                int nr) {
   __m256 yv[NT];
   if constexpr (TRANSPOSED)
     tile8_t<BITS, NT>(cp[0], sc, bi, gs, xa, t0, yv);
   else
-    tile8<BITS, BITS, NT>(cp, sc, bi, gs, xa, t0, yv);
+    tile8<BITS, BITS, NT>(cp, next, sc, bi, gs, xa, t0, yv);
   for (int k = 0; k < NT; ++k) {
     alignas(32) float tmp[8];
     _mm256_store_ps(tmp, _mm256_add_ps(yv[k], lb));
@@ -274,19 +279,21 @@ void load_sb(const void* src, DType dt, int64_t groups, int64_t r, int nr, float
 // the tile's 8 rows once into a transposed byte buffer (tile8_t) and run 4 tokens at a time over it. Both do
 // the same f32 operations on the same exact integer block sums.
 template <bool TRANSPOSED, int BITS>
-void run_tokens(const uint8_t* const cp[8], const float* sc, const float* bi, const __m256 lb, int64_t gs,
-                const QActs& xa, float* y, int64_t out, int64_t r, int nr) {
+void run_tokens(const uint8_t* const cp[8], const uint8_t* next, const float* sc, const float* bi,
+                const __m256 lb, int64_t gs, const QActs& xa, float* y, int64_t out, int64_t r, int nr) {
   int64_t t = 0;
   if constexpr (TRANSPOSED)  // 8 tokens per pass over the buffer: each weight vector loaded once for 8
-    for (; t + 8 <= xa.T; t += 8) tile_store<TRANSPOSED, BITS, 8>(cp, sc, bi, lb, gs, xa, t, y, out, r, nr);
-  for (; t + 4 <= xa.T; t += 4) tile_store<TRANSPOSED, BITS, 4>(cp, sc, bi, lb, gs, xa, t, y, out, r, nr);
+    for (; t + 8 <= xa.T; t += 8)
+      tile_store<TRANSPOSED, BITS, 8>(cp, next, sc, bi, lb, gs, xa, t, y, out, r, nr);
+  for (; t + 4 <= xa.T; t += 4)
+    tile_store<TRANSPOSED, BITS, 4>(cp, next, sc, bi, lb, gs, xa, t, y, out, r, nr);
   switch (xa.T - t) {
     case 3:
-      return tile_store<TRANSPOSED, BITS, 3>(cp, sc, bi, lb, gs, xa, t, y, out, r, nr);
+      return tile_store<TRANSPOSED, BITS, 3>(cp, next, sc, bi, lb, gs, xa, t, y, out, r, nr);
     case 2:
-      return tile_store<TRANSPOSED, BITS, 2>(cp, sc, bi, lb, gs, xa, t, y, out, r, nr);
+      return tile_store<TRANSPOSED, BITS, 2>(cp, next, sc, bi, lb, gs, xa, t, y, out, r, nr);
     case 1:
-      return tile_store<TRANSPOSED, BITS, 1>(cp, sc, bi, lb, gs, xa, t, y, out, r, nr);
+      return tile_store<TRANSPOSED, BITS, 1>(cp, next, sc, bi, lb, gs, xa, t, y, out, r, nr);
     default:
       return;
   }
@@ -309,7 +316,9 @@ void gemm_qN_q8_f32(const Linear& w, const QActs& xa, float* y, int64_t r0, int6
     load_sb(w.biases, w.sdtype, groups, r, nr, bi);
     const __m256 lb = _mm256_load_ps(lbias);
     if (xa.T <= kQ8PermutedMaxT) {
-      run_tokens<false, BITS>(cp, sc, bi, lb, w.group_size, xa, y, w.out, r, nr);
+      const uint8_t* next =
+          r + 16 <= w.out ? reinterpret_cast<const uint8_t*>(w.wq) + (r + 8) * row_bytes : nullptr;
+      run_tokens<false, BITS>(cp, next, sc, bi, lb, w.group_size, xa, y, w.out, r, nr);
       continue;
     }
     for (int64_t cb = 0; cb < in / 32; ++cb) {
@@ -318,7 +327,7 @@ void gemm_qN_q8_f32(const Linear& w, const QActs& xa, float* y, int64_t r0, int6
       transpose8(c, buf + cb * 256);
     }
     const uint8_t* bp[8] = {buf};
-    run_tokens<true, BITS>(bp, sc, bi, lb, w.group_size, xa, y, w.out, r, nr);
+    run_tokens<true, BITS>(bp, nullptr, sc, bi, lb, w.group_size, xa, y, w.out, r, nr);
   }
 }
 
