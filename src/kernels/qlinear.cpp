@@ -2,6 +2,7 @@
 
 #include <cpuid.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <vector>
@@ -101,6 +102,49 @@ void linear_q8(const Linear& w, const QActs& xa, float* y, ThreadPool& pool) {
     if (scratch.size() < need) scratch.resize(need);
     k.rows(w, xa, y, t0 * 8, std::min(w.out, t1 * 8), scratch.data());
   });
+}
+
+void linear_q8_grouped(const std::vector<QLinearJob>& jobs, ThreadPool& pool) {
+  std::vector<int64_t> first(jobs.size() + 1, 0);  // first[j]: job j's first tile in the joint numbering
+  int64_t need = 0;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const Linear& w = *jobs[j].w;
+    if (!w.quantized() || w.parts || w.n_experts != 1 || jobs[j].xa->in != w.in)
+      fail("linear_q8_grouped: {} is not a quantized single matrix of width {}", w.name, jobs[j].xa->in);
+    first[j + 1] = first[j] + (w.out + 7) / 8;
+    need = std::max(need, qlinear_scratch_floats(w));
+  }
+  const int64_t tiles = first.back();
+  const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(8, tiles / (4 * pool.size())));
+  const QLinearKernels& k = qlinear_kernels();
+  pool.parallel_for(tiles, grain, [&](int64_t t0, int64_t t1, int) {
+    thread_local std::vector<float> scratch;
+    if (scratch.size() < size_t(need)) scratch.resize(size_t(need));
+    size_t j = size_t(std::upper_bound(first.begin(), first.end(), t0) - first.begin()) - 1;
+    for (; t0 < t1; ++j) {  // the chunk's tiles, job by job
+      const int64_t e = std::min(t1, first[j + 1]);
+      const Linear& w = *jobs[j].w;
+      k.rows(w, *jobs[j].xa, jobs[j].y, (t0 - first[j]) * 8, std::min(w.out, (e - first[j]) * 8),
+             scratch.data());
+      t0 = e;
+    }
+  });
+}
+
+void linear_many(const std::vector<LinearOut>& outs, LinearInput& x, ThreadPool& pool) {
+  bool grouped = linear_path() == LinearPath::int8;
+  for (const LinearOut& o : outs) grouped = grouped && o.w->quantized() && !o.w->parts && o.w->n_experts == 1;
+  if (!grouped) {
+    for (const LinearOut& o : outs) linear(*o.w, x, o.y, pool);
+    return;
+  }
+  if (!x.quantized) {
+    quantize_acts_q8(x.x, x.T, x.in, *x.qa, &pool);
+    x.quantized = true;
+  }
+  std::vector<QLinearJob> jobs;
+  for (const LinearOut& o : outs) jobs.push_back({o.w, x.qa, o.y});
+  linear_q8_grouped(jobs, pool);
 }
 
 void linear(const Linear& w, LinearInput& x, float* y, ThreadPool& pool) {

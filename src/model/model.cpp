@@ -10,31 +10,11 @@
 #include "kernels/ops.h"
 #include "kernels/qlinear.h"
 #include "model/pipeline.h"
+#include "model/workspace.h"
 
 namespace tqlm {
 
 // Activation buffers, sized for the largest chunk seen so far (no per-token allocation).
-struct Model::Workspace {
-  int64_t T = 0;              // rows the buffers hold
-  int64_t T_step = 0;         // rows of the current step
-  std::vector<float> x;       // [T, D]  residual stream
-  std::vector<float> xn;      // [T, D]  normed input of the current block
-  std::vector<float> q;       // [T, H*hd]
-  std::vector<float> k;       // [T, KV*hd]
-  std::vector<float> v;       // [T, KV*hd]
-  std::vector<float> att;     // [T, H*hd]  attention output before o_proj
-  std::vector<float> y;       // [T, D]  block output
-  std::vector<float> g, u;    // [T, I]  MLP gate / up (I = max dense, expert width)
-  std::vector<float> gates;   // [T, E]  router logits / scores
-  std::vector<int32_t> sel;   // [T, k]  selected experts
-  std::vector<float> selw;    // [T, k]  their weights
-  std::vector<float> xe;      // [T, D]  tokens gathered for one expert
-  std::vector<float> ye;      // [T, D]  that expert's output
-  std::vector<int64_t> rows;  // [T]     which tokens the expert serves
-  std::vector<float> rows_w;  // [T]     with which weight
-  std::vector<int64_t> pos;   // [T]     position of each row in its sequence
-  QActs qa;                   // int8 image of the current linear input (reused by q/k/v, gate/up)
-};
 
 Model::Model(const std::string& path, int threads, const ModelPart& part) : part_(part) {
   if (world().size() > 1 && world().rank() == 0 && part.head && part.layers.begin == 0 && part.layers.end < 0)
@@ -222,9 +202,10 @@ void Model::attention(int64_t l, int64_t T, const std::vector<BatchSeq>& batch) 
   const int64_t H = cfg_.n_heads, KV = cfg_.n_kv_heads, hd = cfg_.head_dim;
   if (observer_) observer_->observe(l, LinearSite::attn_qkv, -1, w.xn.data(), T, cfg_.hidden, nullptr);
   LinearInput xin{w.xn.data(), T, cfg_.hidden, &w.qa};  // quantized once for q, k, v
-  linear(lw.q, xin, w.q.data(), *pool_);                // [T, H*hd]
-  linear(lw.k, xin, w.k.data(), *pool_);                // [T, KV*hd]
-  linear(lw.v, xin, w.v.data(), *pool_);                // [T, KV*hd]
+  linear_many({{&lw.q, w.q.data()},                     // [T, H*hd]
+               {&lw.k, w.k.data()},                     // [T, KV*hd]
+               {&lw.v, w.v.data()}},                    // [T, KV*hd]
+              xin, *pool_);
   for (int64_t t = 0; t < T; ++t) {
     float* qt = &w.q[size_t(t * H * hd)];
     float* kt = &w.k[size_t(t * KV * hd)];
@@ -260,81 +241,12 @@ void Model::mlp(int64_t l, int64_t T) {
   Workspace& w = *ws_;
   const int64_t I = lw.gate.out;
   if (observer_) observer_->observe(l, LinearSite::mlp_gate_up, -1, w.xn.data(), T, cfg_.hidden, nullptr);
-  LinearInput xin{w.xn.data(), T, cfg_.hidden, &w.qa};  // quantized once for gate, up
-  linear(lw.gate, xin, w.g.data(), *pool_);             // [T, I]
-  linear(lw.up, xin, w.u.data(), *pool_);               // [T, I]
+  LinearInput xin{w.xn.data(), T, cfg_.hidden, &w.qa};                       // quantized once for gate, up
+  linear_many({{&lw.gate, w.g.data()}, {&lw.up, w.u.data()}}, xin, *pool_);  // [T, I] each
   silu_mul_f32(w.g.data(), w.u.data(), T * I);
   if (observer_) observer_->observe(l, LinearSite::mlp_down, -1, w.g.data(), T, I, nullptr);
   LinearInput gin{w.g.data(), T, I, &w.qa};
   linear(lw.down, gin, w.y.data(), *pool_);  // [T, D]
-}
-
-void Model::moe(int64_t l, int64_t T) {
-  const LayerWeights& lw = w_->layers[size_t(l)];
-  Workspace& w = *ws_;
-  const int64_t D = cfg_.hidden, E = cfg_.n_experts, k = cfg_.top_k, Ie = cfg_.moe_intermediate;
-  // Routing: one pass for all tokens.
-  if (observer_) observer_->observe(l, LinearSite::router, -1, w.xn.data(), T, D, nullptr);
-  LinearInput xin{w.xn.data(), T, D, &w.qa};
-  linear(lw.router, xin, w.gates.data(), *pool_);  // [T, E] logits (f32)
-  std::vector<int32_t> order(static_cast<size_t>(E));
-  std::vector<float> key(static_cast<size_t>(E));  // what top-k is taken on
-  for (int64_t t = 0; t < T; ++t) {
-    float* gt = &w.gates[size_t(t * E)];
-    int32_t* st = &w.sel[size_t(t * k)];
-    float* wt = &w.selw[size_t(t * k)];
-    key.assign(gt, gt + E);
-    if (cfg_.router == Router::softmax_topk) {
-      softmax_f32(gt, E);
-      key.assign(gt, gt + E);
-    } else if (cfg_.router == Router::sigmoid_bias) {
-      for (int64_t e = 0; e < E; ++e) {
-        gt[e] = 1.0f / (1.0f + std::exp(-gt[e]));
-        key[size_t(e)] = gt[e] + lw.router_bias[size_t(e)];
-      }
-    }
-    std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
-      return key[size_t(a)] > key[size_t(b)] || (key[size_t(a)] == key[size_t(b)] && a < b);
-    });
-    for (int64_t j = 0; j < k; ++j) st[j] = order[size_t(j)], wt[j] = gt[order[size_t(j)]];
-    if (cfg_.router == Router::topk_softmax) {
-      softmax_f32(wt, k);
-    } else if (cfg_.router == Router::sigmoid_bias || cfg_.norm_topk) {
-      float s = 0.0f;
-      for (int64_t j = 0; j < k; ++j) s += wt[j];
-      const float denom = cfg_.router == Router::sigmoid_bias ? s + 1e-20f : s;
-      for (int64_t j = 0; j < k; ++j) wt[j] /= denom;
-    }
-  }
-  // Experts: gather each expert's tokens, run gate/up/SiLU/down once for all of them, scatter-add.
-  std::fill(w.y.begin(), w.y.begin() + T * D, 0.0f);
-  for (int64_t e = 0; e < E; ++e) {
-    int64_t n = 0;
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t j = 0; j < k; ++j)
-        if (w.sel[size_t(t * k + j)] == e) {
-          w.rows[size_t(n)] = t;
-          w.rows_w[size_t(n)] = w.selw[size_t(t * k + j)];
-          std::copy_n(&w.xn[size_t(t * D)], D, &w.xe[size_t(n * D)]);
-          ++n;
-        }
-    if (n == 0) continue;
-    if (observer_) observer_->observe(l, LinearSite::expert_gate_up, e, w.xe.data(), n, D, w.rows_w.data());
-    LinearInput ein{w.xe.data(), n, D, &w.qa};               // quantized once for gate, up
-    linear(lw.exp_gate.expert(e), ein, w.g.data(), *pool_);  // [n, Ie]
-    linear(lw.exp_up.expert(e), ein, w.u.data(), *pool_);    // [n, Ie]
-    silu_mul_f32(w.g.data(), w.u.data(), n * Ie);
-    if (observer_) observer_->observe(l, LinearSite::expert_down, e, w.g.data(), n, Ie, w.rows_w.data());
-    LinearInput gin{w.g.data(), n, Ie, &w.qa};
-    linear(lw.exp_down.expert(e), gin, w.ye.data(), *pool_);  // [n, D]
-    for (int64_t r = 0; r < n; ++r) {
-      float* yt = &w.y[size_t(w.rows[size_t(r)] * D)];
-      const float* ye = &w.ye[size_t(r * D)];
-      const float wr = w.rows_w[size_t(r)];
-      for (int64_t i = 0; i < D; ++i) yt[i] += wr * ye[i];
-    }
-  }
 }
 
 }  // namespace tqlm

@@ -89,6 +89,7 @@ class Model {
   struct Workspace;
   void attention(int64_t l, int64_t T, const std::vector<BatchSeq>& batch);
   void mlp(int64_t l, int64_t T);
+  void route(int64_t l, int64_t T);  // router -> sel, selw (moe.cpp)
   void moe(int64_t l, int64_t T);
   void ensure_workspace(int64_t T);
 
