@@ -21,7 +21,15 @@ namespace tqlm {
 
 namespace {
 constexpr int64_t kMoeGroupedRows = 64;  // routed rows (tokens x top_k) up to which experts run grouped
+
+// y[rows[r]] += weight[r] * ye[r] for r < n, in order (y [T, D], ye [n, D]).
+void scatter_add(float* y, const float* ye, const int64_t* rows, const float* weight, int64_t n, int64_t D) {
+  for (int64_t r = 0; r < n; ++r) {
+    float* yt = y + rows[r] * D;
+    for (int64_t i = 0; i < D; ++i) yt[i] += weight[r] * ye[r * D + i];
+  }
 }
+}  // namespace
 
 void Model::route(int64_t l, int64_t T) {
   const LayerWeights& lw = w_->layers[size_t(l)];
@@ -90,12 +98,7 @@ void Model::moe(int64_t l, int64_t T) {
       if (observer_) observer_->observe(l, LinearSite::expert_down, e, w.g.data(), n, Ie, w.rows_w.data());
       LinearInput gin{w.g.data(), n, Ie, &w.qa};
       linear(lw.exp_down.expert(e), gin, w.ye.data(), *pool_);  // [n, D]
-      for (int64_t r = 0; r < n; ++r) {
-        float* yt = &w.y[size_t(w.rows[size_t(r)] * D)];
-        const float* ye = &w.ye[size_t(r * D)];
-        const float wr = w.rows_w[size_t(r)];
-        for (int64_t i = 0; i < D; ++i) yt[i] += wr * ye[i];
-      }
+      scatter_add(w.y.data(), w.ye.data(), w.rows.data(), w.rows_w.data(), n, D);
     }
     return;
   }
@@ -148,12 +151,8 @@ void Model::moe(int64_t l, int64_t T) {
     jobs.push_back({&down[i], &w.qg[i], &w.ye[size_t(gr.first * D)]});  // [n, D]
   }
   linear_q8_grouped(jobs, *pool_);
-  for (int64_t r = 0; r < R; ++r) {  // experts in ascending order, as the expert-by-expert path adds them
-    float* yt = &w.y[size_t(w.rows[size_t(r)] * D)];
-    const float* ye = &w.ye[size_t(r * D)];
-    const float wr = w.rows_w[size_t(r)];
-    for (int64_t i = 0; i < D; ++i) yt[i] += wr * ye[i];
-  }
+  // experts in ascending order, as the expert-by-expert path adds them
+  scatter_add(w.y.data(), w.ye.data(), w.rows.data(), w.rows_w.data(), R, D);
 }
 
 }  // namespace tqlm
