@@ -230,6 +230,11 @@ void gemv_qN_q8_f32_vbmi(const Linear& w, const QActs& xa, float* y, int64_t r0,
   float* sc = scratch;                                          // [groups, 8]
   float* bi = sc + groups * 8;                                  // [groups, 8]
   uint8_t* last = reinterpret_cast<uint8_t*>(bi + groups * 8);  // [in * BITS / 8 + 64]: the last row
+  {  // the first tile is cold (threads take chunks of tiles in turn): ask for all of it at once
+    const auto* first = reinterpret_cast<const char*>(w.wq) + r0 * (w.in * BITS / 8);
+    const int64_t bytes = std::min<int64_t>(8, r1 - r0) * (w.in * BITS / 8);
+    for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(first + o, _MM_HINT_T0);
+  }
   for (int64_t r = r0; r < r1; r += 8) {
     const int nr = int(std::min<int64_t>(8, r1 - r));
     const uint8_t* cp[8];

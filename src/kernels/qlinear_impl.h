@@ -307,6 +307,11 @@ void gemm_qN_q8_f32(const Linear& w, const QActs& xa, float* y, int64_t r0, int6
   float* bi = sc + groups * 8;                                  // [groups, 8]
   uint8_t* last = reinterpret_cast<uint8_t*>(bi + groups * 8);  // [row_bytes + 64]: the matrix's last row
   uint8_t* buf = last + (row_bytes + 64 + 63) / 64 * 64;        // [in / 32, 8, 32] transposed codes
+  if (xa.T <= kQ8PermutedMaxT) {  // decode: the first tile is cold (see the avx512vbmi family): all of it now
+    const auto* first = reinterpret_cast<const char*>(w.wq) + r0 * row_bytes;
+    for (int64_t o = 0; o < std::min<int64_t>(8, r1 - r0) * row_bytes; o += 64)
+      _mm_prefetch(first + o, _MM_HINT_T0);
+  }
   for (int64_t r = r0; r < r1; r += 8) {
     const int nr = int(std::min<int64_t>(8, r1 - r));
     const uint8_t* cp[8];
