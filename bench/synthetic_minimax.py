@@ -132,6 +132,10 @@ def main():
     t2 = 1 / results[n2]["points"][0]["decode_tps"]
     per_layer = (t2 - t1) / (n2 - n1)
     fixed = t1 - n1 * per_layer
+    if per_layer <= 0 or fixed <= 0:
+        sys.exit(f"\nthe {n2}-layer model decoded about as fast as the {n1}-layer one ({1000 * t2:.1f} vs {1000 * t1:.1f} "
+                 "ms/token): the machine was too noisy to separate per-layer from fixed time; rerun on a quiet "
+                 "machine or with layer counts further apart (e.g. --layers 1,4)")
     mid_bytes = sum(lb[l] for l in range(mid, mid + n2)) / n2
     full = fixed + per_layer * sum(lb[l] for l in range(L)) / mid_bytes
     p1, p2 = results[n1]["points"][0], results[n2]["points"][0]

@@ -47,14 +47,20 @@ ThreadPool::~ThreadPool() {
 }
 
 namespace {
-// Spins until done() or kSpinMicros have passed; returns done().
+// Spins until done() or kSpinMicros have passed; returns done(). After the first 256 pauses (a few
+// microseconds) each round also yields the core, so a thread of another process that is waiting for this core
+// runs instead of the spin.
 template <class Done>
 bool spin_until(const Done& done) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
   for (int i = 1;; ++i) {
     if (done()) return true;
-    __builtin_ia32_pause();
-    if (i % 64 == 0 && std::chrono::steady_clock::now() > deadline) return done();
+    if (i < 256) {
+      __builtin_ia32_pause();
+    } else {
+      std::this_thread::yield();
+      if (std::chrono::steady_clock::now() > deadline) return done();
+    }
   }
 }
 }  // namespace
