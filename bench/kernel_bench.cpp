@@ -5,8 +5,6 @@
 //   build/tqlm_kernel_bench [--in 3072] [--out 1536] [--mb 512] [--reps 3] [--tokens 1] [--gs 64] [--offset
 //   0]
 // --offset B puts every tensor B bytes past a 64-byte boundary (mx.save_safetensors files: 6).
-#include <sys/mman.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -63,10 +61,6 @@ int main(int argc, char** argv) {
         codes_store.data() + (64 - reinterpret_cast<uintptr_t>(codes_store.data()) % 64) % 64 + offset;
     uint8_t* sb_p = sb_store.data() + (64 - reinterpret_cast<uintptr_t>(sb_store.data()) % 64) % 64 + offset;
     const size_t codes_n = size_t(n * code_bytes), sb_n = size_t(n * sb_bytes);
-    if (std::getenv("NOHUGE")) {  // 4 KiB pages, as a mapped checkpoint file gets
-      madvise(reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(codes_store.data()) & ~uintptr_t(4095)),
-              codes_store.size(), MADV_NOHUGEPAGE);
-    }
     for (size_t i = 0; i < codes_n; i += 8) {
       const uint64_t r = (uint64_t(rng()) << 32) | rng();
       std::memcpy(codes_p + i, &r, std::min<size_t>(8, codes_n - i));

