@@ -157,24 +157,54 @@ inline void hsum4(vf a0, vf a1, vf a2, vf a3, float* out) {
   for (int k = 0; k < 4; ++k) out[k] = d[k * (W / 4)];
 }
 
-void scores(const float* q, int64_t R, int64_t ldq, const float* k, const float* scale, int64_t n,
-            int64_t dim, float* s, int64_t lds) {
-  if (dim % W != 0 || W < 4) return kv_scores_ref(q, R, ldq, k, scale, n, dim, s, lds);
+// Scores of RB query rows against 4 keys at a time: each loaded key vector feeds all RB rows (RB x 4
+// accumulators in registers), then one hsum4 tree per row. A row's arithmetic does not depend on RB or on
+// the other rows, so prefill (many rows) equals decode (G rows) bit for bit.
+template <int RB>
+void scores_rows(const float* q, int64_t ldq, const float* k, const float* scale, int64_t n, int64_t dim,
+                 float* s, int64_t lds) {
   const vf zero = {};
   for (int64_t t = 0; t < n; t += 4) {
     const int nt = int(std::min<int64_t>(4, n - t));
-    for (int64_t r = 0; r < R; ++r) {
-      const float* qr = q + r * ldq;
-      vf a[4] = {};
-      for (int64_t j = 0; j < dim; j += W) {
-        const vf qv = load(qr + j);
-        for (int i = 0; i < nt; ++i) a[i] += qv * load(k + (t + i) * dim + j);
+    vf a[RB][4] = {};
+    for (int64_t j = 0; j < dim; j += W) {
+      vf kv[4];
+      for (int i = 0; i < 4; ++i) kv[i] = i < nt ? load(k + (t + i) * dim + j) : zero;
+      for (int r = 0; r < RB; ++r) {
+        const vf qv = load(q + r * ldq + j);
+        for (int i = 0; i < 4; ++i) a[r][i] += qv * kv[i];
       }
+    }
+    for (int r = 0; r < RB; ++r) {
       float sums[4];
-      hsum4(a[0], nt > 1 ? a[1] : zero, nt > 2 ? a[2] : zero, nt > 3 ? a[3] : zero, sums);
+      hsum4(a[r][0], a[r][1], a[r][2], a[r][3], sums);
       for (int i = 0; i < nt; ++i) s[r * lds + t + i] = scale[t + i] * sums[i];
     }
   }
+}
+
+constexpr int kRowBlock = W >= 16 ? 4 : 2;  // query rows per register block (RB x 4 accumulators)
+
+// f.template operator()<RB>(r) for blocks of RB = kRowBlock rows starting at r, then one block of the rest.
+template <typename F>
+void row_blocks(int64_t R, F&& f) {
+  int64_t r = 0;
+  for (; r + kRowBlock <= R; r += kRowBlock) f.template operator()<kRowBlock>(r);
+  switch (R - r) {
+    case 3:
+      return f.template operator()<3>(r);
+    case 2:
+      return f.template operator()<2>(r);
+    case 1:
+      return f.template operator()<1>(r);
+  }
+}
+
+void scores(const float* q, int64_t R, int64_t ldq, const float* k, const float* scale, int64_t n,
+            int64_t dim, float* s, int64_t lds) {
+  if (dim % W != 0 || W < 4) return kv_scores_ref(q, R, ldq, k, scale, n, dim, s, lds);
+  row_blocks(
+      R, [&]<int RB>(int64_t r) { scores_rows<RB>(q + r * ldq, ldq, k, scale, n, dim, s + r * lds, lds); });
 }
 
 // exp(x) for x <= 0 as 2^k * e^f: k = round(x log2 e), f = x - k ln 2 in [-ln2/2, ln2/2], e^f by a degree-6
@@ -209,31 +239,52 @@ float exp_sum(float* s, int64_t n, float m) {
   return sum;
 }
 
-// Register tile: 4 vectors (4W coordinates) of one output row kept in registers across all n rows of v.
+constexpr int64_t kMaxTile = 64;  // keys per weight block in accumulate
+
+// Register tile: 4 vectors (4W coordinates) of RB output rows kept in registers across all n rows of v, so
+// each loaded value vector feeds every row of the block. Per row: o += w_t * v_t in order of t.
+
+template <int RB>
+void accumulate_tile(const float (*w)[kMaxTile], const float* v, int64_t n, int64_t dim, float* o,
+                     int64_t ldo) {
+  for (int64_t j = 0; j < dim; j += 4 * W) {
+    vf a[RB][4];
+    for (int r = 0; r < RB; ++r)
+      for (int c = 0; c < 4; ++c) a[r][c] = load(o + r * ldo + j + c * W);
+    for (int64_t t = 0; t < n; ++t) {
+      const float* vt = v + t * dim + j;
+      const vf v0 = load(vt), v1 = load(vt + W), v2 = load(vt + 2 * W), v3 = load(vt + 3 * W);
+      for (int r = 0; r < RB; ++r) {
+        const float wt = w[r][t];
+        a[r][0] += wt * v0;
+        a[r][1] += wt * v1;
+        a[r][2] += wt * v2;
+        a[r][3] += wt * v3;
+      }
+    }
+    for (int r = 0; r < RB; ++r)
+      for (int c = 0; c < 4; ++c) store(o + r * ldo + j + c * W, a[r][c]);
+  }
+}
+
+template <int RB>
+void accumulate_rows(const float* p, int64_t ldp, const float* v, const float* scale, int64_t n, int64_t dim,
+                     float* o, int64_t ldo) {
+  float w[RB][kMaxTile];  // w[r][t] = p[r, t] * scale[t], once for every dimension chunk
+  for (int64_t t0 = 0; t0 < n; t0 += kMaxTile) {
+    const int64_t nt = std::min<int64_t>(kMaxTile, n - t0);
+    for (int r = 0; r < RB; ++r)
+      for (int64_t t = 0; t < nt; ++t) w[r][t] = p[r * ldp + t0 + t] * scale[t0 + t];
+    accumulate_tile<RB>(w, v + t0 * dim, nt, dim, o, ldo);
+  }
+}
+
 void accumulate(const float* p, int64_t R, int64_t ldp, const float* v, const float* scale, int64_t n,
                 int64_t dim, float* o, int64_t ldo) {
   if (dim % (4 * W) != 0) return kv_accumulate_ref(p, R, ldp, v, scale, n, dim, o, ldo);
-  for (int64_t r = 0; r < R; ++r) {
-    const float* pr = p + r * ldp;
-    float* orow = o + r * ldo;
-    for (int64_t j = 0; j < dim; j += 4 * W) {
-      vf a0 = load(orow + j), a1 = load(orow + j + W), a2 = load(orow + j + 2 * W),
-         a3 = load(orow + j + 3 * W);
-      for (int64_t t = 0; t < n; ++t) {
-        const float w = pr[t] * scale[t];
-        if (w == 0.0f) continue;
-        const float* vt = v + t * dim + j;
-        a0 += w * load(vt);
-        a1 += w * load(vt + W);
-        a2 += w * load(vt + 2 * W);
-        a3 += w * load(vt + 3 * W);
-      }
-      store(orow + j, a0);
-      store(orow + j + W, a1);
-      store(orow + j + 2 * W, a2);
-      store(orow + j + 3 * W, a3);
-    }
-  }
+  row_blocks(R, [&]<int RB>(int64_t r) {
+    accumulate_rows<RB>(p + r * ldp, ldp, v, scale, n, dim, o + r * ldo, ldo);
+  });
 }
 
 }  // namespace kv
