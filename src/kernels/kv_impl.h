@@ -18,35 +18,41 @@ inline void store(float* p, vf v) {
   std::memcpy(p, &v, sizeof v);
 }
 
-// Codebook lookup of W indices.
+// Codebook lookup of W indices: the table is loaded into registers once (a lane permute when 2^bits <= 2W),
+// else read lane by lane.
 template <int BITS>
-inline vf lookup(const float* lut, vi idx) {
-  constexpr int levels = 1 << BITS;
-  if constexpr (levels <= W) {
-    vf tab = {};
-    for (int i = 0; i < levels; ++i) tab[i] = lut[i];
-    return __builtin_shuffle(tab, idx);
-  } else if constexpr (levels == 2 * W) {
-    vf lo, hi;
-    std::memcpy(&lo, lut, sizeof lo);
-    std::memcpy(&hi, lut + W, sizeof hi);
-    return __builtin_shuffle(lo, hi, idx);
-  } else {
-    vf r;
-    for (int i = 0; i < W; ++i) r[i] = lut[idx[i]];
-    return r;
+struct Lookup {
+  static constexpr int levels = 1 << BITS;
+  vf lo = {}, hi = {};
+  const float* lut;
+  explicit Lookup(const float* l) : lut(l) {
+    if constexpr (levels <= W) {
+      for (int i = 0; i < levels; ++i) lo[i] = l[i];
+    } else if constexpr (levels == 2 * W) {
+      std::memcpy(&lo, l, sizeof lo);
+      std::memcpy(&hi, l + W, sizeof hi);
+    }
   }
-}
+  vf operator()(vi idx) const {
+    if constexpr (levels <= W) {
+      return __builtin_shuffle(lo, idx);
+    } else if constexpr (levels == 2 * W) {
+      return __builtin_shuffle(lo, hi, idx);
+    } else {
+      vf r;
+      for (int i = 0; i < W; ++i) r[i] = lut[idx[i]];
+      return r;
+    }
+  }
+};
 
 template <int BITS>
 void decode_turbo_pow2(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out) {
   static const Unpack<BITS> unpack;
+  const Lookup<BITS> lookup(f.lut);
   for (int64_t t = 0; t < n; ++t) {
     const uint32_t* row = reinterpret_cast<const uint32_t*>(codes + t * f.row_bytes);
-    for (int64_t e = 0; e < f.dim; e += W) {
-      const vf c = unpack(row, e);  // codes as floats
-      store(out + t * f.dim + e, lookup<BITS>(f.lut, __builtin_convertvector(c, vi)));
-    }
+    for (int64_t e = 0; e < f.dim; e += W) store(out + t * f.dim + e, lookup(unpack.codes(row, e)));
   }
 }
 

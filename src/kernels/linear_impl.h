@@ -54,6 +54,10 @@ struct Unpack {
     }
   }
   vf operator()(const uint32_t* row, int64_t e0_signed) const {
+    return __builtin_convertvector(codes(row, e0_signed), vf);
+  }
+  // The codes themselves, as integers.
+  vi codes(const uint32_t* row, int64_t e0_signed) const {
     const uint64_t e0 = uint64_t(e0_signed);  // unsigned: / and % by powers of two become shifts and masks
     const uint32_t* wp = row + e0 / per_word;
     vu words;
@@ -65,7 +69,7 @@ struct Unpack {
       words = __builtin_shuffle(raw, word_idx);
     }
     const vu sh = shift + uint32_t((W <= per_word ? e0 % per_word : 0) * BITS);
-    return __builtin_convertvector((vi)((words >> sh) & ((1u << BITS) - 1u)), vf);
+    return (vi)((words >> sh) & ((1u << BITS) - 1u));
   }
 };
 

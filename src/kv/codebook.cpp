@@ -11,7 +11,12 @@
 namespace tqlm {
 
 int Codebook::quantize(float x) const {
-  return int(std::upper_bound(boundaries.begin(), boundaries.end(), x) - boundaries.begin());
+  // The number of boundaries b with !(x < b) (std::upper_bound's answer, NaN -> the last level), found by
+  // halving steps without branches: 2^bits - 1 boundaries, steps 2^(bits-1) ... 1.
+  const float* b = boundaries.data();
+  int idx = 0;
+  for (int step = 1 << (bits - 1); step >= 1; step >>= 1) idx += !(x < b[idx + step - 1]) ? step : 0;
+  return idx;
 }
 
 namespace {

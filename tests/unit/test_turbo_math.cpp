@@ -1,6 +1,7 @@
 // TurboQuant building blocks: Lloyd-Max codebooks and the randomized Walsh-Hadamard rotation.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -64,4 +65,20 @@ TEST(TurboCodebook, ShapeAndPaperDistortion) {
   EXPECT_EQ(c8.quantize(-1.0f), 0);
   EXPECT_EQ(c8.quantize(1.0f), 255);
   EXPECT_THROW(lloyd_max_codebook(128, 9), Error);
+}
+
+TEST(TurboCodebook, QuantizeIsUpperBoundOverTheBoundaries) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-1.2f, 1.2f);
+  for (int bits = 1; bits <= 8; ++bits) {
+    const Codebook& cb = lloyd_max_codebook(64, bits);
+    std::vector<float> xs = {0.0f, -0.0f, 1.0f, -1.0f, INFINITY, -INFINITY, NAN};
+    for (float b : cb.boundaries) xs.insert(xs.end(), {b, std::nextafter(b, -2.0f), std::nextafter(b, 2.0f)});
+    for (int i = 0; i < 2000; ++i) xs.push_back(u(rng));
+    for (float x : xs) {
+      const int want =
+          int(std::upper_bound(cb.boundaries.begin(), cb.boundaries.end(), x) - cb.boundaries.begin());
+      ASSERT_EQ(cb.quantize(x), want) << "bits " << bits << " x " << x;
+    }
+  }
 }
