@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
     const int64_t v = std::atoll(argv[i + 1]);
     int64_t* opt = a == "--ctx"        ? &ctx
                    : a == "--chunk"    ? &chunk
+                   : a == "--layers"   ? &layers
                    : a == "--heads"    ? &H
                    : a == "--kv-heads" ? &KV
                    : a == "--head-dim" ? &hd
