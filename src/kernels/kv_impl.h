@@ -293,8 +293,10 @@ void accumulate(const float* p, int64_t R, int64_t ldp, const float* v, const fl
   });
 }
 
+#include "kernels/kv_scores_q8.h"
+
 }  // namespace kv
 
-const KVKernels kv_kernels = {TQLM_ISA_NAME, kv::decode, kv::scores, kv::exp_sum, kv::accumulate};
+const KVKernels kv_kernels = {TQLM_ISA_NAME, kv::decode, kv::scores, kv::scores_q8, kv::exp_sum, kv::accumulate};
 
 }  // namespace tqlm::TQLM_ISA_NS

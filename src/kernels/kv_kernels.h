@@ -16,6 +16,19 @@ struct KVRowFormat {
   int64_t dim = 0;             // stored coordinates per vector
   int64_t row_bytes = 0;       // bytes of codes per vector (rows are contiguous)
   const float* lut = nullptr;  // TURBO: centroids [2^bits]
+  // TURBO 4-bit codes of a dim that is a multiple of 64: the centroids on a 7-bit grid for integer scores,
+  // centroid i ~= (lut_u7[i] - 64) * lut_step with lut_u7[i] in [1, 127] [16]; nullptr otherwise.
+  const uint8_t* lut_u7 = nullptr;
+  float lut_step = 0.0f;
+};
+
+// Queries quantized for integer scores over 4-bit key codes: rows q [R, dim] int8 (row stride ldq), their
+// sums and the factor that turns an integer score into a float one (the row's scale x the codebook step).
+struct KVQueryQ8 {
+  const int8_t* q = nullptr;
+  int64_t ldq = 0;
+  const int32_t* sum = nullptr;  // [R] sum_j q[r, j]
+  const float* mul = nullptr;    // [R]
 };
 
 struct KVKernels {
@@ -25,6 +38,11 @@ struct KVKernels {
   // s[r * lds + t] = scale[t] * <q[r], k[t]>   q [R, dim] (row stride ldq), k [n, dim]
   void (*scores)(const float* q, int64_t R, int64_t ldq, const float* k, const float* scale, int64_t n,
                  int64_t dim, float* s, int64_t lds);
+  // Integer scores over stored 4-bit key codes (f.lut_u7 set), read in place (codes at codes + t *
+  // row_bytes): s[r * lds + t] = scale[t] * q.mul[r] * (sum_j q.q[r, j] * lut_u7[idx(t, j)] - 64 * q.sum[r]),
+  // the sum exact in int32, so every family gives the same scores bit for bit.
+  void (*scores_q8)(const KVRowFormat& f, const uint8_t* codes, const float* scale, int64_t n,
+                    const KVQueryQ8& q, int64_t R, float* s, int64_t lds);
   // s[t] = exp(s[t] - m) for t < n; returns the sum (softmax numerators of one row; s[t] - m <= 0)
   float (*exp_sum)(float* s, int64_t n, float m);
   // o[r] += sum_t p[r * ldp + t] * scale[t] * v[t]   v [n, dim], o [R, dim] (row stride ldo)
@@ -50,6 +68,8 @@ extern const KVKernels kv_kernels;
 void kv_decode_ref(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out);
 void kv_scores_ref(const float* q, int64_t R, int64_t ldq, const float* k, const float* scale, int64_t n,
                    int64_t dim, float* s, int64_t lds);
+void kv_scores_q8_ref(const KVRowFormat& f, const uint8_t* codes, const float* scale, int64_t n,
+                      const KVQueryQ8& q, int64_t R, float* s, int64_t lds);
 float kv_exp_sum_ref(float* s, int64_t n, float m);
 void kv_accumulate_ref(const float* p, int64_t R, int64_t ldp, const float* v, const float* scale, int64_t n,
                        int64_t dim, float* o, int64_t ldo);

@@ -97,6 +97,10 @@ Codebook solve(int d, int bits) {
     s += (F1 - F0) * c[size_t(k)] * c[size_t(k)];
   }
   cb.mse = ex2 - s;
+  if (bits <= 4) {
+    cb.u7_step = float(c[size_t(K - 1)] / 63.0);  // the largest centroid (symmetric: max |c|)
+    for (int k = 0; k < K; ++k) cb.u7.push_back(uint8_t(64 + std::lround(c[size_t(k)] / cb.u7_step)));
+  }
   return cb;
 }
 

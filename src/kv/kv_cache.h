@@ -56,6 +56,11 @@ class KVCache {
   KVPool& pool() { return *pool_; }
   const std::vector<int32_t>& blocks() const { return table_; }
 
+  // Scores over 4-bit key codes as integers (int8 queries; the default, TQLM_KV_SCORES=int8) or in f32 over
+  // decoded keys (TQLM_KV_SCORES=f32, the reference). Other formats always score in f32.
+  void set_int8_scores(bool on) { int8_scores_ = on; }
+  bool int8_scores() const { return int8_scores_; }
+
   int64_t length() const { return length_; }   // tokens cached (all layers)
   void set_length(int64_t n) { length_ = n; }  // after a forward; truncation keeps blocks
   void clear() { release(); }
@@ -65,17 +70,23 @@ class KVCache {
   const uint8_t* page(int64_t layer, int side, int64_t token) const;
   // Partial attention of R rows (queries qr [R, dim_k], rows see nvis[r] keys of this page) over page p of
   // kv head h: part [R, 2 + dim_v] = (m, l, o[dim_v]).
-  void page_partial(int64_t layer, int64_t h, int64_t p, const float* qr, int64_t R, const int64_t* nvis,
-                    float* part) const;
+  // q8: the same rows quantized for integer scores over 4-bit key codes, or nullptr (f32 scores).
+  void page_partial(int64_t layer, int64_t h, int64_t p, const float* qr, const KVQueryQ8* q8, int64_t R,
+                    const int64_t* nvis, float* part) const;
 
   std::shared_ptr<KVPool> pool_;
   std::vector<int32_t> table_;  // block of positions [256 i, 256 (i + 1))
   int64_t length_ = 0;
   bool view_ = false;
   int64_t H_, KV_, hd_;
+  bool int8_scores_;
   // attend scratch: Q_ [KV, R, dim_k] rotated queries; Acc_ [KV, R, 2 + dim_v] row states; Part_ [KV, pages,
   // R, 2 + dim_v] page partials (decode)
   std::vector<float> Q_, Acc_, Part_;
+  // Q8_ [KV, R, dim_k] int8 queries with Q8sum_, Q8mul_ [KV, R] (integer scores; kv_kernels.h KVQueryQ8)
+  std::vector<int8_t> Q8_;
+  std::vector<int32_t> Q8sum_;
+  std::vector<float> Q8mul_;
 };
 
 // A cache with a pool of its own and no byte limit (one sequence: tools and tests).

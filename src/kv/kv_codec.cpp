@@ -40,6 +40,10 @@ KVSideCodec::KVSideCodec(const KVSideFormat& f, int64_t head_dim, uint64_t seed,
     signs_ = hadamard_signs(int(f.dim), seed);
     cb_ = &lloyd_max_codebook(int(f.dim), f.bits);
     row_.lut = cb_->centroids.data();
+    if (f.bits == 4 && f.dim % 64 == 0) {  // integer scores over these codes when they are keys
+      row_.lut_u7 = cb_->u7.data();
+      row_.lut_step = cb_->u7_step;
+    }
     if (const char* e = std::getenv("TQLM_KV_NORM")) {
       const std::string v = e;
       if (v != "raw" && v != "corrected") fail("TQLM_KV_NORM={}: use raw or corrected", v);
@@ -182,6 +186,18 @@ void kv_scores_ref(const float* q, int64_t R, int64_t ldq, const float* k, const
       float acc = 0;
       for (int64_t j = 0; j < dim; ++j) acc += q[r * ldq + j] * k[t * dim + j];
       s[r * lds + t] = scale[t] * acc;
+    }
+}
+
+void kv_scores_q8_ref(const KVRowFormat& f, const uint8_t* codes, const float* scale, int64_t n,
+                      const KVQueryQ8& q, int64_t R, float* s, int64_t lds) {
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t t = 0; t < n; ++t) {
+      const uint8_t* row = codes + t * f.row_bytes;
+      int32_t acc = 0;
+      for (int64_t j = 0; j < f.dim; ++j)
+        acc += int32_t(f.lut_u7[(row[j / 2] >> (4 * (j % 2))) & 15]) * q.q[r * q.ldq + j];
+      s[r * lds + t] = scale[t] * q.mul[r] * float(acc - 64 * q.sum[r]);
     }
 }
 

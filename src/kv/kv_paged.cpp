@@ -13,8 +13,10 @@
 // partial and every merge with the same code in the same order, so prefill equals token-by-token decode.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <string>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -54,13 +56,25 @@ int64_t scale_offset(const KVSideFormat& f, int64_t token, int64_t h, int64_t KV
   return KV * kPageTokens * f.code_bytes() + 2 * (h * kPageTokens + token % kPageTokens);
 }
 
+// TQLM_KV_SCORES: int8 (default; integer scores over 4-bit key codes) or f32 (decoded keys, the reference).
+bool kv_int8_scores() {
+  static const bool on = [] {
+    const char* e = std::getenv("TQLM_KV_SCORES");
+    if (!e || std::string(e) == "int8") return true;
+    if (std::string(e) == "f32") return false;
+    fail("TQLM_KV_SCORES={}: use int8 or f32", e);
+  }();
+  return on;
+}
+
 }  // namespace
 
 KVCache::KVCache(std::shared_ptr<KVPool> pool)
     : pool_(std::move(pool)),
       H_(pool_->shape().heads),
       KV_(pool_->shape().kv_heads),
-      hd_(pool_->shape().head_dim) {}
+      hd_(pool_->shape().head_dim),
+      int8_scores_(kv_int8_scores()) {}
 
 KVCache::~KVCache() {
   release();
@@ -171,8 +185,8 @@ void KVCache::dequantize(int64_t layer, int64_t pos, int64_t kv_head, float* k, 
   }
 }
 
-void KVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float* qr, int64_t R,
-                           const int64_t* nvis, float* part) const {
+void KVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float* qr, const KVQueryQ8* q8,
+                           int64_t R, const int64_t* nvis, float* part) const {
   const KVSideCodec& kc = pool_->codec(layer, 0);
   const KVSideCodec& vc = pool_->codec(layer, 1);
   const KVKernels& kk = kv_kernels();
@@ -190,22 +204,32 @@ void KVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float* qr,
   buf.resize(size_t(tile * std::max(dk, dv)));  // [tile, dim] decoded codes
   sc.resize(size_t(tile));                      // [tile] per-vector scales
   const int64_t t_first = p * kPageTokens;
-  auto load_tile = [&](int side, int64_t t0, int64_t nt) {  // codes -> buf [nt, dim], scales -> sc [nt]
+  // Position 0 of a sequence reads its bf16 sink copy (kv_pool.h) instead of its codes, where the side has
+  // one.
+  auto sink_first = [&](int side, int64_t t0) {
+    return p == 0 && t0 == 0 && pool_->sink_offset(layer, side) >= 0;
+  };
+  auto load_scales = [&](int side, int64_t t0, int64_t nt) {  // scales -> sc [nt]
     const KVSideCodec& c = pool_->codec(layer, side);
-    const uint8_t* pg = page(layer, side, t_first);
-    kk.decode(c.row_format(), pg + code_offset(c.format(), t_first + t0, h), nt, buf.data());
     if (c.format().scale_bytes()) {  // the tile's fp16 scales are contiguous: decode them as one f16 row
-      const uint8_t* p = pg + scale_offset(c.format(), t_first + t0, h, KV_);
-      kk.decode(KVRowFormat{KVCodes::F16, 16, nt, 2 * nt, nullptr}, p, 1, sc.data());
+      const uint8_t* s16 = page(layer, side, t_first) + scale_offset(c.format(), t_first + t0, h, KV_);
+      kk.decode(KVRowFormat{KVCodes::F16, 16, nt, 2 * nt, nullptr}, s16, 1, sc.data());
     } else {
       std::fill_n(sc.data(), nt, 1.0f);
     }
-    if (const int64_t so = pool_->sink_offset(layer, side); p == 0 && t0 == 0 && so >= 0) {
-      // position 0 reads its bf16 sink copy (kv_pool.h) instead of its codes
-      kk.decode(KVRowFormat{KVCodes::BF16, 16, c.format().dim, 2 * c.format().dim, nullptr},
-                pool_->data(table_[0]) + so + 2 * h * c.format().dim, 1, buf.data());
-      sc[0] = 1.0f;
-    }
+    if (sink_first(side, t0)) sc[0] = 1.0f;
+  };
+  auto load_sink = [&](int side) {  // the sink copy -> buf [1, dim]
+    const int64_t dim = pool_->codec(layer, side).format().dim;
+    kk.decode(KVRowFormat{KVCodes::BF16, 16, dim, 2 * dim, nullptr},
+              pool_->data(table_[0]) + pool_->sink_offset(layer, side) + 2 * h * dim, 1, buf.data());
+  };
+  auto load_tile = [&](int side, int64_t t0, int64_t nt) {  // codes -> buf [nt, dim], scales -> sc [nt]
+    const KVSideCodec& c = pool_->codec(layer, side);
+    kk.decode(c.row_format(), page(layer, side, t_first) + code_offset(c.format(), t_first + t0, h), nt,
+              buf.data());
+    load_scales(side, t0, nt);
+    if (sink_first(side, t0)) load_sink(side);
   };
   // The codes of the tile after this one are fetched while this one is computed (the cache is larger than
   // the caches: without this, a bf16 cache is read at less than half the bandwidth).
@@ -222,8 +246,20 @@ void KVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float* qr,
       prefetch_tile(0, t0 + tile);
     else
       prefetch_tile(1, 0);
-    load_tile(0, t0, nt);
-    kk.scores(qr, R, dk, buf.data(), sc.data(), nt, dk, S.data() + t0, kPageTokens);
+    if (!q8) {
+      load_tile(0, t0, nt);
+      kk.scores(qr, R, dk, buf.data(), sc.data(), nt, dk, S.data() + t0, kPageTokens);
+      continue;
+    }
+    // integer scores straight from the codes (the sink, when first, in f32 from its bf16 copy)
+    load_scales(0, t0, nt);
+    const int64_t skip = sink_first(0, t0) ? 1 : 0;
+    if (skip) {
+      load_sink(0);
+      kk.scores(qr, R, dk, buf.data(), sc.data(), 1, dk, S.data() + t0, kPageTokens);
+    }
+    kk.scores_q8(kc.row_format(), page(layer, 0, t_first) + code_offset(kc.format(), t_first + t0 + skip, h),
+                 sc.data() + skip, nt - skip, *q8, R, S.data() + t0 + skip, kPageTokens);
   }
   for (int64_t r = 0; r < R; ++r) {
     float* s = S.data() + r * kPageTokens;
@@ -258,6 +294,28 @@ void KVCache::attend(int64_t layer, int64_t pos, int64_t T, const float* q, floa
   for (int64_t t = 0; t < T; ++t)
     for (int64_t hq = 0; hq < H_; ++hq)
       kc.to_stored_basis(q + (t * H_ + hq) * hd_, qscale, &Q_[size_t(((hq / G) * R + t * G + hq % G) * dk)]);
+  // Integer scores over 4-bit key codes: each query row as int8 (round(q / s), s = max |q| / 127) with its
+  // sum and the factor s x codebook step (KVQueryQ8); set_int8_scores(false) keeps the f32 scores.
+  const bool int8_scores = kc.row_format().lut_u7 && int8_scores_;
+  if (int8_scores) {
+    Q8_.resize(Q_.size());
+    Q8sum_.resize(size_t(KV_ * R));
+    Q8mul_.resize(size_t(KV_ * R));
+    for (int64_t i = 0; i < KV_ * R; ++i) {
+      const float* x = &Q_[size_t(i * dk)];
+      float amax = 0;
+      for (int64_t j = 0; j < dk; ++j) amax = std::max(amax, std::fabs(x[j]));
+      const float s = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
+      int32_t sum = 0;
+      for (int64_t j = 0; j < dk; ++j)
+        sum += Q8_[size_t(i * dk + j)] = int8_t(std::clamp(std::nearbyint(x[j] * inv), -127.0f, 127.0f));
+      Q8sum_[size_t(i)] = sum;
+      Q8mul_[size_t(i)] = s * kc.row_format().lut_step;
+    }
+  }
+  auto q8_rows = [&](int64_t i) {  // the quantized rows from row i of Q_ on
+    return KVQueryQ8{&Q8_[size_t(i * dk)], dk, &Q8sum_[size_t(i)], &Q8mul_[size_t(i)]};
+  };
   auto visible = [&](int64_t r, int64_t p) {  // keys of page p seen by row r
     return std::clamp<int64_t>(pos + r / G + 1 - p * kPageTokens, 0, kPageTokens);
   };
@@ -279,7 +337,9 @@ void KVCache::attend(int64_t layer, int64_t pos, int64_t T, const float* q, floa
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t h = i / pages, p = i % pages;
         for (int64_t r = 0; r < R; ++r) nvis[size_t(r)] = visible(r, p);
-        page_partial(layer, h, p, &Q_[size_t(h * R * dk)], R, nvis.data(), &Part_[size_t(i * R * ldp)]);
+        const KVQueryQ8 q8 = int8_scores ? q8_rows(h * R) : KVQueryQ8{};
+        page_partial(layer, h, p, &Q_[size_t(h * R * dk)], int8_scores ? &q8 : nullptr, R, nvis.data(),
+                     &Part_[size_t(i * R * ldp)]);
       }
     });
     for (int64_t h = 0; h < KV_; ++h)
@@ -308,7 +368,9 @@ void KVCache::attend(int64_t layer, int64_t pos, int64_t T, const float* q, floa
       const int64_t last_page = (pos + (r0 + nr - 1) / G) / kPageTokens;
       for (int64_t p = 0; p <= last_page; ++p) {
         for (int64_t r = 0; r < nr; ++r) nvis[size_t(r)] = visible(r0 + r, p);
-        page_partial(layer, h, p, &Q_[size_t((h * R + r0) * dk)], nr, nvis.data(), part.data());
+        const KVQueryQ8 q8 = int8_scores ? q8_rows(h * R + r0) : KVQueryQ8{};
+        page_partial(layer, h, p, &Q_[size_t((h * R + r0) * dk)], int8_scores ? &q8 : nullptr, nr,
+                     nvis.data(), part.data());
         for (int64_t r = 0; r < nr; ++r)
           merge(acc[size_t(r)], part[size_t(r * ldp)], part[size_t(r * ldp + 1)], &part[size_t(r * ldp + 2)],
                 dv);
