@@ -5,6 +5,7 @@
 // per lane; 3, 5, 6 bits: scalar bit stream) and looked up in the codebook with a lane permute when it fits
 // one or two vectors (2^bits <= 2W), else lane by lane.
 #include <cmath>
+#include <vector>
 
 #include "kernels/kv_kernels.h"
 
@@ -232,6 +233,20 @@ inline vf exp_neg(vf x) {
   return x < -87.0f ? vf{} : p * scale;
 }
 
+float row_max(const float* s, int64_t n) {
+  if (n < W) return kv_row_max_ref(s, n);
+  vf m = load(s);
+  int64_t t = W;
+  for (; t + W <= n; t += W) {
+    const vf v = load(s + t);
+    m = v > m ? v : m;
+  }
+  float r = m[0];
+  for (int i = 1; i < W; ++i) r = std::max(r, m[i]);
+  for (; t < n; ++t) r = std::max(r, s[t]);
+  return r;
+}
+
 float exp_sum(float* s, int64_t n, float m) {
   vf acc = {};
   int64_t t = 0;
@@ -293,10 +308,77 @@ void accumulate(const float* p, int64_t R, int64_t ldp, const float* v, const fl
   });
 }
 
+// accumulate() over stored codes (f, codes [n, row_bytes]). A few rows (decode: the G query heads of a kv
+// head) with TurboQuant codes of 2, 4 or 8 bits: each token's codes are unpacked and looked up in registers
+// and feed the rows' accumulators directly. Otherwise the codes are decoded a tile at a time into a
+// thread-local buffer for accumulate(). Same values, same order: both give the same bits.
+template <int BITS, int RB>
+void accumulate_codes_rows(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t ldp,
+                           const float* scale, int64_t n, float* o, int64_t ldo) {
+  static const Unpack<BITS> unpack;
+  const Lookup<BITS> lookup(f.lut);
+  float w[RB][kMaxTile];
+  for (int64_t t0 = 0; t0 < n; t0 += kMaxTile) {
+    const int64_t nt = std::min<int64_t>(kMaxTile, n - t0);
+    for (int r = 0; r < RB; ++r)
+      for (int64_t t = 0; t < nt; ++t) w[r][t] = p[r * ldp + t0 + t] * scale[t0 + t];
+    for (int64_t j = 0; j < f.dim; j += 4 * W) {
+      vf a[RB][4];
+      for (int r = 0; r < RB; ++r)
+        for (int c = 0; c < 4; ++c) a[r][c] = load(o + r * ldo + j + c * W);
+      for (int64_t t = 0; t < nt; ++t) {
+        const uint32_t* row = reinterpret_cast<const uint32_t*>(codes + (t0 + t) * f.row_bytes);
+        const vf v0 = lookup(unpack.codes(row, j)), v1 = lookup(unpack.codes(row, j + W)),
+                 v2 = lookup(unpack.codes(row, j + 2 * W)), v3 = lookup(unpack.codes(row, j + 3 * W));
+        for (int r = 0; r < RB; ++r) {
+          const float wt = w[r][t];
+          a[r][0] += wt * v0;
+          a[r][1] += wt * v1;
+          a[r][2] += wt * v2;
+          a[r][3] += wt * v3;
+        }
+      }
+      for (int r = 0; r < RB; ++r)
+        for (int c = 0; c < 4; ++c) store(o + r * ldo + j + c * W, a[r][c]);
+    }
+  }
+}
+
+template <int BITS>
+void accumulate_codes_bits(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t R, int64_t ldp,
+                           const float* scale, int64_t n, float* o, int64_t ldo) {
+  row_blocks(R, [&]<int RB>(int64_t r) {
+    accumulate_codes_rows<BITS, RB>(f, codes, p + r * ldp, ldp, scale, n, o + r * ldo, ldo);
+  });
+}
+
+void accumulate_codes(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t R, int64_t ldp,
+                      const float* scale, int64_t n, float* o, int64_t ldo) {
+  if (R <= kRowBlock && f.codes == KVCodes::TURBO && f.dim % (4 * W) == 0) {
+    switch (f.bits) {
+      case 2:
+        return accumulate_codes_bits<2>(f, codes, p, R, ldp, scale, n, o, ldo);
+      case 4:
+        return accumulate_codes_bits<4>(f, codes, p, R, ldp, scale, n, o, ldo);
+      case 8:
+        return accumulate_codes_bits<8>(f, codes, p, R, ldp, scale, n, o, ldo);
+    }
+  }
+  constexpr int64_t tile = kMaxTile;
+  thread_local std::vector<float> buf;  // [tile, dim] decoded codes
+  buf.resize(size_t(tile * f.dim));
+  for (int64_t t0 = 0; t0 < n; t0 += tile) {
+    const int64_t nt = std::min(tile, n - t0);
+    decode(f, codes + t0 * f.row_bytes, nt, buf.data());
+    accumulate(p + t0, R, ldp, buf.data(), scale + t0, nt, f.dim, o, ldo);
+  }
+}
+
 #include "kernels/kv_scores_q8.h"
 
 }  // namespace kv
 
-const KVKernels kv_kernels = {TQLM_ISA_NAME, kv::decode, kv::scores, kv::scores_q8, kv::exp_sum, kv::accumulate};
+const KVKernels kv_kernels = {TQLM_ISA_NAME, kv::decode,  kv::scores,     kv::scores_q8,
+                              kv::row_max,   kv::exp_sum, kv::accumulate, kv::accumulate_codes};
 
 }  // namespace tqlm::TQLM_ISA_NS

@@ -43,11 +43,17 @@ struct KVKernels {
   // the sum exact in int32, so every family gives the same scores bit for bit.
   void (*scores_q8)(const KVRowFormat& f, const uint8_t* codes, const float* scale, int64_t n,
                     const KVQueryQ8& q, int64_t R, float* s, int64_t lds);
+  // max of s[0..n), n >= 1 (exact: any order gives the same value)
+  float (*row_max)(const float* s, int64_t n);
   // s[t] = exp(s[t] - m) for t < n; returns the sum (softmax numerators of one row; s[t] - m <= 0)
   float (*exp_sum)(float* s, int64_t n, float m);
   // o[r] += sum_t p[r * ldp + t] * scale[t] * v[t]   v [n, dim], o [R, dim] (row stride ldo)
   void (*accumulate)(const float* p, int64_t R, int64_t ldp, const float* v, const float* scale, int64_t n,
                      int64_t dim, float* o, int64_t ldo);
+  // accumulate() over stored codes read in place (codes at codes + t * f.row_bytes, decoded as decode()
+  // does): the same values in the same order, so the same bits.
+  void (*accumulate_codes)(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t R, int64_t ldp,
+                           const float* scale, int64_t n, float* o, int64_t ldo);
 };
 
 const KVKernels& kv_kernels();  // the dispatched family (same choice as linear_kernels)
@@ -70,8 +76,11 @@ void kv_scores_ref(const float* q, int64_t R, int64_t ldq, const float* k, const
                    int64_t dim, float* s, int64_t lds);
 void kv_scores_q8_ref(const KVRowFormat& f, const uint8_t* codes, const float* scale, int64_t n,
                       const KVQueryQ8& q, int64_t R, float* s, int64_t lds);
+float kv_row_max_ref(const float* s, int64_t n);
 float kv_exp_sum_ref(float* s, int64_t n, float m);
 void kv_accumulate_ref(const float* p, int64_t R, int64_t ldp, const float* v, const float* scale, int64_t n,
                        int64_t dim, float* o, int64_t ldo);
+void kv_accumulate_codes_ref(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t R,
+                             int64_t ldp, const float* scale, int64_t n, float* o, int64_t ldo);
 
 }  // namespace tqlm

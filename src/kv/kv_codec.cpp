@@ -201,6 +201,12 @@ void kv_scores_q8_ref(const KVRowFormat& f, const uint8_t* codes, const float* s
     }
 }
 
+float kv_row_max_ref(const float* s, int64_t n) {
+  float m = s[0];
+  for (int64_t t = 1; t < n; ++t) m = std::max(m, s[t]);
+  return m;
+}
+
 float kv_exp_sum_ref(float* s, int64_t n, float m) {
   float sum = 0;
   for (int64_t t = 0; t < n; ++t) sum += (s[t] = std::exp(s[t] - m));
@@ -214,6 +220,13 @@ void kv_accumulate_ref(const float* p, int64_t R, int64_t ldp, const float* v, c
       const float w = p[r * ldp + t] * scale[t];
       for (int64_t j = 0; j < dim; ++j) o[r * ldo + j] += w * v[t * dim + j];
     }
+}
+
+void kv_accumulate_codes_ref(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t R,
+                             int64_t ldp, const float* scale, int64_t n, float* o, int64_t ldo) {
+  std::vector<float> v(size_t(n * f.dim));
+  kv_decode_ref(f, codes, n, v.data());
+  kv_accumulate_ref(p, R, ldp, v.data(), scale, n, f.dim, o, ldo);
 }
 
 }  // namespace tqlm

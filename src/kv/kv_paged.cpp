@@ -268,8 +268,7 @@ void KVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float* qr,
       std::fill_n(s, np, 0.0f);
       continue;
     }
-    float m = s[0];
-    for (int64_t t = 1; t < n; ++t) m = std::max(m, s[t]);
+    const float m = kk.row_max(s, n);
     const float l = kk.exp_sum(s, n, m);
     std::fill(s + n, s + np, 0.0f);
     part[r * ldp] = m;
@@ -278,8 +277,15 @@ void KVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float* qr,
   for (int64_t t0 = 0; t0 < np; t0 += tile) {
     const int64_t nt = std::min(tile, np - t0);
     prefetch_tile(1, t0 + tile);
-    load_tile(1, t0, nt);
-    kk.accumulate(S.data() + t0, R, kPageTokens, buf.data(), sc.data(), nt, dv, part + 2, ldp);
+    load_scales(1, t0, nt);
+    const int64_t skip = sink_first(1, t0) ? 1 : 0;
+    if (skip) {  // the sink's bf16 copy first, then the codes after it
+      load_sink(1);
+      kk.accumulate(S.data() + t0, R, kPageTokens, buf.data(), sc.data(), 1, dv, part + 2, ldp);
+    }
+    kk.accumulate_codes(vc.row_format(),
+                        page(layer, 1, t_first) + code_offset(vc.format(), t_first + t0 + skip, h),
+                        S.data() + t0 + skip, R, kPageTokens, sc.data() + skip, nt - skip, part + 2, ldp);
   }
 }
 

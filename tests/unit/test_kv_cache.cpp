@@ -90,6 +90,9 @@ TEST(KVKernels, EveryFamilyMatchesReference) {
           e1[size_t(t)] = e2[size_t(t)] = -std::fabs(s2[size_t(t)]) * 9.0f - 0.01f * float(t);
         e1[3] = e2[3] = -100.0f;                                   // underflows to (about) 0
         const float mx = *std::max_element(e1.begin(), e1.end());  // softmax: exp(s - max), terms <= 1
+        for (int64_t nn = 1; nn <= n; ++nn)
+          ASSERT_EQ(kk->row_max(e1.data(), nn), kv_row_max_ref(e1.data(), nn));
+        ASSERT_EQ(kk->row_max(e1.data(), n), mx);
         const float sum1 = kk->exp_sum(e1.data(), n, mx), sum2 = kv_exp_sum_ref(e2.data(), n, mx);
         EXPECT_NEAR(sum1, sum2, 1e-6f * sum2) << isa;
         for (int64_t t = 0; t < n; ++t)
@@ -103,6 +106,13 @@ TEST(KVKernels, EveryFamilyMatchesReference) {
             mag += std::fabs(p[size_t(int64_t(i) / d * n + t)] * scale[size_t(t)] *
                              a[size_t(t * d + int64_t(i) % d)]);
           EXPECT_NEAR(o1[i], o2[i], 1e-5 * mag) << isa << mode;
+        }
+        for (int64_t R2 : {int64_t(1), int64_t(3), R}) {  // over the codes in place: the same bits
+          std::vector<float> c1(size_t(R2 * d), 0.5f), c2(size_t(R2 * d), 0.5f);
+          kk->accumulate_codes(codec.row_format(), codes.data(), p.data(), R2, n, scale.data(), n, c1.data(),
+                               d);
+          kk->accumulate(p.data(), R2, n, a.data(), scale.data(), n, d, c2.data(), d);
+          ASSERT_EQ(c1, c2) << isa << " " << mode << " hd " << hd << " R " << R2;
         }
         if (!codec.row_format().lut_u7) continue;
         // integer scores over 4-bit codes: exact integers, so every family equals the reference bit for bit,
