@@ -262,80 +262,27 @@ float exp_sum(float* s, int64_t n, float m) {
 
 constexpr int64_t kMaxTile = 64;  // keys per weight block in accumulate
 
-// Register tile: 4 vectors (4W coordinates) of RB output rows kept in registers across all n rows of v, so
-// each loaded value vector feeds every row of the block. Per row: o += w_t * v_t in order of t.
-
-template <int RB>
-void accumulate_tile(const float (*w)[kMaxTile], const float* v, int64_t n, int64_t dim, float* o,
-                     int64_t ldo) {
-  for (int64_t j = 0; j < dim; j += 4 * W) {
-    vf a[RB][4];
-    for (int r = 0; r < RB; ++r)
-      for (int c = 0; c < 4; ++c) a[r][c] = load(o + r * ldo + j + c * W);
-    for (int64_t t = 0; t < n; ++t) {
-      const float* vt = v + t * dim + j;
-      const vf v0 = load(vt), v1 = load(vt + W), v2 = load(vt + 2 * W), v3 = load(vt + 3 * W);
-      for (int r = 0; r < RB; ++r) {
-        const float wt = w[r][t];
-        a[r][0] += wt * v0;
-        a[r][1] += wt * v1;
-        a[r][2] += wt * v2;
-        a[r][3] += wt * v3;
-      }
-    }
-    for (int r = 0; r < RB; ++r)
-      for (int c = 0; c < 4; ++c) store(o + r * ldo + j + c * W, a[r][c]);
-  }
-}
-
-template <int RB>
-void accumulate_rows(const float* p, int64_t ldp, const float* v, const float* scale, int64_t n, int64_t dim,
-                     float* o, int64_t ldo) {
-  float w[RB][kMaxTile];  // w[r][t] = p[r, t] * scale[t], once for every dimension chunk
-  for (int64_t t0 = 0; t0 < n; t0 += kMaxTile) {
-    const int64_t nt = std::min<int64_t>(kMaxTile, n - t0);
-    for (int r = 0; r < RB; ++r)
-      for (int64_t t = 0; t < nt; ++t) w[r][t] = p[r * ldp + t0 + t] * scale[t0 + t];
-    accumulate_tile<RB>(w, v + t0 * dim, nt, dim, o, ldo);
-  }
-}
-
-void accumulate(const float* p, int64_t R, int64_t ldp, const float* v, const float* scale, int64_t n,
-                int64_t dim, float* o, int64_t ldo) {
-  if (dim % (4 * W) != 0) return kv_accumulate_ref(p, R, ldp, v, scale, n, dim, o, ldo);
-  row_blocks(R, [&]<int RB>(int64_t r) {
-    accumulate_rows<RB>(p + r * ldp, ldp, v, scale, n, dim, o + r * ldo, ldo);
-  });
-}
-
-// accumulate() over stored codes (f, codes [n, row_bytes]). A few rows (decode: the G query heads of a kv
-// head) with TurboQuant codes of 2, 4 or 8 bits: each token's codes are unpacked and looked up in registers
-// and feed the rows' accumulators directly. Otherwise the codes are decoded a tile at a time into a
-// thread-local buffer for accumulate(). Same values, same order: both give the same bits.
-template <int BITS, int RB>
-void accumulate_codes_rows(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t ldp,
-                           const float* scale, int64_t n, float* o, int64_t ldo) {
-  static const Unpack<BITS> unpack;
-  const Lookup<BITS> lookup(f.lut);
+// Register tile: 4 vectors (4W coordinates) of RB output rows kept in registers across the tokens, so each
+// value vector (src(t, j, x): x[0..4) = coordinates [j, j + 4W) of token t) feeds every row of the block.
+// Per row: o += w_t * v_t in order of t, with w_t = p[r, t] * scale[t] formed once per block of tokens.
+template <int RB, typename Src>
+void accumulate_weighted(const float* p, int64_t ldp, const float* scale, int64_t n, int64_t dim, float* o,
+                         int64_t ldo, Src&& src) {
   float w[RB][kMaxTile];
   for (int64_t t0 = 0; t0 < n; t0 += kMaxTile) {
     const int64_t nt = std::min<int64_t>(kMaxTile, n - t0);
     for (int r = 0; r < RB; ++r)
       for (int64_t t = 0; t < nt; ++t) w[r][t] = p[r * ldp + t0 + t] * scale[t0 + t];
-    for (int64_t j = 0; j < f.dim; j += 4 * W) {
+    for (int64_t j = 0; j < dim; j += 4 * W) {
       vf a[RB][4];
       for (int r = 0; r < RB; ++r)
         for (int c = 0; c < 4; ++c) a[r][c] = load(o + r * ldo + j + c * W);
       for (int64_t t = 0; t < nt; ++t) {
-        const uint32_t* row = reinterpret_cast<const uint32_t*>(codes + (t0 + t) * f.row_bytes);
-        const vf v0 = lookup(unpack.codes(row, j)), v1 = lookup(unpack.codes(row, j + W)),
-                 v2 = lookup(unpack.codes(row, j + 2 * W)), v3 = lookup(unpack.codes(row, j + 3 * W));
+        vf x[4];
+        src(t0 + t, j, x);
         for (int r = 0; r < RB; ++r) {
           const float wt = w[r][t];
-          a[r][0] += wt * v0;
-          a[r][1] += wt * v1;
-          a[r][2] += wt * v2;
-          a[r][3] += wt * v3;
+          for (int c = 0; c < 4; ++c) a[r][c] += wt * x[c];
         }
       }
       for (int r = 0; r < RB; ++r)
@@ -344,11 +291,32 @@ void accumulate_codes_rows(const KVRowFormat& f, const uint8_t* codes, const flo
   }
 }
 
+void accumulate(const float* p, int64_t R, int64_t ldp, const float* v, const float* scale, int64_t n,
+                int64_t dim, float* o, int64_t ldo) {
+  if (dim % (4 * W) != 0) return kv_accumulate_ref(p, R, ldp, v, scale, n, dim, o, ldo);
+  row_blocks(R, [&]<int RB>(int64_t r) {
+    accumulate_weighted<RB>(p + r * ldp, ldp, scale, n, dim, o + r * ldo, ldo,
+                            [&](int64_t t, int64_t j, vf* x) {
+                              for (int c = 0; c < 4; ++c) x[c] = load(v + t * dim + j + c * W);
+                            });
+  });
+}
+
+// accumulate() over stored codes (f, codes [n, row_bytes]). A few rows (decode: the G query heads of a kv
+// head) with TurboQuant codes of 2, 4 or 8 bits: each token's codes are unpacked and looked up in registers
+// and feed the rows' accumulators directly. Otherwise the codes are decoded a tile at a time into a
+// thread-local buffer for accumulate(). Same values, same order: both give the same bits.
 template <int BITS>
 void accumulate_codes_bits(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t R, int64_t ldp,
                            const float* scale, int64_t n, float* o, int64_t ldo) {
+  static const Unpack<BITS> unpack;
+  const Lookup<BITS> lookup(f.lut);
   row_blocks(R, [&]<int RB>(int64_t r) {
-    accumulate_codes_rows<BITS, RB>(f, codes, p + r * ldp, ldp, scale, n, o + r * ldo, ldo);
+    accumulate_weighted<RB>(
+        p + r * ldp, ldp, scale, n, f.dim, o + r * ldo, ldo, [&](int64_t t, int64_t j, vf* x) {
+          const uint32_t* row = reinterpret_cast<const uint32_t*>(codes + t * f.row_bytes);
+          for (int c = 0; c < 4; ++c) x[c] = lookup(unpack.codes(row, j + c * W));
+        });
   });
 }
 
