@@ -43,13 +43,27 @@ const KVKernels* kv_kernels_for(const char* isa) {
   const std::string s = isa;
   if (s == "reference") return &kv_reference;
   if (s == "sse2" || s == "scalar") return &isa_sse2::kv_kernels;
+  if (s == "avx512vnni") {
+    static const KVKernels vnni = [] {
+      KVKernels k = isa_avx512::kv_kernels;
+      k.isa = "avx512vnni";
+      k.scores_q8 = isa_avx512vnni_kv::scores_q8;
+      return k;
+    }();
+    return linear_kernels_for("avx512") && __builtin_cpu_supports("avx512vnni") ? &vnni : nullptr;
+  }
   const LinearKernels* l = linear_kernels_for(s);
   if (!l) return nullptr;
   return s == "avx2" ? &isa_avx2::kv_kernels : s == "avx512" ? &isa_avx512::kv_kernels : nullptr;
 }
 
 const KVKernels& kv_kernels() {
-  static const KVKernels* k = kv_kernels_for(linear_kernels().isa);
+  static const KVKernels* k = [] {
+    const std::string isa = linear_kernels().isa;
+    if (isa == "avx512")
+      if (const KVKernels* v = kv_kernels_for("avx512vnni")) return v;
+    return kv_kernels_for(isa.c_str());
+  }();
   return *k;
 }
 

@@ -57,8 +57,8 @@ struct KVKernels {
 };
 
 const KVKernels& kv_kernels();  // the dispatched family (same choice as linear_kernels)
-const KVKernels* kv_kernels_for(
-    const char* isa);  // nullptr if this CPU lacks it; "reference" = scalar references
+// nullptr if this CPU lacks it; "reference" = scalar references; "avx512vnni" = avx512 with VNNI scores.
+const KVKernels* kv_kernels_for(const char* isa);
 
 namespace isa_sse2 {
 extern const KVKernels kv_kernels;
@@ -68,6 +68,10 @@ extern const KVKernels kv_kernels;
 }
 namespace isa_avx512 {
 extern const KVKernels kv_kernels;
+}
+namespace isa_avx512vnni_kv {  // the avx512 family's scores_q8 with VNNI (kv_scores_q8_vnni.cpp)
+void scores_q8(const KVRowFormat& f, const uint8_t* codes, const float* scale, int64_t n, const KVQueryQ8& q,
+               int64_t R, float* s, int64_t lds);
 }
 
 // The scalar references (src/kv/kv_codec.cpp).

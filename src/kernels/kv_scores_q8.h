@@ -5,9 +5,11 @@
 // 7-bit centroid table (u = 64 + c in [1, 127]), and u8 x s8 multiply-adds with the int8 query give exact
 // int32 sums (pairs of products stay below 2 * 127 * 127 < 2^15, so vpmaddubsw never saturates). A group of
 // K = W / 4 keys (one per 128-bit lane) is transposed so that lane k of chunk vector c holds coordinates
-// [16c, 16c + 16) of key k; each query row's 16-byte chunk c is broadcast to every lane, so a row's four
-// chunk products add up lane-wise into one vector holding, per lane, four partial sums of one key. Four rows
-// are then reduced together (two unpack-and-add steps leave, per lane, the four rows' sums for that key).
+// [16c, 16c + 16) of key k (with AVX-512 VNNI, kv_scores_q8_vnni.cpp, one vpdpbusd replaces the
+// vpmaddubsw + vpmaddwd + vpaddd); each query row's 16-byte chunk c is broadcast to every lane, so a row's
+// four chunk products add up lane-wise into one vector holding, per lane, four partial sums of one key. Four
+// rows are then reduced together (two unpack-and-add steps leave, per lane, the four rows' sums for that
+// key).
 //
 // Without AVX2 the scalar reference runs (same integers, so the same scores).
 
@@ -144,6 +146,16 @@ inline void q_finish(vq sums, const float* scale, int nk, const float* mul, cons
 #endif
 }
 
+// acc + the sums of 4 adjacent u8 x s8 products per 32-bit lane (exact).
+inline vq q_dot(vq acc, vq u, vq q, vq ones16) {
+#if TQLM_VB == 64 && defined(__AVX512VNNI__)
+  (void)ones16;
+  return _mm512_dpbusd_epi32(acc, u, q);
+#else
+  return q_add32(acc, q_madd16(q_maddubs(u, q), ones16));
+#endif
+}
+
 // The 64 index bytes (coordinate order) of one 64-coordinate block: bytes b[0..32) -> W/4 vectors of words.
 // idx = (w | w << 4) & 0x0F0F: the low byte keeps the low nibble, the high byte receives the high nibble.
 inline vq q_indices(vq w) {
@@ -177,22 +189,22 @@ void scores_q8(const KVRowFormat& f, const uint8_t* codes, const float* scale, i
   const vq table = q_bcast128(f.lut_u7);
   const vq ones = q_set16(1);
   const int64_t blocks = f.dim / 64;
-  static const uint8_t zero_row[256] = {};  // stands in for missing keys of the last group (dim <= 512)
-  if (f.row_bytes > int64_t(sizeof zero_row)) return kv_scores_q8_ref(f, codes, scale, n, q, R, s, lds);
+  constexpr int64_t kMaxBlocks = 8;         // dim <= 512
+  static const uint8_t zero_row[256] = {};  // stands in for missing keys of the last group
+  if (blocks > kMaxBlocks) return kv_scores_q8_ref(f, codes, scale, n, q, R, s, lds);
   for (int64_t t = 0; t < n; t += kQKeys) {
     const int nk = int(std::min<int64_t>(kQKeys, n - t));
     const uint8_t* keys[kQKeys];
     for (int k = 0; k < kQKeys; ++k) keys[k] = k < nk ? codes + (t + k) * f.row_bytes : zero_row;
+    vq ch[kMaxBlocks][4];  // the group's looked-up keys, once for all rows
+    for (int64_t b = 0; b < blocks; ++b) q_key_chunks(keys, b, table, ch[b]);
     for (int64_t r0 = 0; r0 < R; r0 += 4) {
       const int nr = int(std::min<int64_t>(4, R - r0));
       vq acc[4] = {};
       for (int64_t b = 0; b < blocks; ++b) {
-        vq ch[4];
-        q_key_chunks(keys, b, table, ch);
         for (int r = 0; r < nr; ++r) {
           const int8_t* qr = q.q + (r0 + r) * q.ldq + 64 * b;
-          for (int c = 0; c < 4; ++c)
-            acc[r] = q_add32(acc[r], q_madd16(q_maddubs(ch[c], q_bcast128(qr + 16 * c)), ones));
+          for (int c = 0; c < 4; ++c) acc[r] = q_dot(acc[r], ch[b][c], q_bcast128(qr + 16 * c), ones);
         }
       }
       // per lane k: acc[r] holds 4 partial sums of key k; reduce the four rows together

@@ -55,7 +55,7 @@ KVSpec spec_with_calib(const char* mode, int boundary, const KVShape& c) {
 
 TEST(KVKernels, EveryFamilyMatchesReference) {
   std::mt19937 rng(11);
-  for (const char* isa : {"scalar", "avx2", "avx512"}) {
+  for (const char* isa : {"scalar", "avx2", "avx512", "avx512vnni"}) {
     const KVKernels* kk = kv_kernels_for(isa);
     if (!kk) continue;
     for (const char* mode :
