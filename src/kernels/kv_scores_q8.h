@@ -185,7 +185,8 @@ inline void q_key_chunks(const uint8_t* const* keys, int64_t b, vq table, vq* ch
 
 void scores_q8(const KVRowFormat& f, const uint8_t* codes, const float* scale, int64_t n, const KVQueryQ8& q,
                int64_t R, float* s, int64_t lds) {
-  if (!f.lut_u7 || f.bits != 4 || f.dim % 64 != 0) return kv_scores_q8_ref(f, codes, scale, n, q, R, s, lds);
+  if (!f.int8_scores || !f.lut_u7 || f.dim % 64 != 0)
+    return kv_scores_q8_ref(f, codes, scale, n, q, R, s, lds);
   const vq table = q_bcast128(f.lut_u7);
   const vq ones = q_set16(1);
   const int64_t blocks = f.dim / 64;

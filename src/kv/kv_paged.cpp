@@ -302,7 +302,7 @@ void KVCache::attend(int64_t layer, int64_t pos, int64_t T, const float* q, floa
       kc.to_stored_basis(q + (t * H_ + hq) * hd_, qscale, &Q_[size_t(((hq / G) * R + t * G + hq % G) * dk)]);
   // Integer scores over 4-bit key codes: each query row as int8 (round(q / s), s = max |q| / 127) with its
   // sum and the factor s x codebook step (KVQueryQ8); set_int8_scores(false) keeps the f32 scores.
-  const bool int8_scores = kc.row_format().lut_u7 && int8_scores_;
+  const bool int8_scores = kc.row_format().int8_scores && int8_scores_;
   if (int8_scores) {
     Q8_.resize(Q_.size());
     Q8sum_.resize(size_t(KV_ * R));
