@@ -49,8 +49,8 @@ inline vq q_and(vq a, vq b) {
 inline vq q_or(vq a, vq b) {
   return _mm512_or_si512(a, b);
 }
-inline vq q_shl16(vq a, int n) {
-  return _mm512_slli_epi16(a, n);
+inline vq q_shl16_4(vq a) {  // immediate count: unoptimized builds expand the intrinsic as a macro
+  return _mm512_slli_epi16(a, 4);
 }
 inline vq q_unpacklo32(vq a, vq b) {
   return _mm512_unpacklo_epi32(a, b);
@@ -104,8 +104,8 @@ inline vq q_and(vq a, vq b) {
 inline vq q_or(vq a, vq b) {
   return _mm256_or_si256(a, b);
 }
-inline vq q_shl16(vq a, int n) {
-  return _mm256_slli_epi16(a, n);
+inline vq q_shl16_4(vq a) {
+  return _mm256_slli_epi16(a, 4);
 }
 inline vq q_unpacklo32(vq a, vq b) {
   return _mm256_unpacklo_epi32(a, b);
@@ -159,7 +159,7 @@ inline vq q_dot(vq acc, vq u, vq q, vq ones16) {
 // The 64 index bytes (coordinate order) of one 64-coordinate block: bytes b[0..32) -> W/4 vectors of words.
 // idx = (w | w << 4) & 0x0F0F: the low byte keeps the low nibble, the high byte receives the high nibble.
 inline vq q_indices(vq w) {
-  return q_and(q_or(w, q_shl16(w, 4)), q_set16(0x0F0F));
+  return q_and(q_or(w, q_shl16_4(w)), q_set16(0x0F0F));
 }
 
 // Looked-up bytes of 64 coordinates [64 b, 64 b + 64) of each key of a group, transposed into chunk vectors:
