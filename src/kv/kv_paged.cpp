@@ -313,8 +313,14 @@ void KVCache::attend(int64_t layer, int64_t pos, int64_t T, const float* q, floa
       for (int64_t j = 0; j < dk; ++j) amax = std::max(amax, std::fabs(x[j]));
       const float s = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
       int32_t sum = 0;
-      for (int64_t j = 0; j < dk; ++j)
-        sum += Q8_[size_t(i * dk + j)] = int8_t(std::clamp(std::nearbyint(x[j] * inv), -127.0f, 127.0f));
+      for (int64_t j = 0; j < dk; ++j) {
+        const float v = std::nearbyint(x[j] * inv);
+        // NaN (a broken model's query) becomes 0 rather than an undefined conversion
+        sum += Q8_[size_t(i * dk + j)] = int8_t(v >= 127.0f    ? 127.0f
+                                                : v <= -127.0f ? -127.0f
+                                                : v == v       ? v
+                                                               : 0.0f);
+      }
       Q8sum_[size_t(i)] = sum;
       Q8mul_[size_t(i)] = s * kc.row_format().lut_step;
     }
