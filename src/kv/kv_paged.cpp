@@ -56,9 +56,8 @@ int64_t scale_offset(const KVSideFormat& f, int64_t token, int64_t h, int64_t KV
   return KV * kPageTokens * f.code_bytes() + 2 * (h * kPageTokens + token % kPageTokens);
 }
 
-// TQLM_KV_SCORES: f32 (default; decoded keys) or int8 (integer scores over 4-bit key codes; opt-in until the
-// preemption test below passes with it: tests/oracle/test_pipeline.py::test_preemption_with_steps_in_flight_
-// changes_nothing gives different text between runs with int8 scores on AVX-512, see docs/kv-speed.md).
+// TQLM_KV_SCORES: f32 (default; decoded keys) or int8 (integer scores over 4-bit key codes; opt-in until
+// tests/oracle/test_server_load.py's resident-memory check passes with it, see docs/kv-speed.md).
 bool kv_int8_scores() {
   static const bool on = [] {
     const char* e = std::getenv("TQLM_KV_SCORES");

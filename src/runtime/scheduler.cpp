@@ -205,8 +205,9 @@ void Scheduler::launch(std::vector<SeqEvent>& ev) {
       take[i] = std::min(pend, budget);
       budget -= take[i];
     }
-  // Blocks, oldest first: when the pool is short, the newest sequences are preempted (recomputed later). A
-  // sequence that cannot grow even alone (the pool is full of its own tokens) ends with "length".
+  // Blocks, oldest first: when the pool is short, the newest sequences are preempted (recomputed later),
+  // down to this one itself when older ones hold the rest. Only the oldest, which cannot grow even alone
+  // (the pool is full of its own tokens), ends with "length".
   for (size_t i = 0; i < running_.size();) {
     Seq* s = running_[i];
     while (!s->cache->reserve(s->cache->length() + take[i]) && running_.size() > i + 1) {
@@ -215,6 +216,11 @@ void Scheduler::launch(std::vector<SeqEvent>& ev) {
     }
     if (s->cache->reserve(s->cache->length() + take[i])) {
       ++i;
+      continue;
+    }
+    if (i > 0) {  // s is the newest now: it waits for the older ones
+      preempt(*s);
+      take.pop_back();
       continue;
     }
     take.erase(take.begin() + int64_t(i));
