@@ -18,7 +18,6 @@ struct KVRowFormat {
   const float* lut = nullptr;  // TURBO: centroids [2^bits]
   // TURBO 4-bit codes of a dim that is a multiple of 64: integer scores apply (scores_q8), with the centroids
   // on a 7-bit grid, centroid i ~= (lut_u7[i] - 64) * lut_step, lut_u7[i] in [1, 127] [16]; else nullptr.
-  bool int8_scores = false;
   const uint8_t* lut_u7 = nullptr;
   float lut_step = 0.0f;
 };
@@ -39,7 +38,7 @@ struct KVKernels {
   // s[r * lds + t] = scale[t] * <q[r], k[t]>   q [R, dim] (row stride ldq), k [n, dim]
   void (*scores)(const float* q, int64_t R, int64_t ldq, const float* k, const float* scale, int64_t n,
                  int64_t dim, float* s, int64_t lds);
-  // Integer scores over stored 4-bit key codes (f.int8_scores), read in place (codes at codes + t *
+  // Integer scores over stored 4-bit key codes (f.lut_u7 set), read in place (codes at codes + t *
   // row_bytes): s[r * lds + t] = scale[t] * q.mul[r] * (sum_j q.q[r, j] * lut_u7[idx(t, j)] - 64 * q.sum[r]),
   // the sum exact in int32, so every family gives the same scores bit for bit.
   void (*scores_q8)(const KVRowFormat& f, const uint8_t* codes, const float* scale, int64_t n,

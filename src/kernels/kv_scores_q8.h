@@ -64,9 +64,6 @@ inline vq q_unpacklo64(vq a, vq b) {
 inline vq q_unpackhi64(vq a, vq b) {
   return _mm512_unpackhi_epi64(a, b);
 }
-inline void q_store(int32_t* p, vq v) {
-  _mm512_storeu_si512(p, v);
-}
 constexpr int kQKeys = 4;  // keys per group: one per 128-bit lane
 // u[k] holds key k's 64 looked-up bytes (lane c = coordinates [16c, 16c + 16)); out[c] = chunk c of every
 // key.
@@ -118,9 +115,6 @@ inline vq q_unpacklo64(vq a, vq b) {
 }
 inline vq q_unpackhi64(vq a, vq b) {
   return _mm256_unpackhi_epi64(a, b);
-}
-inline void q_store(int32_t* p, vq v) {
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
 }
 constexpr int kQKeys = 2;
 #endif
@@ -185,8 +179,7 @@ inline void q_key_chunks(const uint8_t* const* keys, int64_t b, vq table, vq* ch
 
 void scores_q8(const KVRowFormat& f, const uint8_t* codes, const float* scale, int64_t n, const KVQueryQ8& q,
                int64_t R, float* s, int64_t lds) {
-  if (!f.int8_scores || !f.lut_u7 || f.dim % 64 != 0)
-    return kv_scores_q8_ref(f, codes, scale, n, q, R, s, lds);
+  if (!f.lut_u7 || f.dim % 64 != 0) return kv_scores_q8_ref(f, codes, scale, n, q, R, s, lds);
   const vq table = q_bcast128(f.lut_u7);
   const vq ones = q_set16(1);
   const int64_t blocks = f.dim / 64;

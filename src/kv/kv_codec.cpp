@@ -41,7 +41,6 @@ KVSideCodec::KVSideCodec(const KVSideFormat& f, int64_t head_dim, uint64_t seed,
     cb_ = &lloyd_max_codebook(int(f.dim), f.bits);
     row_.lut = cb_->centroids.data();
     if (f.bits == 4 && f.dim % 64 == 0) {  // integer scores over these codes when they are keys
-      row_.int8_scores = true;
       row_.lut_u7 = cb_->u7.data();
       row_.lut_step = cb_->u7_step;
     }

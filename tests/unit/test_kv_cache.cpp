@@ -114,7 +114,7 @@ TEST(KVKernels, EveryFamilyMatchesReference) {
           kk->accumulate(p.data(), R2, n, a.data(), scale.data(), n, d, c2.data(), d);
           ASSERT_EQ(c1, c2) << isa << " " << mode << " hd " << hd << " R " << R2;
         }
-        if (!codec.row_format().int8_scores) continue;
+        if (!codec.row_format().lut_u7) continue;
         // integer scores over 4-bit codes: exact integers, so every family equals the reference bit for bit,
         // and the scores are those of the 7-bit centroid grid (within its rounding of the f32 centroids)
         for (int64_t R8 : {1, 3, 4, 5, 9}) {
