@@ -7,7 +7,6 @@
 #include "core/json.h"
 #include "eval/bench.h"
 #include "eval/bench_concurrency.h"
-#include "kernels/kv_kernels.h"
 #include "kernels/qlinear.h"
 #include "runtime/scheduler.h"
 #include "tokenizer/tokenizer.h"
@@ -34,7 +33,7 @@ void run_concurrency(Model& model, const ConcurrencyOptions& c, const std::strin
                         {"threads", model.pool().size()},
                         {"isa", kernel_isa()},
                         {"linear", linear_kernel_family()},
-                        {"attention", kv_kernels().isa},
+                        {"attention", attention_isa()},
                         {"prompt", c.prompt},
                         {"generate", c.generate},
                         {"kv_pool_budget", budget},
@@ -63,7 +62,7 @@ void run_concurrency(Model& model, const ConcurrencyOptions& c, const std::strin
     return;
   }
   std::printf("model %s  kv %s  threads %d  %s  linear %s  attention %s\n", name.c_str(), c.kv.mode.c_str(),
-              model.pool().size(), kernel_isa(), linear_kernel_family().c_str(), kv_kernels().isa);
+              model.pool().size(), kernel_isa(), linear_kernel_family().c_str(), attention_isa());
   std::printf("%6s %12s %8s %10s %9s %9s %10s %10s %10s %9s %8s\n", "streams", "decode tok/s", "x first",
               "wall tok/s", "ITL p50", "ITL p99", "TTFT p50", "TTFT max", "KV MB", "RSS MB", "preempt");
   for (const auto& p : pts)
@@ -159,7 +158,7 @@ void add_bench(CLI::App& app) {
                           {"threads", model.pool().size()},
                           {"isa", kernel_isa()},
                           {"linear", linear_kernel_family()},
-                          {"attention", kv_kernels().isa},
+                          {"attention", attention_isa()},
                           {"read_bandwidth_gbps", bw},
                           {"points", nlohmann::json::array()}};
       for (const auto& p : pts)
@@ -183,7 +182,7 @@ void add_bench(CLI::App& app) {
         "%s  linear %s  attention %s\n",
         o->m.model.c_str(), o->m.kv.c_str(), layout.boundary, (long long)layout.bytes_per_token(),
         layout.real_ratio(), layout.nominal_ratio(), model.pool().size(), kernel_isa(),
-        linear_kernel_family().c_str(), kv_kernels().isa);
+        linear_kernel_family().c_str(), attention_isa());
     if (bw > 0) std::printf("measured read bandwidth %.1f GB/s\n", bw);
     std::printf("%8s %10s %10s %9s %10s %10s %8s %7s %10s %12s\n", "context", "prefill/s", "decode/s",
                 "ms/tok", "weights MB", "KV MB/tok", "GB/s", "% bw", "cache MB", "RSS grew MB");

@@ -1,5 +1,6 @@
 #include "eval/bench.h"
 
+#include "kernels/kv_kernels.h"
 #include "kernels/linear_kernels.h"
 #include "runtime/scheduler.h"
 
@@ -19,6 +20,10 @@ namespace tqlm {
 
 const char* kernel_isa() {
   return linear_kernels().isa;
+}
+
+const char* attention_isa() {
+  return kv_kernels().isa;
 }
 
 namespace {

@@ -37,6 +37,7 @@ double active_weight_bytes(const Model& m);
 
 // The instruction-set family of the linear kernels in use ("avx512", "avx2", ...).
 const char* kernel_isa();
+const char* attention_isa();  // the KV attention kernel family (kv_kernels().isa)
 
 // n prompt tokens for a benchmark: source[(offset + i) % size] when a source text was given, else
 // pseudo-random ids in [100, vocab) from an LCG seeded with `seed` (repeatable, no shared prefixes across
