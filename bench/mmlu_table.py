@@ -54,8 +54,8 @@ def run_llamacpp(a, subject, out_dir, letters, oracle):
         return json.loads(js.read_text())
     prompts = [json.loads(line)["ids"] for line in (out_dir / f"prompts-{subject}.jsonl").read_text().splitlines()]
     out, t0 = [], time.time()
-    for i in range(0, len(prompts), 200):  # in slices: one call per 200 prompts (bounded messages)
-        out += oracle().call("next_token_logprobs", str(a.gguf), 4096, prompts[i:i + 200], letters)
+    for i in range(0, len(prompts), 50):  # in slices: one call per 50 prompts (bounded messages and time)
+        out += oracle().call("next_token_logprobs", str(a.gguf), 4096, prompts[i:i + 50], letters)
     js.write_text(json.dumps(out))
     print(f"llama.cpp {subject}: {len(out)} prompts, {time.time() - t0:.0f} s", flush=True)
     return out

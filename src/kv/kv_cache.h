@@ -56,8 +56,8 @@ class KVCache {
   KVPool& pool() { return *pool_; }
   const std::vector<int32_t>& blocks() const { return table_; }
 
-  // Scores over 4-bit key codes as integers (int8 queries; TQLM_KV_SCORES=int8) or in f32 over decoded keys
-  // (the default, TQLM_KV_SCORES=f32). Other formats always score in f32.
+  // Scores over 4-bit key codes as integers (int8 queries; the default, TQLM_KV_SCORES=int8) or in f32 over
+  // decoded keys (TQLM_KV_SCORES=f32). Other formats always score in f32.
   void set_int8_scores(bool on) { int8_scores_ = on; }
   bool int8_scores() const { return int8_scores_; }
 
