@@ -14,7 +14,9 @@ int8 path's own rounding puts a floor of about 0.0015 KL under any change to the
 For each checkpoint: `tqlm perplexity --kv bf16 --save-logits REF`, then every mode with `--kl-base REF` (same
 windows): PPL +/- SE, PPL change, mean KL(bf16 || mode) over the reference's top-64 tokens + rest, top-1
 agreement. Bytes per token are the cache's real ones (`tqlm kv-plan --json`: codes, fp16 norms, the 2 + 2 bf16
-boundary layers). --norm-study reruns the TurboQuant modes with TQLM_KV_NORM=raw (store |x|) beside the default
+boundary layers). --llamacpp (default q8_0,q4_0,q4_1,q5_1,q8_0/q4_0; '' skips it) measures llama.cpp's own cache types on the same
+windows of the default model's GGUF (llama-cpp-python in a child process, flash attention on), each against
+llama.cpp's f32 cache with the same KL definition. --norm-study reruns the TurboQuant modes with TQLM_KV_NORM=raw (store |x|) beside the default
 (store |x| / |c|, the norm of the centroid vector) to justify the default.
 
 Time on 2 cores: about 12 s per mode per 2048-token window (prefill-bound).
@@ -59,6 +61,10 @@ def main():
     ap.add_argument("--work", default=str(ROOT / ".cache" / "kv-quality"))
     ap.add_argument("--tqlm", default=str(ROOT / "build" / "tqlm"))
     ap.add_argument("--out", default=None, help="write the markdown tables here")
+    ap.add_argument("--llamacpp", default="q8_0,q4_0,q4_1,q5_1,q8_0/q4_0",
+                    help="llama.cpp KV cache types (K or K/V) measured on the same windows of the default model's "
+                         "GGUF, each against llama.cpp's own f32 cache ('' to skip)")
+    ap.add_argument("--gguf", default=None, help="default: the Q4_1 GGUF cached by scripts/get-default-model.sh")
     a = ap.parse_args()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -155,11 +161,61 @@ def main():
             out += centre_study(model, calib, ref, rows, ppl, calibrate, a)
         if "k_kl" in json.loads(Path(calib).read_text()):
             out += sensitivity_table(calib, a.kv_boundary)
+        if name == "default" and a.llamacpp:
+            out += llamacpp_table(a, model, done, cache_file)
     text = "\n".join(out)
     print(text)
     if a.out:
         Path(a.out).write_text(text + "\n")
         (work / "kv-quality.json").write_text(json.dumps(results, indent=1))
+
+
+def llamacpp_table(a, model, done, cache_file):
+    """llama.cpp's own cache types on the same token windows (HF tokenizer ids, no BOS), each against llama.cpp's
+    f32 cache with the same KL definition as tqlm's --kl-base (top 64 + rest). Bits per element: q8_0 8.5, q5_1 6,
+    q4_1 5, q4_0 4.5 (a block of 32 codes with an f16 scale, and an f16 minimum for the _1 types); llama.cpp keeps
+    every layer at that type (no boundary layers)."""
+    import numpy as np
+    from tokenizers import Tokenizer
+    sys.path.insert(0, str(ROOT / "tests" / "oracle"))
+    from isolation import llama_cpp_oracle
+    gguf = a.gguf or next(iter(sorted((ROOT / ".cache").rglob("SmolLM2*.gguf"), key=lambda g: "dequant" in g.name)))
+    ids = Tokenizer.from_file(str(Path(model) / "tokenizer.json")).encode(
+        Path(a.data).read_text(encoding="utf-8"), add_special_tokens=False).ids
+    windows = [ids[i * a.ctx:(i + 1) * a.ctx] for i in range(a.samples)]
+    bits = {"f32": 32, "f16": 16, "q8_0": 8.5, "q5_1": 6, "q5_0": 5.5, "q4_1": 5, "q4_0": 4.5}
+    types = [t.split("/") * (2 // len(t.split("/"))) for t in ["f32"] + a.llamacpp.split(",")]
+    oracle, rows = None, {}
+    try:
+        for k, v in types:
+            key = json.dumps(["llama.cpp", str(gguf), k, v, a.ctx, a.samples])
+            if key not in done:
+                if oracle is None:
+                    oracle = llama_cpp_oracle()
+                    refs = [oracle.call("window_kv_stats", str(gguf), a.ctx, w, "f32", "f32") for w in windows]
+                r = [oracle.call("window_kv_stats", str(gguf), a.ctx, w, k, v, ref) for w, ref in zip(windows, refs)]
+                nll = np.concatenate([x["nll"] for x in r])
+                kl = np.concatenate([x.get("kl", [0.0] * len(x["nll"])) for x in r])
+                agree = np.concatenate([x.get("agree", [True] * len(x["nll"])) for x in r])
+                done[key] = {"ppl": float(np.exp(nll.mean())), "ppl_se": float(np.exp(nll.mean()) * nll.std() /
+                             np.sqrt(len(nll))), "kl_mean": float(kl.mean()), "top1_agreement": float(agree.mean())}
+                cache_file.write_text(json.dumps(done, indent=1))
+                print(f"  llama.cpp {k}/{v:5s} PPL {done[key]['ppl']:.4f}  KL {done[key]['kl_mean']:.5f}",
+                      file=sys.stderr, flush=True)
+            rows[(k, v)] = done[key]
+    finally:
+        if oracle is not None:
+            oracle.close()
+    base = rows[("f32", "f32")]
+    out = [f"llama.cpp's cache types on the same windows (`{Path(gguf).name}`, llama-cpp-python, flash attention "
+           f"on; KL and top-1 against llama.cpp's own f32 cache; ratio = 16 / mean bits of K and V)", "",
+           "| cache K / V | bits K / V | ratio vs 16-bit | PPL | +/- | PPL change | KL | top-1 |",
+           "|---|---|---|---|---|---|---|---|"]
+    for (k, v), r in rows.items():
+        out.append(f"| {k} / {v} | {bits[k]} / {bits[v]} | {32 / (bits[k] + bits[v]):.2f}x | {r['ppl']:.4f} | "
+                   f"{r['ppl_se']:.4f} | {100 * (r['ppl'] / base['ppl'] - 1):+.2f}% | {r['kl_mean']:.5f} | "
+                   f"{100 * r['top1_agreement']:.2f}% |")
+    return out + [""]
 
 
 def sensitivity_table(calib, boundary):

@@ -70,6 +70,56 @@ def next_token_logprobs(path: str, n_ctx: int, prompts: list[list[int]], ids: li
     return out
 
 
+KV_TYPES = {"f32": llama_cpp.GGML_TYPE_F32, "f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0,
+            "q5_1": llama_cpp.GGML_TYPE_Q5_1, "q5_0": llama_cpp.GGML_TYPE_Q5_0, "q4_1": llama_cpp.GGML_TYPE_Q4_1,
+            "q4_0": llama_cpp.GGML_TYPE_Q4_0}
+TOP_K = 64  # as tqlm perplexity --kl-base: the reference's top 64 tokens and the rest of the mass as one bucket
+
+
+def window_kv_stats(path: str, n_ctx: int, ids: list[int], type_k: str, type_v: str, ref=None) -> dict:
+    """One perplexity window (an empty cache, no BOS, the ids as given) with llama.cpp's KV cache types type_k /
+    type_v and flash attention on. Returns the NLL of each next-token prediction and, per prediction, the top-64
+    (ids, log-probabilities) plus the log of the remaining mass; with `ref` (such a result from the reference
+    cache), also KL(ref || this) over the reference's 64 + 1 buckets and whether the argmax agrees."""
+    key = ("kv", path, n_ctx, type_k, type_v)
+    if key not in _models:
+        _models.clear()  # one model at a time: a 2048 x vocab logit buffer each
+        _models[key] = llama_cpp.Llama(path, n_ctx=n_ctx, n_batch=512, n_ubatch=512, logits_all=True,
+                                       type_k=KV_TYPES[type_k], type_v=KV_TYPES[type_v], flash_attn=True,
+                                       n_threads=N_THREADS, n_threads_batch=N_THREADS, seed=0, verbose=False)
+    llm = _models[key]
+    llm.reset()
+    llm.eval(list(ids))
+    n = len(ids) - 1
+    nll, top_ids, top_lp, rest, kl, agree = [], [], [], [], [], []
+    for r0 in range(0, n, 256):  # log-softmax in f64, 256 rows at a time
+        x = np.array(llm.scores[r0:min(n, r0 + 256)], dtype=np.float64)
+        x -= x.max(axis=1, keepdims=True)
+        x -= np.log(np.exp(x).sum(axis=1, keepdims=True))
+        rows = np.arange(x.shape[0])
+        nll += (-x[rows, np.array(ids[r0 + 1:r0 + 1 + x.shape[0]])]).tolist()
+        if ref is None:
+            idx = np.argsort(-x, axis=1)[:, :TOP_K]
+            lp = np.take_along_axis(x, idx, axis=1)
+            top_ids.append(idx.astype(np.int32))
+            top_lp.append(lp)
+            rest.append(np.log(np.maximum(1e-300, 1 - np.exp(lp).sum(axis=1))))
+        else:
+            ridx, rlp = ref["top_ids"][r0:r0 + x.shape[0]], ref["top_lp"][r0:r0 + x.shape[0]]
+            rrest = ref["rest"][r0:r0 + x.shape[0]]
+            q = np.take_along_axis(x, ridx, axis=1)
+            qrest = np.log(np.maximum(1e-300, 1 - np.exp(q).sum(axis=1)))
+            k = (np.exp(rlp) * (rlp - q)).sum(axis=1) + np.exp(rrest) * (rrest - qrest)
+            kl += np.maximum(0.0, k).tolist()
+            agree += (x.argmax(axis=1) == ridx[:, 0]).tolist()
+    out = {"nll": nll}
+    if ref is None:
+        out.update(top_ids=np.concatenate(top_ids), top_lp=np.concatenate(top_lp), rest=np.concatenate(rest))
+    else:
+        out.update(kl=kl, agree=agree)
+    return out
+
+
 def tokenize(path: str, text: bytes, special: bool) -> list[int]:
     return _model(path, vocab_only=True).tokenize(text, add_bos=False, special=special)
 
