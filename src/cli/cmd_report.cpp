@@ -42,6 +42,10 @@ void add_report(CLI::App& app) {
       ->check(regular_file_check("--wiki"));
   cmd->add_option("--mmlu", o->mmlu_dir, "MMLU directory (default: ../shared/data/mmlu)")
       ->check(CLI::ExistingDirectory);
+  cmd->add_option("--kv-calib", o->kv_calib,
+                  "KV calibration file (tqlm kv-calibrate) for centred (...c), sink (...s) and auto:R modes "
+                  "(default: MODEL/kv-calib.json when it exists)")
+      ->check(regular_file_check("--kv-calib"));
   cmd->add_option("--haystack", o->haystack, "NIAH haystack text (default: the WikiText file)")
       ->check(regular_file_check("--haystack"));
   cmd->callback([o] { run_report(*o); });

@@ -1,5 +1,7 @@
 #include "eval/report.h"
 
+#include <fmt/ranges.h>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -57,7 +59,11 @@ std::string base_name(const std::string& path) {
 }
 
 // Writes an SVG and, where rsvg-convert exists, a PNG beside it; returns the file name to link.
-std::string write_plot(const fs::path& dir, const std::string& name, const std::string& svg) {
+// name with every character outside [A-Za-z0-9._-] as '_' ("niah-auto:3s" -> "niah-auto_3s"): a ':' or '/'
+// from a KV mode would make a bad file name and a markdown link that reads as a URL scheme.
+std::string write_plot(const fs::path& dir, std::string name, const std::string& svg) {
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '_';
   write_svg_and_png((dir / (name + ".svg")).string(), svg, "report plot");
   return name + ".svg";
 }
@@ -66,12 +72,12 @@ std::vector<int32_t> wiki_tokens(const std::string& path, const Tokenizer& tok) 
   return tok.encode(read_text_file(path, "WikiText file"), false);
 }
 
-PerplexityResult ppl(Model& m, const std::vector<int32_t>& tokens, const Sizes& z, const std::string& kv,
+PerplexityResult ppl(Model& m, const std::vector<int32_t>& tokens, const Sizes& z, const KVSpec& kv,
                      const std::string& save, const std::string& base) {
   PerplexityOptions po;
   po.ctx = z.ppl_ctx;
   po.samples = z.ppl_windows;
-  po.kv = KVSpec(kv);
+  po.kv = kv;
   po.parallel = 4;
   po.save_logits = save;
   po.kl_base = base;
@@ -97,13 +103,18 @@ ojson run_report(const ReportOptions& opt) {
   if (wiki.empty()) fail("report: no WikiText file: pass --wiki FILE or set TQLM_DATA");
   if (mmlu_dir.empty()) fail("report: no MMLU directory: pass --mmlu DIR or set TQLM_DATA");
   if (opt.kv_modes.empty()) fail("report: at least one --kv mode");
-  for (const auto& m : opt.kv_modes) kv_layout(KVSpec(m), KVShape{4, 1, 1, 64});  // an unknown mode fails now
+  const std::string calib = !opt.kv_calib.empty() ? opt.kv_calib
+                            : fs::is_regular_file(fs::path(opt.model) / "kv-calib.json")
+                                ? (fs::path(opt.model) / "kv-calib.json").string()
+                                : "";
+  auto spec = [&](const std::string& kv) { return KVSpec(kv, 2, calib); };
 
   ojson J;
   J["model"] = opt.model;
   J["baseline"] = opt.baseline;
   J["quick"] = opt.quick;
   J["kv_modes"] = opt.kv_modes;
+  J["kv_calib"] = calib;
   J["data"] = {{"wiki", wiki}, {"mmlu", mmlu_dir}, {"haystack", hay}};
 
   step("inspect " + opt.model);
@@ -114,6 +125,8 @@ ojson run_report(const ReportOptions& opt) {
   // Perplexity and KL: the reference run first (saved), then every mode against it.
   const std::string ref_file = (dir / "reference.logits").string();
   ChatSession cs({opt.model, opt.threads, KVSpec("bf16"), "", false, 1});
+  // every mode checked against this model (and its calibration) now, not an hour in
+  for (const auto& m : opt.kv_modes) kv_layout(spec(m), cs.model().config().kv_shape());
   const std::vector<int32_t> tokens = wiki_tokens(wiki, cs.tokenizer());
   ojson P = ojson::array();
   std::string ref_name;
@@ -121,7 +134,7 @@ ojson run_report(const ReportOptions& opt) {
     step(fmt::format("perplexity: baseline {} (bf16 KV), {} windows of {}", opt.baseline, z.ppl_windows,
                      z.ppl_ctx));
     Model base(opt.baseline, opt.threads);
-    const PerplexityResult r = ppl(base, tokens, z, "bf16", ref_file, "");
+    const PerplexityResult r = ppl(base, tokens, z, spec("bf16"), ref_file, "");
     P.push_back({{"checkpoint", opt.baseline},
                  {"kv", "bf16"},
                  {"bpw", checkpoint_bpw(opt.baseline)},
@@ -139,9 +152,10 @@ ojson run_report(const ReportOptions& opt) {
     const bool is_ref = opt.baseline.empty() && i == 0 && kv == "bf16";
     step(fmt::format("perplexity: {} (KV {})", opt.model, kv));
     if (opt.baseline.empty() && i == 0 && kv != "bf16") {  // the reference is the bf16 cache
-      ppl(cs.model(), tokens, z, "bf16", ref_file, "");
+      ppl(cs.model(), tokens, z, spec("bf16"), ref_file, "");
     }
-    const PerplexityResult r = ppl(cs.model(), tokens, z, kv, is_ref ? ref_file : "", is_ref ? "" : ref_file);
+    const PerplexityResult r =
+        ppl(cs.model(), tokens, z, spec(kv), is_ref ? ref_file : "", is_ref ? "" : ref_file);
     P.push_back({{"checkpoint", opt.model},
                  {"kv", kv},
                  {"bpw", model_bpw},
@@ -153,7 +167,7 @@ ojson run_report(const ReportOptions& opt) {
   for (const std::string& other : opt.also) {
     step(fmt::format("perplexity: {} (bf16 KV)", other));
     Model m(other, opt.threads);
-    const PerplexityResult r = ppl(m, tokens, z, "bf16", "", ref_file);
+    const PerplexityResult r = ppl(m, tokens, z, spec("bf16"), "", ref_file);
     P.push_back({{"checkpoint", other},
                  {"kv", "bf16"},
                  {"bpw", checkpoint_bpw(other)},
@@ -182,7 +196,7 @@ ojson run_report(const ReportOptions& opt) {
         }(),
         kv));
     MmluOptions mo;
-    mo.kv = KVSpec(kv);
+    mo.kv = spec(kv);
     const MmluResult mr = run_mmlu(cs, subjects, mo);
     ojson subj = ojson::array();
     for (const auto& s : mr.subjects)
@@ -199,7 +213,7 @@ ojson run_report(const ReportOptions& opt) {
       if (c <= max_ctx) no.contexts.push_back(c);
     no.contexts = no.contexts.empty() ? std::vector<int64_t>{std::min<int64_t>(512, max_ctx)} : no.contexts;
     no.depths = z.niah_depths;
-    no.kv = KVSpec(kv);
+    no.kv = spec(kv);
     no.haystack_name = hay;
     step(fmt::format("niah: {} contexts x {} depths (KV {})", no.contexts.size(), no.depths.size(), kv));
     const NiahResult nr = run_niah(cs, hay_text, no);
@@ -229,7 +243,7 @@ ojson run_report(const ReportOptions& opt) {
     for (int64_t c : z.bench_contexts)
       if (c + z.bench_decode < max_ctx) bo.contexts.push_back(c);
     bo.decode = z.bench_decode;
-    bo.kv = KVSpec(kv);
+    bo.kv = spec(kv);
     step(fmt::format("bench: contexts {} (KV {})", bo.contexts.size(), kv));
     const auto pts = run_bench(cs.model(), bo, [](const std::string&) {});
     ojson pj = ojson::array();
@@ -251,7 +265,7 @@ ojson run_report(const ReportOptions& opt) {
   ojson K = ojson::array();
   Plot kvp{"KV cache bytes against context", "context (tokens)", "KV cache (MiB)", true, true, true, {}};
   for (const std::string& kv : opt.kv_modes) {
-    const KVLayout L = kv_layout(KVSpec(kv), shape);
+    const KVLayout L = kv_layout(spec(kv), shape);
     K.push_back({{"kv", kv}, {"bytes_per_token", L.bytes_per_token()}, {"real_ratio", L.real_ratio()}});
     PlotSeries s{kv, {}, {}};
     for (int64_t c = 512; c <= std::max<int64_t>(max_ctx, 1024); c *= 2)
@@ -294,8 +308,9 @@ ojson run_report(const ReportOptions& opt) {
 
   // report.md
   std::string md = fmt::format("# tqlm report: {}\n\n", base_name(opt.model));
-  md += fmt::format("`tqlm report {}{}{}` ({}). Data: {}, {}.\n\n", opt.model,
-                    opt.baseline.empty() ? "" : " --baseline " + opt.baseline, opt.quick ? " --quick" : "",
+  md += fmt::format("`tqlm report {}{} --kv {}{}{}` ({}). Data: {}, {}.\n\n", opt.model,
+                    opt.baseline.empty() ? "" : " --baseline " + opt.baseline, fmt::join(opt.kv_modes, ","),
+                    calib.empty() ? "" : " --kv-calib " + calib, opt.quick ? " --quick" : "",
                     opt.quick ? "quick: small windows, subsets and grids" : "full", wiki, mmlu_dir);
   md += "## Checkpoint\n\n```\n" + inspect_table + "```\n\n";
   md += fmt::format("## Perplexity and KL (WikiText-2, {} windows of {} tokens; reference: {})\n\n",

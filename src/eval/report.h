@@ -22,6 +22,7 @@ struct ReportOptions {
   bool quick = false;             // minutes on the default model: smaller windows, subsets and grids
   int threads = 0;
   std::string wiki, mmlu_dir, haystack;  // data (defaults: ../shared/data)
+  std::string kv_calib;  // for centred / sink / auto:R modes (default: MODEL/kv-calib.json when it exists)
 };
 
 // Runs everything and writes the files; returns report.json's content.
