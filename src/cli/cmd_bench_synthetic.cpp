@@ -255,10 +255,12 @@ void add_synthetic_options(CLI::App* cmd, SyntheticBenchOptions& o) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--dir", o.dir,
                   "--synthetic: where checkpoints go (default $XDG_CACHE_HOME/tqlm/synthetic or "
-                  "~/.cache/tqlm/synthetic). One found there for the same model, policy, layers and tqlm "
-                  "format is reused and left in place; one written by this run is removed at the end "
-                  "unless --keep");
-  cmd->add_flag("--keep", o.keep, "--synthetic: keep the checkpoints written (later runs reuse them)");
+                  "~/.cache/tqlm/synthetic), one directory per layer count, written and measured one at a "
+                  "time. One found there for the same model, policy, layers and tqlm format is reused; each "
+                  "is removed once measured unless --keep");
+  cmd->add_flag("--keep", o.keep,
+                "--synthetic: leave the checkpoints in --dir (later runs reuse them instead of writing them "
+                "again)");
   cmd->add_option("--experts", o.experts,
                   "--synthetic, for tests: experts per layer (default: the model's 256); each token still "
                   "reads 8 of their real width (only the router shrinks), the checkpoint is much smaller")
@@ -296,12 +298,12 @@ void run_synthetic_bench(const SyntheticBenchOptions& o, const ModelOptions& m, 
   Machine mc;
   for (Run& r : runs) {
     ensure_checkpoint(r);
-    struct Remove {  // a checkpoint this run wrote goes at the end, whatever happens (unless --keep)
+    struct Remove {  // the checkpoint goes once measured, whatever happens (unless --keep)
       Run& r;
       bool keep;
       ~Remove() {
         std::error_code ec;
-        if (r.written && !keep) r.removed = fs::remove_all(r.dir, ec) > 0;
+        if (!keep) r.removed = fs::remove_all(r.dir, ec) > 0;
       }
     } remove{r, o.keep};
     Model model(r.dir, m.threads);

@@ -130,9 +130,11 @@ def test_checkpoint_is_the_plan_and_loads_in_mlx_lm(tqlm_bin, testapi, plan, tmp
 
     assert_mlx_lm_agrees(testapi, ckpt)  # stock mlx_lm reads it, with tqlm's logits
 
-    # kept: the next run reuses it and leaves it in place
-    again = json.loads(bench(tqlm_bin, tmp_path, "--layers", "2", "--no-bandwidth").stdout)["runs"][0]
+    # kept: the next run reuses it (and, without --keep, removes it once measured)
+    again = json.loads(bench(tqlm_bin, tmp_path, "--layers", "2", "--no-bandwidth", "--keep").stdout)["runs"][0]
     assert not again["written"] and not again["removed"] and (ckpt / "config.json").exists()
+    again = json.loads(bench(tqlm_bin, tmp_path, "--layers", "2", "--no-bandwidth").stdout)["runs"][0]
+    assert not again["written"] and again["removed"] and list(tmp_path.iterdir()) == []
 
 
 def test_two_counts_predict_or_ask_for_a_rerun_and_leave_nothing(tqlm_bin, plan, tmp_path):
