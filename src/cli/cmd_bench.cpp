@@ -1,5 +1,7 @@
 #include <cstdio>
 
+#include "cli/bench_output.h"
+#include "cli/bench_synthetic.h"
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/progress.h"
@@ -20,10 +22,8 @@ void run_concurrency(Model& model, const ConcurrencyOptions& c, const std::strin
     std::fprintf(stderr, "KV pool: %.2f GB (%s), %s cache, %lld-token prompts, %lld generated tokens each\n",
                  double(budget) / 1e9, c.kv_mem ? "--kv-mem" : "default: half the available memory",
                  c.kv.mode.c_str(), (long long)c.prompt, (long long)c.generate);
-  auto pts = run_concurrency_bench(model, c, [](const std::string& s) {
-    if (stderr_is_tty()) std::fprintf(stderr, "\r%s   ", s.c_str());
-  });
-  if (stderr_is_tty()) std::fputc('\n', stderr);
+  auto pts = run_concurrency_bench(model, c, bench_progress());
+  end_bench_progress();
   PrefixReuse pr;
   if (c.prefix > 0) pr = run_prefix_reuse_bench(model, c);
   const double base = pts.empty() ? 0 : pts[0].aggregate_decode_tps;
@@ -88,16 +88,19 @@ void add_bench(CLI::App& app) {
     bool json = false, no_bandwidth = false;
     ConcurrencyOptions c;
     std::string kv_mem;
+    SyntheticBenchOptions syn;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
       "bench",
       "Prefill and greedy-decode speed at each --contexts length for one --kv mode: tokens/s, the bytes each "
-      "decoded "
-      "token reads (active weights + KV cache), the bandwidth that implies and its share of this machine's "
-      "measured "
-      "read bandwidth, and the cache's reported bytes beside the process's resident-memory growth.");
+      "decoded token reads (active weights + KV cache), the bandwidth that implies and its share of this "
+      "machine's measured read bandwidth, and the cache's reported bytes beside the process's "
+      "resident-memory "
+      "growth. --synthetic minimax-m2 instead measures a few of MiniMax-M2's layers with random weights and "
+      "predicts the full model's speed.");
   add_model_options(cmd, o->m, false);
+  cmd->get_option("--model")->required(false);  // or --synthetic
   cmd->add_option("--contexts", o->b.contexts, "Prompt lengths in tokens, comma separated")
       ->delimiter(',')
       ->capture_default_str();
@@ -124,8 +127,19 @@ void add_bench(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--kv-mem", o->kv_mem, "KV pool budget, e.g. 6GB (default: half the available memory)");
   cmd->add_flag("--json", o->json, "Print the results as JSON");
+  add_synthetic_options(cmd, o->syn);
   cmd->callback([o] {
     if (o->b.decode < 0 || o->b.chunk < 1) fail("bench: --decode must be >= 0 and --chunk >= 1");
+    if (o->m.model.empty() == o->syn.model.empty())
+      fail("bench: give a MODEL directory or --synthetic NAME (one of them)");
+    if (!o->syn.model.empty()) {
+      if (!o->data.empty() || !o->c.levels.empty())
+        fail(
+            "bench --synthetic: --data and --concurrency need a real model (the synthetic one has no "
+            "tokenizer and is measured one sequence at a time)");
+      run_synthetic_bench(o->syn, o->m, o->b, !o->no_bandwidth, o->json);
+      return;
+    }
     Model model(o->m.model, o->m.threads);
     print_config_warnings(model.config());
     o->b.kv = o->m.kv_spec();
@@ -144,10 +158,8 @@ void add_bench(CLI::App& app) {
       return;
     }
     const double bw = o->no_bandwidth ? 0.0 : measure_read_bandwidth(model.pool());
-    auto pts = run_bench(model, o->b, [](const std::string& s) {
-      if (stderr_is_tty()) std::fprintf(stderr, "\r%s   ", s.c_str());
-    });
-    if (stderr_is_tty()) std::fputc('\n', stderr);
+    auto pts = run_bench(model, o->b, bench_progress());
+    end_bench_progress();
     if (o->json) {
       nlohmann::json j = {{"model", o->m.model},
                           {"kv", o->m.kv},
@@ -160,20 +172,7 @@ void add_bench(CLI::App& app) {
                           {"linear", linear_kernel_family()},
                           {"attention", attention_isa()},
                           {"read_bandwidth_gbps", bw},
-                          {"points", nlohmann::json::array()}};
-      for (const auto& p : pts)
-        j["points"].push_back({{"context", p.context},
-                               {"prefill_tps", p.prefill_tps},
-                               {"decode_tps", p.decode_tps},
-                               {"prefill_seconds", p.prefill_seconds},
-                               {"decode_seconds", p.decode_seconds},
-                               {"weight_bytes_per_token", p.weight_bytes_per_token},
-                               {"kv_bytes_per_token", p.kv_bytes_per_token},
-                               {"achieved_gbps", p.achieved_gbps},
-                               {"bandwidth_fraction", bw > 0 ? p.achieved_gbps / bw : 0.0},
-                               {"cache_bytes", p.cache_bytes},
-                               {"cache_growth", p.cache_growth},
-                               {"rss_growth", p.rss_growth}});
+                          {"points", bench_points_json(pts, bw)}};
       std::printf("%s\n", j.dump(2).c_str());
       return;
     }
@@ -184,20 +183,7 @@ void add_bench(CLI::App& app) {
         layout.real_ratio(), layout.nominal_ratio(), model.pool().size(), kernel_isa(),
         linear_kernel_family().c_str(), attention_isa());
     if (bw > 0) std::printf("measured read bandwidth %.1f GB/s\n", bw);
-    std::printf("%8s %10s %10s %9s %10s %10s %8s %7s %10s %12s\n", "context", "prefill/s", "decode/s",
-                "ms/tok", "weights MB", "KV MB/tok", "GB/s", "% bw", "cache MB", "RSS grew MB");
-    for (const auto& p : pts)
-      std::printf("%8lld %10.1f %10.2f %9.2f %10.1f %10.2f %8.2f %6.1f%% %10.1f %12.1f\n",
-                  (long long)p.context, p.prefill_tps, p.decode_tps,
-                  p.decode_tps > 0 ? 1000.0 / p.decode_tps : 0.0, p.weight_bytes_per_token / 1e6,
-                  p.kv_bytes_per_token / 1e6, p.achieved_gbps, bw > 0 ? 100.0 * p.achieved_gbps / bw : 0.0,
-                  double(p.cache_bytes) / 1e6, double(p.rss_growth) / 1e6);
-    std::printf(
-        "(RSS grew = resident memory growth while the sequence ran (after a warm-up step), beside the "
-        "cache's own "
-        "growth over that span: %s)\n",
-        pts.empty() ? "-"
-                    : (std::to_string(pts.back().cache_growth / 1000000) + " MB in the last row").c_str());
+    print_bench_points(pts, bw);
   });
 }
 

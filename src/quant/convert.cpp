@@ -27,14 +27,6 @@ using json = nlohmann::json;
 
 namespace {
 
-// Tensor name of a planned entry: 1-D biases and routing biases are named as they are; others get .weight.
-std::string weight_name(const PlannedTensor& t) {
-  const std::string& m = t.module;
-  if (m.size() > 5 && m.compare(m.size() - 5, 5, ".bias") == 0) return m;
-  if (m.find("e_score_correction_bias") != std::string::npos) return m;
-  return m + ".weight";
-}
-
 // NaN / Inf values of the tensor being converted, counted over the blocks read from the source.
 struct NonFinite {
   std::string tensor;
@@ -109,6 +101,34 @@ std::vector<float> weight_importance(const CalibStats& stats, const ModelConfig&
   return h;
 }
 
+std::string partial_output_dir(const std::string& dst) {
+  const fs::path d(dst);
+  std::string name = ".";  // (built step by step: GCC 12 warns falsely on a chain of + here)
+  name += d.filename().string();
+  name += ".partial-";
+  name += std::to_string(::getpid());
+  return (d.parent_path() / name).string();
+}
+
+PartialOutput::PartialOutput(std::string dst) : dst_(std::move(dst)), tmp_(partial_output_dir(dst_)) {
+  std::error_code ec;
+  fs::remove_all(tmp_, ec);
+  fs::create_directories(tmp_);
+}
+
+PartialOutput::~PartialOutput() {
+  std::error_code ec;
+  if (!published_) fs::remove_all(tmp_, ec);
+}
+
+void PartialOutput::publish() {
+  fsync_path(tmp_);  // every file and name in it is on disk before the rename publishes it
+  fs::rename(tmp_, dst_);
+  published_ = true;
+  const fs::path parent = fs::path(dst_).parent_path();
+  fsync_path(parent.empty() ? "." : parent.string());
+}
+
 std::vector<std::string> stale_partial_outputs(const std::string& dst) {
   const fs::path d(dst);
   const fs::path parent = d.parent_path().empty() ? fs::path(".") : d.parent_path();
@@ -144,37 +164,13 @@ ConvertResult convert_checkpoint(const std::string& src, const std::string& dst,
   ConvertResult res;
   res.plan = plan_conversion(mc, policy, sdt);
 
-  const fs::path final_dir(dst);
-  std::string tmp_name = ".";
-  tmp_name += final_dir.filename().string();
-  tmp_name += ".partial-";
-  tmp_name += std::to_string(::getpid());
-  const fs::path tmp = final_dir.parent_path() / tmp_name;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp);
-  struct Cleanup {
-    fs::path p;
-    bool keep = false;
-    ~Cleanup() {
-      std::error_code e;
-      if (!keep) fs::remove_all(p, e);
-    }
-  } cleanup{tmp};
+  PartialOutput out(dst);
+  const fs::path tmp = out.path();
 
   CheckpointWriter w(tmp.string(), {{"format", "mlx"}});
   // Declarations: quantized modules give weight/scales/biases, kept ones a single float tensor.
-  for (const auto& t : res.plan.tensors) {
-    if (t.decision.quantize) {
-      Shape ws = t.shape, ss = t.shape;
-      ws.back() = t.shape.back() * t.decision.bits / 32;
-      ss.back() = t.shape.back() / t.decision.group_size;
-      w.declare(t.module + ".weight", DType::U32, ws);
-      w.declare(t.module + ".scales", sdt, ss);
-      w.declare(t.module + ".biases", sdt, ss);
-    } else {
-      w.declare(weight_name(t), t.decision.keep, t.shape);
-    }
-  }
+  for (const auto& t : res.plan.tensors)
+    for (const auto& st : stored_tensors(t, sdt)) w.declare(st.name, st.dtype, st.shape);
   Source source(ck);
   std::unique_ptr<ThreadPool> pool;
   if (stats) pool = std::make_unique<ThreadPool>(0);
@@ -257,20 +253,13 @@ ConvertResult convert_checkpoint(const std::string& src, const std::string& dst,
 
   // config.json: the source's, with the MLX quantization block (identical quantization_config).
   json cfg = ck.config();
-  json q = {{"group_size", policy.default_group}, {"bits", policy.default_bits}, {"mode", "affine"}};
-  for (const auto& t : res.plan.tensors)
-    if (t.decision.quantize &&
-        (t.decision.bits != policy.default_bits || t.decision.group_size != policy.default_group))
-      q[t.module] = {{"group_size", t.decision.group_size}, {"bits", t.decision.bits}, {"mode", "affine"}};
+  const json q = mlx_quantization(res.plan.tensors, policy);
   cfg.erase("quantization_config");
   cfg["quantization"] = q;
   cfg["quantization_config"] = q;
   write_synced(tmp / "config.json", cfg.dump(4) + "\n");
   if (fs::is_directory(src)) copy_side_files(src, tmp);
-  fsync_path(tmp.string());  // every file and name in it is on disk before the rename publishes it
-  fs::rename(tmp, final_dir);
-  cleanup.keep = true;
-  fsync_path(final_dir.parent_path().empty() ? "." : final_dir.parent_path().string());
+  out.publish();
   return res;
 }
 

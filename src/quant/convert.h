@@ -40,6 +40,25 @@ ConvertResult convert_checkpoint(const std::string& src, const std::string& dst,
 std::vector<float> weight_importance(const CalibStats& stats, const ModelConfig& cfg,
                                      const std::string& module, int64_t expert);
 
+// The temporary directory this process writes DST into before renaming it: ".DST.partial-PID" beside DST.
+std::string partial_output_dir(const std::string& dst);
+
+// A directory written under partial_output_dir(dst) (created empty here) and published by one rename to dst;
+// removed on destruction unless publish() ran.
+class PartialOutput {
+ public:
+  explicit PartialOutput(std::string dst);
+  ~PartialOutput();
+  PartialOutput(const PartialOutput&) = delete;
+  PartialOutput& operator=(const PartialOutput&) = delete;
+  const std::string& path() const { return tmp_; }
+  void publish();  // fsync of the directory, rename to dst, fsync of dst's parent
+
+ private:
+  std::string dst_, tmp_;
+  bool published_ = false;
+};
+
 // Temporary directories ".DST.partial-PID" left next to DST by conversions whose process is gone (killed).
 std::vector<std::string> stale_partial_outputs(const std::string& dst);
 

@@ -112,6 +112,33 @@ ConversionPlan plan_conversion(const ModelConfig& c, const Policy& policy, DType
   return plan;
 }
 
+std::string weight_name(const PlannedTensor& t) {
+  const std::string& m = t.module;
+  if (m.size() > 5 && m.compare(m.size() - 5, 5, ".bias") == 0) return m;
+  if (m.find("e_score_correction_bias") != std::string::npos) return m;
+  return m + ".weight";
+}
+
+std::vector<StoredTensor> stored_tensors(const PlannedTensor& t, DType src) {
+  if (!t.decision.quantize) return {{weight_name(t), t.decision.keep, t.shape}};
+  Shape ws = t.shape, ss = t.shape;
+  ws.back() = t.shape.back() * t.decision.bits / 32;
+  ss.back() = t.shape.back() / t.decision.group_size;
+  return {{t.module + ".weight", DType::U32, ws},
+          {t.module + ".scales", src, ss},
+          {t.module + ".biases", src, ss}};
+}
+
+nlohmann::json mlx_quantization(const std::vector<PlannedTensor>& tensors, const Policy& policy) {
+  nlohmann::json q = {
+      {"group_size", policy.default_group}, {"bits", policy.default_bits}, {"mode", "affine"}};
+  for (const auto& t : tensors)
+    if (t.decision.quantize &&
+        (t.decision.bits != policy.default_bits || t.decision.group_size != policy.default_group))
+      q[t.module] = {{"group_size", t.decision.group_size}, {"bits", t.decision.bits}, {"mode", "affine"}};
+  return q;
+}
+
 std::vector<std::string> unused_rule_warnings(const ConversionPlan& plan, const Policy& policy) {
   std::vector<std::string> out;
   if (policy.source.empty() || policy.mixed_low) return out;

@@ -1,0 +1,54 @@
+// A full model's speed predicted from measurements of a few of its layers (`tqlm bench --synthetic`): two
+// layer counts separate the time per layer from the fixed time (embedding, LM head, sampling); the full
+// model's decode time is the fixed time plus its layers' bytes read at the rate the measured layers reach,
+// and on another machine each part runs at the same share of that machine's bandwidth.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "quant/plan.h"
+
+namespace tqlm {
+
+// Bytes one decoded token reads of a planned model, counted as active_weight_bytes (eval/bench.h) counts
+// them for a loaded one: every 2-D weight of a layer, top_k / E of each stacked expert tensor, one row of
+// the embedding and the whole LM head; norms and other 1-D tensors are not counted.
+struct PlanReads {
+  std::vector<double> layer;  // [n_layers]
+  double fixed = 0;           // the embedding row and the LM head
+  double layers() const;      // sum over the layers
+};
+PlanReads plan_reads(const std::vector<PlannedTensor>& tensors, int64_t n_layers, int64_t top_k);
+
+// One measurement: a model of `layers` layers took `seconds` per token, reading `bytes` per token.
+struct LayerSample {
+  int layers = 0;
+  double seconds = 0, bytes = 0;
+};
+
+// Per-layer and fixed parts of two samples at different layer counts (a.layers < b.layers):
+// layer = (b - a) / (b.layers - a.layers), fixed = a - a.layers x layer, for seconds and bytes alike.
+struct LayerSplit {
+  double layer_seconds = 0, fixed_seconds = 0;
+  double layer_bytes = 0, fixed_bytes = 0;
+  // The shares of the measured bandwidth each part reaches: bytes / seconds / bandwidth (0 when the
+  // bandwidth was not measured).
+  double layer_share = 0, fixed_share = 0;
+  // Both times positive: the samples separate (on a noisy machine the larger model can come out as fast).
+  bool separates() const { return layer_seconds > 0 && fixed_seconds > 0; }
+};
+LayerSplit split_layers(const LayerSample& a, const LayerSample& b, double bandwidth_gbps);
+
+struct DecodePrediction {
+  double bytes = 0;             // read per token: fixed + the full model's layers
+  double seconds = 0, tps = 0;  // on this machine: fixed time + layer bytes at the measured layers' rate
+  // On a machine of target_gbps, each part at the share of bandwidth it reaches here (0 when this machine's
+  // bandwidth was not measured), and with every byte at 70% of target_gbps.
+  double target_tps = 0, target_tps_at_70 = 0;
+};
+// full_layer_bytes: what all layers of the full model read per token (weights and KV cache).
+DecodePrediction predict_decode(const LayerSplit& s, double full_layer_bytes, double bandwidth_gbps,
+                                double target_gbps);
+
+}  // namespace tqlm
