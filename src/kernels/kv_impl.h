@@ -2,8 +2,9 @@
 // avx512}.cpp after linear_impl.h (same namespace, vector types and Unpack).
 //
 // decode: codes -> f32 rows. TurboQuant indices are unpacked in registers (2/4/8 bits: one variable shift
-// per lane; 3, 5, 6 bits: scalar bit stream) and looked up in the codebook with a lane permute when it fits
-// one or two vectors (2^bits <= 2W), else lane by lane.
+// per lane; 3, 5, 6 bits: two lane permutes and variable shifts, UnpackBytes; a scalar bit stream where W <
+// 8) and looked up in the codebook with lane permutes when it fits 8 vectors (2^bits <= 8W), else lane by
+// lane.
 #include <cmath>
 #include <vector>
 
@@ -19,26 +20,39 @@ inline void store(float* p, vf v) {
   std::memcpy(p, &v, sizeof v);
 }
 
-// Codebook lookup of W indices: the table is loaded into registers once (a lane permute when 2^bits <= 2W),
-// else read lane by lane.
+// Codebook lookup of W indices: the table is held in registers when it has at most 8W entries (a lane permute
+// of one or two vectors, then selects between pairs of vectors by the index's higher bits), else read lane by
+// lane.
 template <int BITS>
 struct Lookup {
   static constexpr int levels = 1 << BITS;
-  vf lo = {}, hi = {};
+  static constexpr int pairs =
+      levels <= W ? 0 : levels / (2 * W);  // vector pairs of the table (0: one vector)
+  static constexpr bool in_registers = levels <= 8 * W;
+  vf lo = {}, tab[pairs > 0 && in_registers ? 2 * pairs : 1] = {};
   const float* lut;
   explicit Lookup(const float* l) : lut(l) {
     if constexpr (levels <= W) {
       for (int i = 0; i < levels; ++i) lo[i] = l[i];
-    } else if constexpr (levels == 2 * W) {
-      std::memcpy(&lo, l, sizeof lo);
-      std::memcpy(&hi, l + W, sizeof hi);
+    } else if constexpr (in_registers) {
+      for (int k = 0; k < 2 * pairs; ++k) std::memcpy(&tab[k], l + k * W, sizeof(vf));
     }
   }
   vf operator()(vi idx) const {
     if constexpr (levels <= W) {
       return __builtin_shuffle(lo, idx);
-    } else if constexpr (levels == 2 * W) {
-      return __builtin_shuffle(lo, hi, idx);
+    } else if constexpr (in_registers) {  // the shuffle of two vectors reads idx modulo 2W
+      vf r[pairs];
+      for (int k = 0; k < pairs; ++k) r[k] = __builtin_shuffle(tab[2 * k], tab[2 * k + 1], idx);
+      if constexpr (pairs >= 2) {
+        const vi hi2 = (idx & (2 * W)) != 0;
+        r[0] = hi2 ? r[1] : r[0];
+        if constexpr (pairs == 4) {
+          r[2] = hi2 ? r[3] : r[2];
+          r[0] = (idx & (4 * W)) != 0 ? r[2] : r[0];
+        }
+      }
+      return r[0];
     } else {
       vf r;
       for (int i = 0; i < W; ++i) r[i] = lut[idx[i]];
@@ -47,19 +61,69 @@ struct Lookup {
   }
 };
 
+// W codes of 3, 5 or 6 bits (W a multiple of 8, so a group starts on a byte): the group's W x BITS / 8 bytes
+// are loaded into the low lanes of a vector (one unaligned load of `load` bytes, which may read up to 10
+// bytes past the group: into the next row, so the caller reads the last row of a buffer with codes_exact),
+// then lane i takes its code from the 32-bit lane(s) holding bits [i x BITS, (i + 1) x BITS): two lane
+// permutes and variable shifts. The same interface as Unpack.
 template <int BITS>
-void decode_turbo_pow2(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out) {
-  static const Unpack<BITS> unpack;
+struct UnpackBytes {  // used only where W % 8 == 0 (the callers check)
+  static constexpr int bytes = W * BITS / 8, load = W <= 8 ? 8 : 16;
+  vu word0, word1, shr, shl;
+  UnpackBytes() {
+    for (int i = 0; i < W; ++i) {
+      const int o = i * BITS;
+      word0[i] = uint32_t(o / 32);
+      word1[i] = uint32_t(std::min(o / 32 + 1, W - 1));  // only read when the code crosses into it
+      shr[i] = uint32_t(o % 32);
+      shl[i] = uint32_t(31 - o % 32);  // (w1 << 1) << shl = w1 << (32 - o % 32), without a shift by 32
+    }
+  }
+  vi split(vu raw) const {
+    const vu w0 = __builtin_shuffle(raw, word0), w1 = __builtin_shuffle(raw, word1);
+    return (vi)(((w0 >> shr) | ((w1 << 1) << shl)) & ((1u << BITS) - 1u));
+  }
+  vi codes(const uint32_t* row, int64_t e0) const {
+    typedef uint32_t vload __attribute__((vector_size(load)));
+    vload l;
+    std::memcpy(&l, reinterpret_cast<const uint8_t*>(row) + e0 / 8 * BITS, load);
+    vu raw = {};
+    for (int i = 0; i < load / 4; ++i) raw[i] = l[i];
+    return split(raw);
+  }
+  vi codes_exact(const uint32_t* row, int64_t e0) const {  // reads exactly the group's bytes
+    vu raw = {};
+    std::memcpy(&raw, reinterpret_cast<const uint8_t*>(row) + e0 / 8 * BITS, bytes);
+    return split(raw);
+  }
+};
+
+// Codes of row `row` from coordinate e; `last`: the buffer's last row, read without going past it.
+template <typename U>
+vi codes_of(const U& unpack, const uint32_t* row, int64_t e, bool last) {
+  if constexpr (requires { unpack.codes_exact(row, e); })
+    if (last) return unpack.codes_exact(row, e);
+  return unpack.codes(row, e);
+}
+
+// TurboQuant codes -> codebook values, W coordinates at a time (U: Unpack or UnpackBytes).
+template <int BITS, typename U>
+void decode_turbo(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out) {
+  static const U unpack;
   const Lookup<BITS> lookup(f.lut);
   for (int64_t t = 0; t < n; ++t) {
     const uint32_t* row = reinterpret_cast<const uint32_t*>(codes + t * f.row_bytes);
-    for (int64_t e = 0; e < f.dim; e += W) store(out + t * f.dim + e, lookup(unpack.codes(row, e)));
+    for (int64_t e = 0; e < f.dim; e += W)
+      store(out + t * f.dim + e, lookup(codes_of(unpack, row, e, t == n - 1)));
   }
 }
 
-// 3, 5 and 6 bits: 8 codes = BITS bytes, read as one little-endian word and split in a scalar loop.
+// 3, 5 and 6 bits: UnpackBytes where W >= 8 and rows have 16 bytes or more; else 8 codes = BITS bytes, read
+// as one little-endian word and split in a scalar loop.
 template <int BITS>
 void decode_turbo_bytes(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out) {
+  if constexpr (W % 8 == 0)
+    if (f.row_bytes >= 16) return decode_turbo<BITS, UnpackBytes<BITS>>(f, codes, n, out);
   constexpr uint64_t mask = (1u << BITS) - 1;
   for (int64_t t = 0; t < n; ++t) {
     const uint8_t* row = codes + t * f.row_bytes;
@@ -115,7 +179,7 @@ void decode(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out) {
       if (f.dim % W != 0 || f.dim % 8 != 0) return kv_decode_ref(f, codes, n, out);
       switch (f.bits) {
         case 2:
-          return decode_turbo_pow2<2>(f, codes, n, out);
+          return decode_turbo<2, Unpack<2>>(f, codes, n, out);
         case 3:
           return decode_turbo_bytes<3>(f, codes, n, out);
         case 5:
@@ -123,9 +187,9 @@ void decode(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out) {
         case 6:
           return decode_turbo_bytes<6>(f, codes, n, out);
         case 4:
-          return decode_turbo_pow2<4>(f, codes, n, out);
+          return decode_turbo<4, Unpack<4>>(f, codes, n, out);
         case 8:
-          return decode_turbo_pow2<8>(f, codes, n, out);
+          return decode_turbo<8, Unpack<8>>(f, codes, n, out);
         default:
           return kv_decode_ref(f, codes, n, out);
       }
@@ -303,21 +367,32 @@ void accumulate(const float* p, int64_t R, int64_t ldp, const float* v, const fl
 }
 
 // accumulate() over stored codes (f, codes [n, row_bytes]). A few rows (decode: the G query heads of a kv
-// head) with TurboQuant codes of 2, 4 or 8 bits: each token's codes are unpacked and looked up in registers
-// and feed the rows' accumulators directly. Otherwise the codes are decoded a tile at a time into a
-// thread-local buffer for accumulate(). Same values, same order: both give the same bits.
-template <int BITS>
+// head) with TurboQuant codes (2, 4, 8 bits; 3, 5, 6 where W >= 8): each token's codes are unpacked and
+// looked up in registers and feed the rows' accumulators directly. Otherwise the codes are decoded a tile at
+// a time into a thread-local buffer for accumulate(). Same values, same order: both give the same bits.
+template <int BITS, typename U>
 void accumulate_codes_bits(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t R, int64_t ldp,
                            const float* scale, int64_t n, float* o, int64_t ldo) {
-  static const Unpack<BITS> unpack;
+  static const U unpack;
   const Lookup<BITS> lookup(f.lut);
   row_blocks(R, [&]<int RB>(int64_t r) {
     accumulate_weighted<RB>(
         p + r * ldp, ldp, scale, n, f.dim, o + r * ldo, ldo, [&](int64_t t, int64_t j, vf* x) {
           const uint32_t* row = reinterpret_cast<const uint32_t*>(codes + t * f.row_bytes);
-          for (int c = 0; c < 4; ++c) x[c] = lookup(unpack.codes(row, j + c * W));
+          for (int c = 0; c < 4; ++c) x[c] = lookup(codes_of(unpack, row, j + c * W, t == n - 1));
         });
   });
+}
+
+// 3, 5 and 6 bits (a template, so that families with W < 8 never instantiate UnpackBytes)
+template <int V = W>
+void accumulate_codes_bytes(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t R,
+                            int64_t ldp, const float* scale, int64_t n, float* o, int64_t ldo) {
+  if constexpr (V % 8 == 0) {
+    if (f.bits == 3) return accumulate_codes_bits<3, UnpackBytes<3>>(f, codes, p, R, ldp, scale, n, o, ldo);
+    if (f.bits == 5) return accumulate_codes_bits<5, UnpackBytes<5>>(f, codes, p, R, ldp, scale, n, o, ldo);
+    if (f.bits == 6) return accumulate_codes_bits<6, UnpackBytes<6>>(f, codes, p, R, ldp, scale, n, o, ldo);
+  }
 }
 
 void accumulate_codes(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t R, int64_t ldp,
@@ -325,12 +400,14 @@ void accumulate_codes(const KVRowFormat& f, const uint8_t* codes, const float* p
   if (R <= kRowBlock && f.codes == KVCodes::TURBO && f.dim % (4 * W) == 0) {
     switch (f.bits) {
       case 2:
-        return accumulate_codes_bits<2>(f, codes, p, R, ldp, scale, n, o, ldo);
+        return accumulate_codes_bits<2, Unpack<2>>(f, codes, p, R, ldp, scale, n, o, ldo);
       case 4:
-        return accumulate_codes_bits<4>(f, codes, p, R, ldp, scale, n, o, ldo);
+        return accumulate_codes_bits<4, Unpack<4>>(f, codes, p, R, ldp, scale, n, o, ldo);
       case 8:
-        return accumulate_codes_bits<8>(f, codes, p, R, ldp, scale, n, o, ldo);
+        return accumulate_codes_bits<8, Unpack<8>>(f, codes, p, R, ldp, scale, n, o, ldo);
     }
+    if (W % 8 == 0 && f.row_bytes >= 16 && (f.bits == 3 || f.bits == 5 || f.bits == 6))
+      return accumulate_codes_bytes(f, codes, p, R, ldp, scale, n, o, ldo);
   }
   constexpr int64_t tile = kMaxTile;
   thread_local std::vector<float> buf;  // [tile, dim] decoded codes
