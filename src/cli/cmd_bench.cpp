@@ -9,7 +9,6 @@
 #include "core/json.h"
 #include "eval/bench.h"
 #include "eval/bench_concurrency.h"
-#include "kernels/qlinear.h"
 #include "runtime/scheduler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -32,7 +31,7 @@ void run_concurrency(Model& model, const ConcurrencyOptions& c, const std::strin
                         {"kv", c.kv.mode},
                         {"threads", model.pool().size()},
                         {"isa", kernel_isa()},
-                        {"linear", linear_kernel_family()},
+                        {"linear", linear_family()},
                         {"attention", attention_isa()},
                         {"prompt", c.prompt},
                         {"generate", c.generate},
@@ -62,7 +61,7 @@ void run_concurrency(Model& model, const ConcurrencyOptions& c, const std::strin
     return;
   }
   std::printf("model %s  kv %s  threads %d  %s  linear %s  attention %s\n", name.c_str(), c.kv.mode.c_str(),
-              model.pool().size(), kernel_isa(), linear_kernel_family().c_str(), attention_isa());
+              model.pool().size(), kernel_isa(), linear_family().c_str(), attention_isa());
   std::printf("%6s %12s %8s %10s %9s %9s %10s %10s %10s %9s %8s\n", "streams", "decode tok/s", "x first",
               "wall tok/s", "ITL p50", "ITL p99", "TTFT p50", "TTFT max", "KV MB", "RSS MB", "preempt");
   for (const auto& p : pts)
@@ -169,7 +168,7 @@ void add_bench(CLI::App& app) {
                           {"kv_real_ratio", layout.real_ratio()},
                           {"threads", model.pool().size()},
                           {"isa", kernel_isa()},
-                          {"linear", linear_kernel_family()},
+                          {"linear", linear_family()},
                           {"attention", attention_isa()},
                           {"read_bandwidth_gbps", bw},
                           {"points", bench_points_json(pts, bw)}};
@@ -181,7 +180,7 @@ void add_bench(CLI::App& app) {
         "%s  linear %s  attention %s\n",
         o->m.model.c_str(), o->m.kv.c_str(), layout.boundary, (long long)layout.bytes_per_token(),
         layout.real_ratio(), layout.nominal_ratio(), model.pool().size(), kernel_isa(),
-        linear_kernel_family().c_str(), attention_isa());
+        linear_family().c_str(), attention_isa());
     if (bw > 0) std::printf("measured read bandwidth %.1f GB/s\n", bw);
     print_bench_points(pts, bw);
   });

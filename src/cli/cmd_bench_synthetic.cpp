@@ -13,7 +13,6 @@
 #include "core/error.h"
 #include "eval/layer_prediction.h"
 #include "eval/synthetic_model.h"
-#include "kernels/qlinear.h"
 #include "kv/kv_spec.h"
 #include "model/model.h"
 #include "quant/convert.h"
@@ -145,7 +144,7 @@ void print_json(const SyntheticBenchOptions& o, const ModelOptions& m, const std
                       {"full_model_kv_boundary", m.kv_boundary},
                       {"threads", mc.threads},
                       {"isa", kernel_isa()},
-                      {"linear", linear_kernel_family()},
+                      {"linear", linear_family()},
                       {"attention", attention_isa()},
                       {"read_bandwidth_gbps", mc.bw},
                       {"target_bandwidth_gbps", o.bandwidth},
@@ -191,7 +190,7 @@ void print_text(const SyntheticBenchOptions& o, const ModelOptions& m, const std
   const SyntheticPlan& p0 = runs[0].plan;
   std::printf("synthetic %s: %s\n", o.model.c_str(), model_line(p0).c_str());
   std::printf("kv %s (no bf16 boundary: these are middle layers)  threads %d  %s  linear %s  attention %s\n",
-              m.kv.c_str(), mc.threads, kernel_isa(), linear_kernel_family().c_str(), attention_isa());
+              m.kv.c_str(), mc.threads, kernel_isa(), linear_family().c_str(), attention_isa());
   if (mc.bw > 0) std::printf("measured read bandwidth %.1f GB/s\n", mc.bw);
   for (const Run& r : runs) {
     std::printf("\n%s\n", run_line(r).c_str());

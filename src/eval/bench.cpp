@@ -2,6 +2,7 @@
 
 #include "kernels/kv_kernels.h"
 #include "kernels/linear_kernels.h"
+#include "kernels/qlinear.h"
 #include "runtime/scheduler.h"
 
 #include <malloc.h>
@@ -24,6 +25,10 @@ const char* kernel_isa() {
 
 const char* attention_isa() {
   return kv_kernels().isa;
+}
+
+std::string linear_family() {
+  return linear_kernel_family();
 }
 
 namespace {

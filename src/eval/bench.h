@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "core/memory.h"
@@ -38,6 +39,7 @@ double active_weight_bytes(const Model& m);
 // The instruction-set family of the linear kernels in use ("avx512", "avx2", ...).
 const char* kernel_isa();
 const char* attention_isa();  // the KV attention kernel family (kv_kernels().isa)
+std::string linear_family();  // the quantized linear path and family, e.g. "int8 avx512vbmi"
 
 // n prompt tokens for a benchmark: source[(offset + i) % size] when a source text was given, else
 // pseudo-random ids in [100, vocab) from an LCG seeded with `seed` (repeatable, no shared prefixes across

@@ -257,8 +257,9 @@ ojson run_report(const ReportOptions& opt) {
   }
   J["mmlu"] = {{"mode", "loglik"}, {"shots", 5}, {"per_subject", z.mmlu_n}, {"runs", M}};
   J["niah"] = N;
-  J["speed"] = {
-      {"threads", cs.model().pool().size()}, {"isa", kernel_isa()}, {"read_bandwidth_gbps", bw}, {"runs", S}};
+  J["speed"] = {{"threads", cs.model().pool().size()}, {"isa", kernel_isa()},
+                {"linear", linear_family()},           {"attention", attention_isa()},
+                {"read_bandwidth_gbps", bw},           {"runs", S}};
 
   // KV plan: bytes per token for every mode, and the longest context in a memory budget.
   const KVShape shape = cs.model().config().kv_shape();
@@ -337,9 +338,10 @@ ojson run_report(const ReportOptions& opt) {
   md += "\n";
   for (const auto& f : niah_files) md += fmt::format("![{}]({})\n", f, f);
   md += fmt::format(
-      "\n## Speed ({} threads, {}, measured read bandwidth {:.1f} GB/s)\n\n| KV | context | prefill "
+      "\n## Speed ({} threads, linear {}, attention {}, measured read bandwidth {:.1f} GB/s)\n\n| KV | "
+      "context | prefill "
       "tok/s | decode tok/s | GB/s | % of bandwidth |\n|---|---|---|---|---|---|\n",
-      cs.model().pool().size(), kernel_isa(), bw);
+      cs.model().pool().size(), linear_family(), attention_isa(), bw);
   for (const auto& r : S)
     for (const auto& p : r["points"])
       md += fmt::format("| {} | {} | {:.1f} | {:.1f} | {:.2f} | {:.1f} |\n", r["kv"].get<std::string>(),
