@@ -47,20 +47,18 @@ ThreadPool::~ThreadPool() {
 }
 
 namespace {
-// Spins until done() or kSpinMicros have passed; returns done(). After the first 256 pauses (a few
-// microseconds) each round also yields the core, so a thread of another process that is waiting for this core
-// runs instead of the spin.
+// Spins (pause) until done() or kSpinMicros have passed; returns done(). No yield: sched_yield hands the core
+// to any runnable thread of another process, even a nice-19 one, for its whole time slice (a millisecond or
+// more), and a decode step waits on hundreds of these loops (measured: 2-core machine with a niced job
+// running, SmolLM2 decode at 102-109 tok/s with the yield, 130-188 without, docs/architecture.md). After
+// kSpinMicros the thread sleeps instead.
 template <class Done>
 bool spin_until(const Done& done) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
   for (int i = 1;; ++i) {
     if (done()) return true;
-    if (i < 256) {
-      __builtin_ia32_pause();
-    } else {
-      std::this_thread::yield();
-      if (std::chrono::steady_clock::now() > deadline) return done();
-    }
+    __builtin_ia32_pause();
+    if (i % 256 == 0 && std::chrono::steady_clock::now() > deadline) return done();
   }
 }
 }  // namespace

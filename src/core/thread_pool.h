@@ -1,8 +1,8 @@
 // A fixed pool of worker threads running one parallel loop at a time. The forward pass issues a few loops per
 // layer, some only tens of microseconds long (a decode step's expert matrices), so between loops workers spin
-// on the job counter for up to kSpinMicros (pause instructions, then yielding the core to any other runnable
-// thread), then sleep on a condition variable; the caller waits for the last chunk the same way. A pool left
-// idle (a server between requests) sleeps after that bound and takes no CPU from other processes.
+// on the job counter for up to kSpinMicros (pause instructions, never sched_yield: see spin_until), then
+// sleep on a condition variable; the caller waits for the last chunk the same way. A pool left idle (a server
+// between requests) sleeps after that bound and takes no CPU from other processes.
 #pragma once
 
 #include <atomic>
