@@ -11,6 +11,7 @@
 #include "cli/bench_synthetic.h"
 #include "cli/progress.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "eval/layer_prediction.h"
 #include "eval/synthetic_model.h"
 #include "kv/kv_spec.h"
@@ -31,16 +32,8 @@ std::string default_cache_dir() {
   fail("bench --synthetic: neither XDG_CACHE_HOME nor HOME is set; give --dir");
 }
 
-// A policy name as part of a directory name (a policy file's name may hold anything).
-std::string safe_name(const std::string& s) {
-  std::string r;
-  for (char c : s)
-    r += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ? c : '_';
-  return r.substr(0, 64);
-}
-
 std::string checkpoint_name(const SyntheticPlan& p) {
-  std::string n = fmt::format("{}-{}-{}l", p.spec.model, safe_name(p.policy_name), p.spec.layers);
+  std::string n = fmt::format("{}-{}-{}l", p.spec.model, safe_file_name(p.policy_name, 64), p.spec.layers);
   if (p.spec.experts) n += fmt::format("-e{}", p.spec.experts);
   if (p.spec.vocab) n += fmt::format("-v{}", p.spec.vocab);
   return n;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -48,6 +49,13 @@ void write_file_atomic(const std::string& path, const std::string& data, const s
   }
   const size_t slash = path.rfind('/');
   fsync_path(slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash));
+}
+
+std::string safe_file_name(const std::string& name, size_t max_len) {
+  std::string r = name.substr(0, max_len);
+  for (char& c : r)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '_';
+  return r;
 }
 
 }  // namespace tqlm

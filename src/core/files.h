@@ -13,4 +13,8 @@ void fsync_path(const std::string& path);
 // temporary file is removed and the message names `what` and the path. `path` is never half-written.
 void write_file_atomic(const std::string& path, const std::string& data, const std::string& what);
 
+// `name` as one safe file-name component: every character outside [A-Za-z0-9._-] becomes '_' (a ':' or '/'
+// from a KV mode or a policy path), at most `max_len` characters.
+std::string safe_file_name(const std::string& name, size_t max_len = std::string::npos);
+
 }  // namespace tqlm

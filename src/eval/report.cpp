@@ -1,7 +1,6 @@
 #include "eval/report.h"
 
 #include <fmt/ranges.h>
-#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -59,11 +58,10 @@ std::string base_name(const std::string& path) {
 }
 
 // Writes an SVG and, where rsvg-convert exists, a PNG beside it; returns the file name to link.
-// name with every character outside [A-Za-z0-9._-] as '_' ("niah-auto:3s" -> "niah-auto_3s"): a ':' or '/'
-// from a KV mode would make a bad file name and a markdown link that reads as a URL scheme.
-std::string write_plot(const fs::path& dir, std::string name, const std::string& svg) {
-  for (char& c : name)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '_';
+// name as a safe file name ("niah-auto:3s" -> "niah-auto_3s"): a ':' or '/' from a KV mode would make a bad
+// file name and a markdown link that reads as a URL scheme.
+std::string write_plot(const fs::path& dir, const std::string& raw_name, const std::string& svg) {
+  const std::string name = safe_file_name(raw_name);
   write_svg_and_png((dir / (name + ".svg")).string(), svg, "report plot");
   return name + ".svg";
 }

@@ -98,11 +98,6 @@ class Filler {
   uint64_t state_;
 };
 
-bool ends_with(const std::string& s, const char* tail) {
-  const size_t n = std::char_traits<char>::length(tail);
-  return s.size() >= n && s.compare(s.size() - n, n, tail) == 0;
-}
-
 }  // namespace
 
 std::vector<std::string> synthetic_model_names() {
@@ -196,7 +191,7 @@ void write_synthetic_checkpoint(const SyntheticPlan& plan, const std::string& di
       };
     };
     if (!t.decision.quantize) {
-      const bool norm = t.role == Role::norm, zero = ends_with(t.module, "e_score_correction_bias");
+      const bool norm = t.role == Role::norm, zero = t.module.ends_with("e_score_correction_bias");
       fill.floats(uint64_t(t.params()), t.decision.keep, norm ? 1.0f : 0.0f, norm || zero ? 0.0f : 0.02f,
                   to(0));
       continue;

@@ -114,7 +114,7 @@ ConversionPlan plan_conversion(const ModelConfig& c, const Policy& policy, DType
 
 std::string weight_name(const PlannedTensor& t) {
   const std::string& m = t.module;
-  if (m.size() > 5 && m.compare(m.size() - 5, 5, ".bias") == 0) return m;
+  if (m.size() > 5 && m.ends_with(".bias")) return m;
   if (m.find("e_score_correction_bias") != std::string::npos) return m;
   return m + ".weight";
 }
