@@ -18,6 +18,7 @@
 #include "kernels/qact.h"
 #include "kernels/qlinear.h"
 #include "kernels/qlinear_kernels.h"
+#include "kernels/qlinear_pack.h"
 
 using namespace tqlm;
 
@@ -94,6 +95,23 @@ int main(int argc, char** argv) {
       }
       std::printf("%5d %12s %10.2f %8.3f\n", bits, isa, double(n * (code_bytes + sb_bytes)) / best / 1e9,
                   1e3 * best / double(n));
+    }
+    // The packed 16-row tile layout (qlinear_pack.h), where the dispatched family has a kernel for it.
+    const QLinearKernels& kd = qlinear_kernels();
+    if (kd.packed_rows && qlinear_packable(mats[0])) {
+      std::vector<Linear> packed;
+      for (const Linear& l : mats) packed.push_back(qlinear_pack(l));
+      double best = 1e30;
+      for (int64_t rep = 0; rep < reps; ++rep) {
+        const auto t0 = std::chrono::steady_clock::now();
+        if (threads > 1)
+          for (const Linear& l : packed) linear_q8(l, xa, y.data(), *pool);
+        else
+          for (const Linear& l : packed) kd.packed_rows(l, xa, y.data(), 0, out);
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+      std::printf("%5d %12s %10.2f %8.3f\n", bits, (std::string(kd.isa) + "+p16").c_str(),
+                  double(n * (code_bytes + sb_bytes)) / best / 1e9, 1e3 * best / double(n));
     }
   }
   return 0;

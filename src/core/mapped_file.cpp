@@ -1,5 +1,9 @@
 #include "core/mapped_file.h"
 
+#include <mutex>
+#include <utility>
+#include <vector>
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -58,6 +62,24 @@ int open_regular_file(const std::string& path, std::string_view what) {
   return fd;
 }
 
+namespace {
+std::mutex g_maps_mu;
+std::vector<std::pair<const uint8_t*, size_t>> g_maps;  // live mappings (MappedFile registers its own)
+}  // namespace
+
+size_t release_mapped_pages(const void* p, size_t n) {
+  const auto* b = static_cast<const uint8_t*>(p);
+  std::lock_guard<std::mutex> lock(g_maps_mu);
+  for (const auto& [data, size] : g_maps) {
+    if (b < data || b + n > data + size) continue;
+    const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+    const uintptr_t lo = (uintptr_t(b) + page - 1) / page * page, hi = uintptr_t(b + n) / page * page;
+    if (hi <= lo) return 0;
+    return ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED) == 0 ? size_t(hi - lo) : 0;
+  }
+  return 0;
+}
+
 MappedFile::MappedFile(const std::string& path) : path_(path) {
   const int fd = open_regular_file(path, "tensor file");  // a FIFO or device: refused, never waited on
   struct stat st {};
@@ -75,12 +97,19 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
       fail("{}: cannot mmap {} bytes: {}", path, size_, std::strerror(e));
     }
     data_ = static_cast<const uint8_t*>(p);
+    std::lock_guard<std::mutex> lock(g_maps_mu);
+    g_maps.emplace_back(data_, size_);
   }
   ::close(fd);
 }
 
 MappedFile::~MappedFile() {
-  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (!data_) return;
+  {
+    std::lock_guard<std::mutex> lock(g_maps_mu);
+    std::erase(g_maps, std::make_pair(data_, size_));
+  }
+  ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 }  // namespace tqlm

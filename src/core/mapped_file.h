@@ -21,6 +21,12 @@ void require_regular_file(const std::string& path, std::string_view what);
 // `what` and the file's kind otherwise. Returns the descriptor (blocking mode restored).
 int open_regular_file(const std::string& path, std::string_view what);
 
+// Drops this process's pages of [p, p + n) (the whole pages inside it) when the range lies in a live
+// MappedFile: the bytes stay readable (they come back from the page cache on the next read) but stop counting
+// in the resident set until then. Ranges elsewhere (copies in owned memory) are left alone. Returns the bytes
+// dropped.
+size_t release_mapped_pages(const void* p, size_t n);
+
 class MappedFile {
  public:
   explicit MappedFile(const std::string& path);  // throws Error naming the path

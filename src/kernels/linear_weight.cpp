@@ -11,6 +11,7 @@ Linear Linear::expert(int64_t e) const {
     l.wq = wq + e * out * (in * bits / 32);
     l.scales = static_cast<const uint8_t*>(scales) + size_t(e * groups) * dtype_size(sdtype);
     l.biases = static_cast<const uint8_t*>(biases) + size_t(e * groups) * dtype_size(sdtype);
+    if (packed) l.packed = packed + size_t(e * ((out + 15) / 16) * packed_tile_bytes);
   } else {
     l.w = static_cast<const uint8_t*>(w) + size_t(e * out * in) * dtype_size(wdtype);
   }

@@ -27,6 +27,11 @@ struct Linear {
   DType bias_dtype = DType::BF16;
   // HF checkpoints keep experts as separate tensors (experts.E.*): then each expert is its own Linear.
   std::shared_ptr<const std::vector<Linear>> parts;
+  // Optional copy of wq/scales/biases in the kernels' 16-row tile layout (qlinear_pack.h), owned by
+  // packed_store; wq/scales/biases stay valid (the reference and the f32 path read them).
+  const uint8_t* packed = nullptr;  // [E, tiles, packed_tile_bytes]
+  int64_t packed_tile_bytes = 0;
+  std::shared_ptr<const uint8_t> packed_store;
 
   bool present() const { return out > 0; }
   bool quantized() const { return bits != 0; }

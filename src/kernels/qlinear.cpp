@@ -92,36 +92,56 @@ void set_linear_path(LinearPath p) {
 
 std::string linear_kernel_family() {
   if (linear_path() == LinearPath::f32) return std::string("f32 ") + linear_kernels().isa;
-  return std::string("int8 ") + qlinear_kernels().isa;
+  return std::string("int8 ") + qlinear_kernels().isa + (qlinear_packing() ? ", packed" : "");
 }
 
+bool qlinear_packing() {
+  static const bool on = [] {
+    const char* env = std::getenv("TQLM_PACK");
+    const std::string v = env ? env : "";
+    if (!v.empty() && v != "0" && v != "1") fail("TQLM_PACK={} is not one of 0, 1", v);
+    return v != "0" && qlinear_kernels().packed_rows != nullptr;
+  }();
+  return on;
+}
+
+namespace {
+
+// Rows per tile of w for family k: 16 where it reads the packed layout, else 8.
+int64_t tile_rows(const Linear& w, const QLinearKernels& k) {
+  return w.packed && k.packed_rows ? 16 : 8;
+}
+
+// Rows [r0, r1) of w against xa through k, packed where it can.
+void run_rows(const QLinearKernels& k, const Linear& w, const QActs& xa, float* y, int64_t r0, int64_t r1,
+              float* scratch) {
+  if (w.packed && k.packed_rows) return k.packed_rows(w, xa, y, r0, r1);
+  k.rows(w, xa, y, r0, r1, scratch);
+}
+
+}  // namespace
+
 void linear_q8(const Linear& w, const QActs& xa, float* y, ThreadPool& pool) {
-  if (!w.quantized() || w.parts || w.n_experts != 1 || xa.in != w.in)
-    fail("linear_q8: {} is not a quantized single matrix of width {}", w.name, xa.in);
-  const int64_t tiles = (w.out + 7) / 8;
-  const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(kGrain, tiles / (4 * pool.size())));
-  const QLinearKernels& k = qlinear_kernels();
-  pool.parallel_for(tiles, grain, [&](int64_t t0, int64_t t1, int) {
-    thread_local std::vector<float> scratch;
-    const size_t need = size_t(qlinear_scratch_floats(w));
-    if (scratch.size() < need) scratch.resize(need);
-    k.rows(w, xa, y, t0 * 8, std::min(w.out, t1 * 8), scratch.data());
-  });
+  linear_q8_grouped({{&w, &xa, y}}, pool);
 }
 
 void linear_q8_grouped(const std::vector<QLinearJob>& jobs, ThreadPool& pool) {
+  const QLinearKernels& k = qlinear_kernels();
   std::vector<int64_t> first(jobs.size() + 1, 0);  // first[j]: job j's first tile in the joint numbering
-  int64_t need = 0;
+  int64_t need = 0, rows8 = 0;
   for (size_t j = 0; j < jobs.size(); ++j) {
     const Linear& w = *jobs[j].w;
     if (!w.quantized() || w.parts || w.n_experts != 1 || jobs[j].xa->in != w.in)
-      fail("linear_q8_grouped: {} is not a quantized single matrix of width {}", w.name, jobs[j].xa->in);
-    first[j + 1] = first[j] + (w.out + 7) / 8;
+      fail("linear_q8: {} is not a quantized single matrix of width {}", w.name, jobs[j].xa->in);
+    const int64_t tr = tile_rows(w, k);
+    first[j + 1] = first[j] + (w.out + tr - 1) / tr;
+    rows8 += (w.out + 7) / 8;
     need = std::max(need, qlinear_scratch_floats(w));
   }
   const int64_t tiles = first.back();
-  const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(kGrain, tiles / (4 * pool.size())));
-  const QLinearKernels& k = qlinear_kernels();
+  // kGrain is in 8-row tiles; a chunk of 16-row tiles covers as many rows with half as many
+  const int64_t grain_rows = std::max<int64_t>(1, std::min<int64_t>(kGrain, rows8 / (4 * pool.size())));
+  const int64_t grain = std::max<int64_t>(1, grain_rows * tiles / std::max<int64_t>(1, rows8));
   pool.parallel_for(tiles, grain, [&](int64_t t0, int64_t t1, int) {
     thread_local std::vector<float> scratch;
     if (scratch.size() < size_t(need)) scratch.resize(size_t(need));
@@ -129,8 +149,9 @@ void linear_q8_grouped(const std::vector<QLinearJob>& jobs, ThreadPool& pool) {
     for (; t0 < t1; ++j) {  // the chunk's tiles, job by job
       const int64_t e = std::min(t1, first[j + 1]);
       const Linear& w = *jobs[j].w;
-      k.rows(w, *jobs[j].xa, jobs[j].y, (t0 - first[j]) * 8, std::min(w.out, (e - first[j]) * 8),
-             scratch.data());
+      const int64_t tr = tile_rows(w, k);
+      run_rows(k, w, *jobs[j].xa, jobs[j].y, (t0 - first[j]) * tr, std::min(w.out, (e - first[j]) * tr),
+               scratch.data());
       t0 = e;
     }
   });

@@ -21,8 +21,12 @@ LinearPath linear_path();
 void set_linear_path(LinearPath p);
 LinearPath parse_linear_path(const std::string& s);  // "int8" | "f32", else an Error
 const char* linear_path_name(LinearPath p);
-// What runs quantized linears, e.g. "int8 avx512vnni" or "f32 avx512" (for bench output).
+// What runs quantized linears, e.g. "int8 avx512vbmi, packed" or "f32 avx512" (for bench output).
 std::string linear_kernel_family();
+
+// Whether models repack their 2-, 4- and 8-bit weights at load into the packed tile layout
+// (qlinear_pack.h): when the dispatched int8 family has a kernel for it, unless TQLM_PACK=0.
+bool qlinear_packing();
 
 // One linear input x [T, in], quantized on first use by an int8 linear and reused by the next ones that read
 // the same x (q/k/v, gate/up). qa is the storage; x must not change while the LinearInput is in use.

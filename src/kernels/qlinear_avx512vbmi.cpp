@@ -253,6 +253,6 @@ void quantize(const float* x, int64_t t0, int64_t t1, QActs& out) {
 
 }  // namespace
 
-const QLinearKernels kernels = {"avx512vbmi", rows, quantize};
+const QLinearKernels kernels = {"avx512vbmi", rows, quantize, qisa_packed512::rows};
 
 }  // namespace tqlm::qisa_avx512vbmi

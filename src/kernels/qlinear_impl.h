@@ -384,6 +384,10 @@ void rows(const Linear& w, const QActs& xa, float* y, int64_t r0, int64_t r1, fl
 
 }  // namespace
 
+#if QL_DOT == 2
+const QLinearKernels kernels = {QL_NAME, rows, quantize, qisa_packed512::rows};
+#else
 const QLinearKernels kernels = {QL_NAME, rows, quantize};
+#endif
 
 }  // namespace tqlm::QL_NS

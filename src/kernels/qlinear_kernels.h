@@ -7,7 +7,8 @@
 //   avxvnni     vpdpbusd (VEX, AVX-VNNI) for AVX2 CPUs that have it
 //   avx2        vpmaddubsw + vpmaddwd
 //   scalar      the plain C++ reference (qlinear_ref.cpp)
-// Codes are unpacked in registers from the MLX layout (32 codes of a b-bit row = b words) on every path.
+// Codes are unpacked in registers from the MLX layout (32 codes of a b-bit row = b words), or, for 2-, 4- and
+// 8-bit weights that models repacked at load (qlinear_pack.h), read from 16-row tiles by packed_rows.
 //
 // Every family computes, for each (row r, token t), exactly this sequence of f32 operations (no FMA), so all
 // families and every token count T and tiling agree bit for bit:
@@ -33,10 +34,11 @@ namespace tqlm {
 // Scratch the rows function needs, in floats.
 int64_t qlinear_scratch_floats(const Linear& w);
 
-// For the 8-row tile at row r (nr <= 8 real rows, the last repeated): each row's codes and Linear bias (0 when
-// none). The matrix's last row is copied to `last` (row bytes + 64) and read from there, so kernels may load
-// up to 64 bytes from any block's start. (Plain C++, shared by the families: no ISA flags.)
-void qlinear_tile_rows(const Linear& w, int64_t r, int nr, uint8_t* last, const uint8_t* cp[8], float lbias[8]);
+// For the 8-row tile at row r (nr <= 8 real rows, the last repeated): each row's codes and Linear bias (0
+// when none). The matrix's last row is copied to `last` (row bytes + 64) and read from there, so kernels may
+// load up to 64 bytes from any block's start. (Plain C++, shared by the families: no ISA flags.)
+void qlinear_tile_rows(const Linear& w, int64_t r, int nr, uint8_t* last, const uint8_t* cp[8],
+                       float lbias[8]);
 
 struct QLinearKernels {
   const char* isa;
@@ -45,6 +47,9 @@ struct QLinearKernels {
   void (*rows)(const Linear& w, const QActs& xa, float* y, int64_t r0, int64_t r1, float* scratch);
   // quantize_rows_q8_ref in this instruction set (bit-identical to it).
   void (*quantize)(const float* x, int64_t t0, int64_t t1, QActs& out);
+  // As rows, reading w.packed (qlinear_pack.h; r0 a multiple of 16), or nullptr where the family has no
+  // kernel for that layout (then weights are not packed for it). Same results as rows, bit for bit.
+  void (*packed_rows)(const Linear& w, const QActs& xa, float* y, int64_t r0, int64_t r1) = nullptr;
 };
 
 // Calls fn(std::integral_constant<int, B>{}) for the MLX bit width B = bits (2, 3, 4, 5, 6; anything else:
@@ -85,6 +90,9 @@ extern const QLinearKernels kernels;
 }
 namespace qisa_avx512vbmi {
 extern const QLinearKernels kernels;
+}
+namespace qisa_packed512 {  // the packed-layout kernel of both AVX-512 families (qlinear_packed_avx512.cpp)
+void rows(const Linear& w, const QActs& xa, float* y, int64_t r0, int64_t r1);
 }
 
 }  // namespace tqlm

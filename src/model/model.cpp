@@ -25,6 +25,7 @@ Model::Model(const std::string& path, int threads, const ModelPart& part) : part
   cfg_ = parse_model_config(ck_->config(), path + "/config.json");
   w_ = load_weights(*ck_, cfg_, part_);
   pool_ = std::make_unique<ThreadPool>(threads);
+  pack_weights(*w_, *pool_);  // the int8 kernels' tile layout, where they have one (TQLM_PACK=0: off)
   ws_ = std::make_unique<Workspace>();
   if (pipe_) {
     pipe_->wait_ready();

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "io/checkpoint.h"
 #include "kernels/linear_weight.h"
 #include "model/config.h"
@@ -43,5 +44,9 @@ bool part_wants(const ModelPart& part, const std::string& name);
 // errors name the tensor and shapes.
 std::unique_ptr<ModelWeights> load_weights(const Checkpoint& ck, const ModelConfig& cfg,
                                            const ModelPart& part = {});
+
+// Gives every 2-, 4- and 8-bit Linear whose shape gains from it (qlinear_pack_pays) the int8 kernels' packed copy (qlinear_pack.h) when qlinear_packing()
+// (the embedding keeps only its MLX layout: rows are looked up, not multiplied). Returns the bytes added.
+uint64_t pack_weights(ModelWeights& w, ThreadPool& pool);
 
 }  // namespace tqlm

@@ -13,53 +13,14 @@
 #include "core/dtype.h"
 #include "kernels/qlinear.h"
 #include "kernels/qlinear_kernels.h"
+#include "qmatrix.h"
 #include "quant/affine.h"
 
 using namespace tqlm;
+using tqlm::test::make_q;
+using tqlm::test::QMatrix;
 
 namespace {
-
-struct QMatrix {
-  std::vector<uint32_t> wq;
-  std::vector<uint8_t> scales, biases;
-  std::vector<float> bias;
-  Linear l;
-};
-
-void make_q(QMatrix& m, int64_t out, int64_t in, int bits, int gs, DType dt, bool with_bias,
-            std::mt19937& rng) {
-  std::normal_distribution<float> nd;
-  std::vector<uint8_t> src(size_t(out * in) * dtype_size(dt));
-  for (size_t i = 0; i < size_t(out * in); ++i) {
-    const float v = nd(rng) * 0.05f;
-    if (dt == DType::F32) {
-      std::memcpy(&src[i * 4], &v, 4);
-    } else {
-      const uint16_t h = dt == DType::BF16 ? f32_to_bf16(v) : f32_to_f16(v);
-      std::memcpy(&src[i * 2], &h, 2);
-    }
-  }
-  m.wq.resize(size_t(out * in * bits / 32));
-  m.scales.resize(size_t(out * in / gs) * dtype_size(dt));
-  m.biases.resize(m.scales.size());
-  affine_quantize(src.data(), dt, out, in, bits, gs, m.wq.data(), m.scales.data(), m.biases.data());
-  m.l = Linear{};
-  m.l.name = "test";
-  m.l.out = out;
-  m.l.in = in;
-  m.l.bits = bits;
-  m.l.group_size = gs;
-  m.l.wq = m.wq.data();
-  m.l.scales = m.scales.data();
-  m.l.biases = m.biases.data();
-  m.l.sdtype = dt;
-  if (with_bias) {
-    m.bias.resize(size_t(out));
-    for (auto& v : m.bias) v = nd(rng);
-    m.l.bias = m.bias.data();
-    m.l.bias_dtype = DType::F32;
-  }
-}
 
 std::vector<float> run(const QLinearKernels& k, const Linear& l, const QActs& xa, int64_t r0 = 0) {
   std::vector<float> y(size_t(xa.T * l.out), NAN), scratch(size_t(qlinear_scratch_floats(l)));
@@ -91,7 +52,7 @@ TEST(QLinearKernels, EveryFamilyBitIdenticalToReference) {
         for (int64_t out : {1, 13, 37}) {
           const int64_t in = 3 * 128;
           QMatrix m;
-          make_q(m, out, in, bits, gs, dt, out == 13, rng);
+          make_q(m, 1, out, in, bits, gs, dt, out == 13, rng);
           std::vector<float> x(size_t(9 * in));
           for (auto& v : x) v = nd(rng) * (1.0f + float(rng() % 4));
           x[5] = 0.0f;
@@ -122,7 +83,7 @@ TEST(QLinearKernels, ReferenceWithinInt8BoundOfDoubleProduct) {
     for (int gs : {32, 64, 128}) {
       const int64_t out = 21, in = 512, T = 3;
       QMatrix m;
-      make_q(m, out, in, bits, gs, DType::F32, false, rng);
+      make_q(m, 1, out, in, bits, gs, DType::F32, false, rng);
       std::vector<float> x(size_t(T * in));
       for (auto& v : x) v = nd(rng);
       QActs xa;
@@ -218,7 +179,7 @@ TEST(QLinearKernels, PathSettingAndThreadedEntryPoint) {
   std::mt19937 rng(3);
   std::normal_distribution<float> nd;
   QMatrix m;
-  make_q(m, 300, 256, 4, 64, DType::BF16, true, rng);
+  make_q(m, 1, 300, 256, 4, 64, DType::BF16, true, rng);
   std::vector<float> x(size_t(5 * 256));
   for (auto& v : x) v = nd(rng);
   QActs xa;

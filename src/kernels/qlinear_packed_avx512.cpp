@@ -1,0 +1,173 @@
+// gemm_q{2,4,8}p16_q8_f32: the integer linear kernel over the packed 16-row tiles (qlinear_pack.h) on
+// 512-bit vectors, for CPUs with AVX512-BW and AVX512-VNNI (the avx512vnni and avx512vbmi families use it
+// for every packed weight, any token count).
+//
+// Per 16-block of the activations a tile holds 4 code planes (one vector each once shifted and masked),
+// plane j multiplied with the token's activation bytes 4j .. 4j+3 broadcast to every lane: lane i of the
+// vpdpbusd sum is row i's exact integer block sum, with no reduction across lanes. Each (row, token) lane
+// then runs the reference's f32 sequence (qlinear_kernels.h) in block order: bit-identical to the scalar
+// reference and to the MLX-layout kernels. Tokens in runs of up to 4 share each unpacked plane.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's AVX-512 headers (see avx512vbmi)
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "core/dtype.h"
+#include "kernels/qlinear_kernels.h"
+
+namespace tqlm::qisa_packed512 {
+namespace {
+
+// How far ahead of the block being multiplied the kernel prefetches (the matrix is one stream): without it
+// one Zen 4 core waits on its loads; 256-2048 bytes measured alike within noise (bench/kernel_bench.cpp).
+constexpr int64_t kPrefetch = 1024;
+
+// Plane j (0..3) of the 16-block whose codes start at p (bits / 2 vectors): 16 rows x 4 codes as bytes.
+template <int BITS>
+inline __m512i plane(const uint8_t* p, int j) {
+  if constexpr (BITS == 8) {
+    return _mm512_load_si512(p + 64 * j);
+  } else if constexpr (BITS == 4) {
+    const __m512i v = _mm512_load_si512(p + 64 * (j / 2));
+    return _mm512_and_si512(j % 2 ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(0x0F));
+  } else {
+    const __m512i v = _mm512_load_si512(p);
+    return _mm512_and_si512(_mm512_srli_epi16(v, unsigned(2 * j)), _mm512_set1_epi8(0x03));
+  }
+}
+
+// 16 f32 values from 16 stored scales or biases.
+template <DType DT>
+inline __m512 load16(const uint8_t* p) {
+  if constexpr (DT == DType::F32) return _mm512_loadu_ps(p);
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  if constexpr (DT == DType::F16) return _mm512_cvtph_ps(h);  // exact, as f16_to_f32
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+inline int32_t load_i32(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// xs[t, g]: the sum of the int8 images of group g's blocks of token t, in block order (qacts_group_sum),
+// once per call instead of once per tile.
+void group_sums(const QActs& a, int64_t gs, std::vector<float>& xs) {
+  const int64_t per_group = gs / kQ8Block, groups = a.in / gs;
+  xs.resize(size_t(a.T * groups));
+  for (int64_t t = 0; t < a.T; ++t)
+    for (int64_t g = 0; g < groups; ++g) {
+      const float* s = a.s.data() + t * a.blocks() + g * per_group;
+      float v = 0.0f;
+      for (int64_t i = 0; i < per_group; ++i) v = v + s[i];
+      xs[size_t(t * groups + g)] = v;
+    }
+}
+
+// yv[k] lane i = the reference's y for (tile row i, token t0 + k) before the Linear bias.
+template <int BITS, DType DT, int NT>
+void tile16(const uint8_t* tile, int64_t gs, const QActs& xa, const float* xsum, int64_t t0, __m512 yv[NT]) {
+  const int64_t in = xa.in, nb = xa.blocks(), per_group = gs / kQ8Block, groups = in / gs;
+  constexpr size_t esz = DT == DType::F32 ? 4 : 2;
+  const uint8_t* sc = tile + 16 * in * BITS / 8;  // [groups][16]
+  const uint8_t* bi = sc + size_t(16 * groups) * esz;
+  for (int k = 0; k < NT; ++k) yv[k] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < groups; ++g) {
+    __m512 a[NT];
+    for (int k = 0; k < NT; ++k) a[k] = _mm512_setzero_ps();
+    for (int64_t kb = g * per_group; kb < (g + 1) * per_group; ++kb) {
+      const uint8_t* cb = tile + kb * 32 * BITS;  // this block's bits / 2 vectors
+      // past the matrix's end this is a harmless hint
+      for (int l = 0; l < BITS / 2; ++l)
+        _mm_prefetch(reinterpret_cast<const char*>(cb + kPrefetch + 64 * l), _MM_HINT_T0);
+      __m512i pl[4];
+      for (int j = 0; j < 4; ++j) pl[j] = plane<BITS>(cb, j);
+      for (int k = 0; k < NT; ++k) {
+        const int8_t* xq = xa.q.data() + (t0 + k) * in + kb * kQ8Block;
+        // two chains of two (the integer sum is exact in any order)
+        __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), pl[0], _mm512_set1_epi32(load_i32(xq)));
+        __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), pl[1], _mm512_set1_epi32(load_i32(xq + 4)));
+        s0 = _mm512_dpbusd_epi32(s0, pl[2], _mm512_set1_epi32(load_i32(xq + 8)));
+        s1 = _mm512_dpbusd_epi32(s1, pl[3], _mm512_set1_epi32(load_i32(xq + 12)));
+        const __m512i s = _mm512_add_epi32(s0, s1);
+        const __m512 d = _mm512_set1_ps(xa.d[size_t((t0 + k) * nb + kb)]);
+        a[k] = _mm512_add_ps(a[k], _mm512_mul_ps(_mm512_cvtepi32_ps(s), d));  // exact: |isum| < 2^24
+      }
+    }
+    const __m512 s = load16<DT>(sc + size_t(g * 16) * esz), b = load16<DT>(bi + size_t(g * 16) * esz);
+    for (int k = 0; k < NT; ++k) {
+      const __m512 xs = _mm512_set1_ps(xsum[(t0 + k) * groups + g]);
+      yv[k] = _mm512_add_ps(yv[k], _mm512_add_ps(_mm512_mul_ps(s, a[k]), _mm512_mul_ps(b, xs)));
+    }
+  }
+}
+
+template <int BITS, DType DT, int NT>
+void tile_store(const uint8_t* tile, const Linear& w, const QActs& xa, const float* xsum, int64_t t0,
+                __m512 lb, __mmask16 keep, float* y, int64_t r) {
+  __m512 yv[NT];
+  tile16<BITS, DT, NT>(tile, w.group_size, xa, xsum, t0, yv);
+  for (int k = 0; k < NT; ++k)
+    _mm512_mask_storeu_ps(y + (t0 + k) * w.out + r, keep, _mm512_add_ps(yv[k], lb));
+}
+
+template <int BITS, DType DT>
+void gemm_qNp16_q8_f32(const Linear& w, const QActs& xa, float* y, int64_t r0, int64_t r1) {
+  thread_local std::vector<float> xs_store;
+  group_sums(xa, w.group_size, xs_store);
+  const float* xsum = xs_store.data();  // [T, groups]
+  for (int64_t r = r0; r < r1; r += 16) {
+    const int nr = int(std::min<int64_t>(16, r1 - r));
+    const uint8_t* tile = w.packed + (r / 16) * w.packed_tile_bytes;
+    alignas(64) float lbias[16] = {};
+    if (w.bias)
+      for (int i = 0; i < nr; ++i) lbias[i] = load_as_f32(w.bias, w.bias_dtype, size_t(r + i));
+    const __m512 lb = _mm512_load_ps(lbias);
+    const __mmask16 keep = __mmask16((1u << nr) - 1);
+    int64_t t = 0;
+    for (; t + 4 <= xa.T; t += 4) tile_store<BITS, DT, 4>(tile, w, xa, xsum, t, lb, keep, y, r);
+    switch (xa.T - t) {
+      case 3:
+        tile_store<BITS, DT, 3>(tile, w, xa, xsum, t, lb, keep, y, r);
+        break;
+      case 2:
+        tile_store<BITS, DT, 2>(tile, w, xa, xsum, t, lb, keep, y, r);
+        break;
+      case 1:
+        tile_store<BITS, DT, 1>(tile, w, xa, xsum, t, lb, keep, y, r);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+}  // namespace
+
+void rows(const Linear& w, const QActs& xa, float* y, int64_t r0, int64_t r1) {
+  auto run = [&](auto dt) {
+    constexpr DType DT = decltype(dt)::value;
+    switch (w.bits) {
+      case 2:
+        return gemm_qNp16_q8_f32<2, DT>(w, xa, y, r0, r1);
+      case 4:
+        return gemm_qNp16_q8_f32<4, DT>(w, xa, y, r0, r1);
+      default:
+        return gemm_qNp16_q8_f32<8, DT>(w, xa, y, r0, r1);
+    }
+  };
+  switch (w.sdtype) {
+    case DType::F32:
+      return run(std::integral_constant<DType, DType::F32>{});
+    case DType::F16:
+      return run(std::integral_constant<DType, DType::F16>{});
+    default:
+      return run(std::integral_constant<DType, DType::BF16>{});
+  }
+}
+
+}  // namespace tqlm::qisa_packed512

@@ -1,0 +1,52 @@
+// pack_weights: the load-time repack of quantized Linears into the int8 kernels' tile layout.
+#include "core/dtype.h"
+#include "core/mapped_file.h"
+#include "kernels/qlinear.h"
+#include "kernels/qlinear_pack.h"
+#include "model/weights.h"
+
+namespace tqlm {
+
+namespace {
+uint64_t packed_bytes(const Linear& l) {
+  if (l.parts) {
+    uint64_t n = 0;
+    for (const Linear& p : *l.parts) n += packed_bytes(p);
+    return n;
+  }
+  return l.packed ? uint64_t((l.out + 15) / 16 * l.packed_tile_bytes * l.n_experts) : 0;
+}
+
+// The original bytes of a packed Linear leave the resident set (MLX layout still readable: the f32 path, the
+// embedding rows of a tied head, a scalar fallback read it back from the page cache), so packing does not
+// double the memory a model holds.
+void release_original(const Linear& l) {
+  if (l.parts) {
+    for (const Linear& p : *l.parts) release_original(p);
+    return;
+  }
+  const int64_t n = l.out * l.n_experts, groups = l.in / l.group_size;
+  release_mapped_pages(l.wq, size_t(n * l.in * l.bits / 8));
+  release_mapped_pages(l.scales, size_t(n * groups) * dtype_size(l.sdtype));
+  release_mapped_pages(l.biases, size_t(n * groups) * dtype_size(l.sdtype));
+}
+}  // namespace
+
+uint64_t pack_weights(ModelWeights& w, ThreadPool& pool) {
+  if (!qlinear_packing()) return 0;
+  uint64_t added = 0;
+  auto pack = [&](Linear& l) {
+    if (!l.present() || !qlinear_packable(l) || !qlinear_pack_pays(l)) return;
+    l = qlinear_pack(l, &pool);
+    added += packed_bytes(l);
+    release_original(l);
+  };
+  for (LayerWeights& lw : w.layers)
+    for (Linear* l : {&lw.q, &lw.k, &lw.v, &lw.o, &lw.gate, &lw.up, &lw.down, &lw.router, &lw.exp_gate,
+                      &lw.exp_up, &lw.exp_down})
+      pack(*l);
+  pack(w.lm_head);
+  return added;
+}
+
+}  // namespace tqlm
