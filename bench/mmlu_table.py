@@ -8,7 +8,10 @@ docs/results.md and writes the raw results as JSON.
 
 --n 0 runs every question of every test file in ../shared/data/mmlu (about 14,000); --n 50 is a quick
 subset (the same questions for every engine: tqlm's seeded choice). Each subject's results are kept in --out as
-they finish, so a stopped run resumes where it left off (delete --out to start over, e.g. after a rebuild)."""
+they finish, so a stopped run resumes where it left off (delete --out to start over, e.g. after a rebuild).
+With --n 0 each finished subject is also kept, compactly (answers, each engine's letter log-probabilities), in
+--results (default bench/results/mmlu-full/, tracked in git), so the full table, several hours on 2 cores, can be
+built across sessions: a subject found there is not run again (delete its file to rerun it)."""
 import argparse
 import json
 import math
@@ -72,6 +75,8 @@ def main():
     ap.add_argument("--gguf", default=None, help="default: the Q4_1 GGUF cached by scripts/get-default-model.sh")
     ap.add_argument("--tqlm", default=str(ROOT / "build" / "tqlm"))
     ap.add_argument("--out", default=str(ROOT / ".cache" / "mmlu"))
+    ap.add_argument("--results", default=str(ROOT / "bench" / "results" / "mmlu-full"),
+                    help="with --n 0: finished subjects, kept across sessions (see above)")
     a = ap.parse_args()
     a.kv = a.kv.split(",")
     a.gguf = a.gguf or next(iter(sorted((ROOT / ".cache").rglob("*.gguf"), key=lambda g: "dequant" in g.name)), None)
@@ -92,9 +97,27 @@ def main():
     ref, t0 = [], time.time()
     try:
         for k, subject in enumerate(subjects):
+            kept = Path(a.results) / f"{subject}.json"
+            old = json.loads(kept.read_text()) if a.n == 0 and kept.exists() else None
+            if old and all(kv in old["tqlm"] for kv in a.kv):
+                for kv in a.kv:
+                    runs[kv]["items"] += [{"subject": subject, "answer": ans, "pred": int(np.argmax(lp))}
+                                          for ans, lp in zip(old["answers"], old["tqlm"][kv])]
+                ref += old["llamacpp"]
+                print(f"[{k + 1}/{len(subjects)} subjects: {subject} from {kept}]", flush=True)
+                continue
+            res = {kv: run_tqlm(a, kv, subject, out_dir)["items"] for kv in a.kv}
             for kv in a.kv:
-                runs[kv]["items"] += run_tqlm(a, kv, subject, out_dir)["items"]
-            ref += run_llamacpp(a, subject, out_dir, letters, oracle)
+                runs[kv]["items"] += res[kv]
+            lcpp = run_llamacpp(a, subject, out_dir, letters, oracle)
+            ref += lcpp
+            if a.n == 0:  # keep it compactly (5 decimals of each letter's log-probability)
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                r5 = lambda rows: [[round(v, 5) for v in row] for row in rows]  # noqa: E731
+                tqlm = dict(old["tqlm"]) if old else {}
+                tqlm.update({kv: r5([it["logprobs"] for it in res[kv]]) for kv in a.kv})
+                kept.write_text(json.dumps({"subject": subject, "answers": [it["answer"] for it in res[a.kv[0]]],
+                                            "tqlm": tqlm, "llamacpp": r5(lcpp)}) + "\n")
             print(f"[{k + 1}/{len(subjects)} subjects, {time.time() - t0:.0f} s]", flush=True)
     finally:
         for o in held:
