@@ -93,18 +93,17 @@ void set_linear_path(LinearPath p) {
 std::string linear_kernel_family() {
   if (linear_path() == LinearPath::f32) return std::string("f32 ") + linear_kernels().isa;
   return std::string("int8 ") + qlinear_kernels().isa +
-         (qlinear_packing() != PackMode::off ? ", packed" : "");
+         (qlinear_packing() ? ", packed" : "");
 }
 
-PackMode qlinear_packing() {
-  static const PackMode mode = [] {
+bool qlinear_packing() {
+  static const bool on = [] {
     const char* env = std::getenv("TQLM_PACK");
     const std::string v = env ? env : "";
-    if (!v.empty() && v != "0" && v != "1" && v != "all") fail("TQLM_PACK={} is not one of 0, 1, all", v);
-    if (v == "0" || !qlinear_kernels().packed_rows) return PackMode::off;
-    return v == "all" ? PackMode::all : PackMode::where_it_pays;
+    if (!v.empty() && v != "0" && v != "1") fail("TQLM_PACK={} is not one of 0, 1", v);
+    return v != "0" && qlinear_kernels().packed_rows != nullptr;
   }();
-  return mode;
+  return on;
 }
 
 namespace {

@@ -25,10 +25,8 @@ const char* linear_path_name(LinearPath p);
 std::string linear_kernel_family();
 
 // Whether models repack their 2-, 4- and 8-bit weights at load into the packed tile layout (qlinear_pack.h):
-// off where the dispatched int8 family has no kernel for it or TQLM_PACK=0; TQLM_PACK=1 (the default): the
-// shapes where it pays (qlinear_pack_pays); TQLM_PACK=all: every one it can (for measuring).
-enum class PackMode { off, where_it_pays, all };
-PackMode qlinear_packing();
+// when the dispatched int8 family has a kernel for it, unless TQLM_PACK=0.
+bool qlinear_packing();
 
 // One linear input x [T, in], quantized on first use by an int8 linear and reused by the next ones that read
 // the same x (q/k/v, gate/up). qa is the storage; x must not change while the LinearInput is in use.

@@ -21,11 +21,6 @@ bool qlinear_packable(const Linear& w) {
          (w.sdtype == DType::BF16 || w.sdtype == DType::F16 || w.sdtype == DType::F32);
 }
 
-bool qlinear_pack_pays(const Linear& w) {
-  if (w.parts) return !w.parts->empty() && qlinear_pack_pays((*w.parts)[0]);
-  return w.group_size >= 64 || w.in >= 2048;
-}
-
 int64_t qlinear_packed_tile_bytes(const Linear& w) {
   const int64_t codes = 16 * w.in * w.bits / 8,
                 sb = 2 * 16 * (w.in / w.group_size) * int64_t(dtype_size(w.sdtype));

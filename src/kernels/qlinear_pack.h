@@ -24,13 +24,6 @@ namespace tqlm {
 // Whether qlinear_pack handles w (quantized, 2/4/8 bits, float scales of 2 or 4 bytes).
 bool qlinear_packable(const Linear& w);
 
-// Whether the packed kernels beat the MLX-layout ones for w's shape (bench/kernel_bench.cpp, one Zen 4 core,
-// GB/s MLX -> packed): group 64: 2-bit 7.3 -> 12.0, 4-bit 12.3 -> 15.9 (in 576); 9.5 -> 11.7, 13.4 -> 15.7,
-// 8-bit 13.6 -> 20.0 (in 3072). Group 32 pays only on long rows (4-bit in 2048: 10.0 -> 11.3, 8-bit in 3072:
-// 12.3 -> 19.7); on short ones it loses (4-bit in 1024: 15.1 -> 11.8, 8-bit in 576: 21.0 -> 12.8): the
-// per-group scale and bias work, once per 32 codes, dominates there.
-bool qlinear_pack_pays(const Linear& w);
-
 // Bytes of one 16-row tile of w in the packed layout.
 int64_t qlinear_packed_tile_bytes(const Linear& w);
 

@@ -21,9 +21,11 @@
 namespace tqlm::qisa_packed512 {
 namespace {
 
-// How far ahead of the block being multiplied the kernel prefetches (the matrix is one stream): without it
-// one Zen 4 core waits on its loads; 256-2048 bytes measured alike within noise (bench/kernel_bench.cpp).
-constexpr int64_t kPrefetch = 1024;
+// Prefetch: while a tile is multiplied, the next tile (the next packed_tile_bytes of the same stream) is
+// requested at the same pace, a few lines per 16-block, so it has arrived when its turn comes; small tiles
+// into L1, larger ones into L2. A fixed distance of 256-16384 bytes ahead instead left one Zen 4 core waiting
+// on its loads (4-bit, group 32, 576-wide rows: 9.5 GB/s, vs 19.6-21.3 now; bench/kernel_bench.cpp).
+constexpr int64_t kL1TileBytes = 8192;
 
 // Plane j (0..3) of the 16-block whose codes start at p (bits / 2 vectors): 16 rows x 4 codes as bytes.
 template <int BITS>
@@ -70,11 +72,14 @@ void group_sums(const QActs& a, int64_t gs, std::vector<float>& xs) {
 
 // yv[k] lane i = the reference's y for (tile row i, token t0 + k) before the Linear bias.
 template <int BITS, DType DT, int NT>
-void tile16(const uint8_t* tile, int64_t gs, const QActs& xa, const float* xsum, int64_t t0, __m512 yv[NT]) {
+void tile16(const uint8_t* tile, int64_t tile_bytes, int64_t gs, const QActs& xa, const float* xsum,
+            int64_t t0, __m512 yv[NT]) {
   const int64_t in = xa.in, nb = xa.blocks(), per_group = gs / kQ8Block, groups = in / gs;
   constexpr size_t esz = DT == DType::F32 ? 4 : 2;
   const uint8_t* sc = tile + 16 * in * BITS / 8;  // [groups][16]
   const uint8_t* bi = sc + size_t(16 * groups) * esz;
+  const int pf_lines = int((tile_bytes / 64 + nb - 1) / nb);  // of the next tile, per 16-block
+  const bool l1 = tile_bytes <= kL1TileBytes;
   for (int k = 0; k < NT; ++k) yv[k] = _mm512_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
     __m512 a[NT];
@@ -82,8 +87,12 @@ void tile16(const uint8_t* tile, int64_t gs, const QActs& xa, const float* xsum,
     for (int64_t kb = g * per_group; kb < (g + 1) * per_group; ++kb) {
       const uint8_t* cb = tile + kb * 32 * BITS;  // this block's bits / 2 vectors
       // past the matrix's end this is a harmless hint
-      for (int l = 0; l < BITS / 2; ++l)
-        _mm_prefetch(reinterpret_cast<const char*>(cb + kPrefetch + 64 * l), _MM_HINT_T0);
+      // past the matrix's end these are harmless hints
+      const char* nx = reinterpret_cast<const char*>(tile + tile_bytes + kb * pf_lines * 64);
+      if (l1)
+        for (int l = 0; l < pf_lines; ++l) _mm_prefetch(nx + 64 * l, _MM_HINT_T0);
+      else
+        for (int l = 0; l < pf_lines; ++l) _mm_prefetch(nx + 64 * l, _MM_HINT_T1);
       __m512i pl[4];
       for (int j = 0; j < 4; ++j) pl[j] = plane<BITS>(cb, j);
       for (int k = 0; k < NT; ++k) {
@@ -110,7 +119,7 @@ template <int BITS, DType DT, int NT>
 void tile_store(const uint8_t* tile, const Linear& w, const QActs& xa, const float* xsum, int64_t t0,
                 __m512 lb, __mmask16 keep, float* y, int64_t r) {
   __m512 yv[NT];
-  tile16<BITS, DT, NT>(tile, w.group_size, xa, xsum, t0, yv);
+  tile16<BITS, DT, NT>(tile, w.packed_tile_bytes, w.group_size, xa, xsum, t0, yv);
   for (int k = 0; k < NT; ++k)
     _mm512_mask_storeu_ps(y + (t0 + k) * w.out + r, keep, _mm512_add_ps(yv[k], lb));
 }
@@ -120,6 +129,10 @@ void gemm_qNp16_q8_f32(const Linear& w, const QActs& xa, float* y, int64_t r0, i
   thread_local std::vector<float> xs_store;
   group_sums(xa, w.group_size, xs_store);
   const float* xsum = xs_store.data();  // [T, groups]
+  {  // the first tile has nothing before it to prefetch it: ask for all of it now
+    const auto* first = reinterpret_cast<const char*>(w.packed + (r0 / 16) * w.packed_tile_bytes);
+    for (int64_t o = 0; o < w.packed_tile_bytes; o += 64) _mm_prefetch(first + o, _MM_HINT_T0);
+  }
   for (int64_t r = r0; r < r1; r += 16) {
     const int nr = int(std::min<int64_t>(16, r1 - r));
     const uint8_t* tile = w.packed + (r / 16) * w.packed_tile_bytes;

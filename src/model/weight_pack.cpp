@@ -33,12 +33,10 @@ void release_original(const Linear& l) {
 }  // namespace
 
 uint64_t pack_weights(ModelWeights& w, ThreadPool& pool) {
-  const PackMode mode = qlinear_packing();
-  if (mode == PackMode::off) return 0;
+  if (!qlinear_packing()) return 0;
   uint64_t added = 0;
   auto pack = [&](Linear& l) {
     if (!l.present() || !qlinear_packable(l)) return;
-    if (mode == PackMode::where_it_pays && !qlinear_pack_pays(l)) return;
     l = qlinear_pack(l, &pool);
     added += packed_bytes(l);
     release_original(l);

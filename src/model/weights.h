@@ -26,8 +26,8 @@ struct LayerWeights {
 struct ModelWeights {
   Linear embed;  // [V, D]
   std::vector<LayerWeights> layers;
-  std::vector<float> final_norm;            // [D]
-  Linear lm_head;                           // [V, D] (the embedding when tied)
+  std::vector<float> final_norm;  // [D]
+  Linear lm_head;                 // [V, D] (the embedding when tied)
 };
 
 // What one process of a pipeline holds: decoder layers [layers.begin, layers.end) and, when `head`, the
@@ -45,7 +45,7 @@ bool part_wants(const ModelPart& part, const std::string& name);
 std::unique_ptr<ModelWeights> load_weights(const Checkpoint& ck, const ModelConfig& cfg,
                                            const ModelPart& part = {});
 
-// Gives every 2-, 4- and 8-bit Linear whose shape gains from it (qlinear_pack_pays) the int8 kernels' packed copy (qlinear_pack.h) when qlinear_packing()
+// Gives every 2-, 4- and 8-bit Linear the int8 kernels' packed copy (qlinear_pack.h) when qlinear_packing()
 // (the embedding keeps only its MLX layout: rows are looked up, not multiplied). Returns the bytes added.
 uint64_t pack_weights(ModelWeights& w, ThreadPool& pool);
 
