@@ -12,7 +12,9 @@
 // reference and the other families.
 // GCC 12's AVX-512 intrinsic headers start some results from _mm512_undefined_*(), which
 // -Wmaybe-uninitialized reports inside the headers (a known false positive).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <algorithm>

@@ -7,7 +7,9 @@
 // vpdpbusd sum is row i's exact integer block sum, with no reduction across lanes. Each (row, token) lane
 // then runs the reference's f32 sequence (qlinear_kernels.h) in block order: bit-identical to the scalar
 // reference and to the MLX-layout kernels. Tokens in runs of up to 4 share each unpacked plane.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's AVX-512 headers (see avx512vbmi)
+#endif
 #include <immintrin.h>
 
 #include <algorithm>
