@@ -7,7 +7,6 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
-#include "quant/affine.h"
 
 namespace tqlm {
 

@@ -59,7 +59,8 @@ inline int32_t load_i32(const int8_t* p) {
 }
 
 // xs[t, g]: the sum of the int8 images of group g's blocks of token t, in block order (qacts_group_sum),
-// once per call instead of once per tile.
+// once per call instead of once per tile (written out, not called: no inline function is shared with code
+// built for another ISA, see qlinear_impl.h).
 void group_sums(const QActs& a, int64_t gs, std::vector<float>& xs) {
   const int64_t per_group = gs / kQ8Block, groups = a.in / gs;
   xs.resize(size_t(a.T * groups));

@@ -8,15 +8,6 @@
 namespace tqlm {
 
 namespace {
-uint64_t packed_bytes(const Linear& l) {
-  if (l.parts) {
-    uint64_t n = 0;
-    for (const Linear& p : *l.parts) n += packed_bytes(p);
-    return n;
-  }
-  return l.packed ? uint64_t((l.out + 15) / 16 * l.packed_tile_bytes * l.n_experts) : 0;
-}
-
 // The original bytes of a packed Linear leave the resident set (MLX layout still readable: the f32 path, the
 // embedding rows of a tied head, a scalar fallback read it back from the page cache), so packing does not
 // double the memory a model holds.
@@ -32,13 +23,11 @@ void release_original(const Linear& l) {
 }
 }  // namespace
 
-uint64_t pack_weights(ModelWeights& w, ThreadPool& pool) {
-  if (!qlinear_packing()) return 0;
-  uint64_t added = 0;
+void pack_weights(ModelWeights& w, ThreadPool& pool) {
+  if (!qlinear_packing()) return;
   auto pack = [&](Linear& l) {
     if (!l.present() || !qlinear_packable(l)) return;
     l = qlinear_pack(l, &pool);
-    added += packed_bytes(l);
     release_original(l);
   };
   for (LayerWeights& lw : w.layers)
@@ -46,7 +35,6 @@ uint64_t pack_weights(ModelWeights& w, ThreadPool& pool) {
                       &lw.exp_up, &lw.exp_down})
       pack(*l);
   pack(w.lm_head);
-  return added;
 }
 
 }  // namespace tqlm

@@ -46,7 +46,7 @@ std::unique_ptr<ModelWeights> load_weights(const Checkpoint& ck, const ModelConf
                                            const ModelPart& part = {});
 
 // Gives every 2-, 4- and 8-bit Linear the int8 kernels' packed copy (qlinear_pack.h) when qlinear_packing()
-// (the embedding keeps only its MLX layout: rows are looked up, not multiplied). Returns the bytes added.
-uint64_t pack_weights(ModelWeights& w, ThreadPool& pool);
+// (the embedding keeps only its MLX layout: rows are looked up, not multiplied).
+void pack_weights(ModelWeights& w, ThreadPool& pool);
 
 }  // namespace tqlm
