@@ -96,21 +96,25 @@ int main(int argc, char** argv) {
       std::printf("%5d %12s %10.2f %8.3f\n", bits, isa, double(n * (code_bytes + sb_bytes)) / best / 1e9,
                   1e3 * best / double(n));
     }
-    // The packed 16-row tile layout (qlinear_pack.h), where the dispatched family has a kernel for it.
-    const QLinearKernels& kd = qlinear_kernels();
-    if (kd.packed_rows && qlinear_packable(mats[0])) {
-      std::vector<Linear> packed;
-      for (const Linear& l : mats) packed.push_back(qlinear_pack(l));
+    // The packed 16-row tile layout (qlinear_pack.h), for every family with a kernel for it.
+    if (!qlinear_packable(mats[0])) continue;
+    std::vector<Linear> packed;
+    for (const char* isa : {"avx2", "avxvnni", "avx512vnni", "avx512vbmi"}) {
+      const QLinearKernels* k = qlinear_kernels_for(isa);
+      if (!k || !k->packed_rows) continue;
+      if (threads > 1 && k != &qlinear_kernels()) continue;  // linear_q8 runs the dispatched family
+      if (packed.empty())
+        for (const Linear& l : mats) packed.push_back(qlinear_pack(l));
       double best = 1e30;
       for (int64_t rep = 0; rep < reps; ++rep) {
         const auto t0 = std::chrono::steady_clock::now();
         if (threads > 1)
           for (const Linear& l : packed) linear_q8(l, xa, y.data(), *pool);
         else
-          for (const Linear& l : packed) kd.packed_rows(l, xa, y.data(), 0, out);
+          for (const Linear& l : packed) k->packed_rows(l, xa, y.data(), 0, out);
         best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       }
-      std::printf("%5d %12s %10.2f %8.3f\n", bits, (std::string(kd.isa) + "+p16").c_str(),
+      std::printf("%5d %12s %10.2f %8.3f\n", bits, (std::string(isa) + "+p16").c_str(),
                   double(n * (code_bytes + sb_bytes)) / best / 1e9, 1e3 * best / double(n));
     }
   }

@@ -3,9 +3,11 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "core/error.h"
 #include "dist/comm.h"
 #include "model/pipeline.h"
+#include "model/weights.h"
 
 #ifndef TQLM_VERSION
 #define TQLM_VERSION "0.0.0"
@@ -13,7 +15,17 @@
 
 namespace {
 
+// Packing a large model's weights at load takes a while: a progress line once it has run for a second.
+void show_pack_progress() {
+  tqlm::set_pack_progress([shown = false](double done, double total, double seconds) mutable {
+    if (!shown && seconds < 1.0) return;
+    shown = true;
+    tqlm::cli::progress_line("packing weights (MB)", done / 1e6, total / 1e6, seconds, "MB");
+  });
+}
+
 int run_cli(int argc, char** argv) {
+  show_pack_progress();
   CLI::App app{"tqlm: mixed-precision MLX checkpoints, TurboQuant KV cache, fast CPU inference"};
   app.set_version_flag("--version", TQLM_VERSION);
   app.require_subcommand(1);

@@ -66,4 +66,12 @@ void quantize_acts_q8(const float* x, int64_t T, int64_t in, QActs& out, ThreadP
   pool->parallel_for(T, 8, [&](int64_t t0, int64_t t1, int) { quantize_rows(x, t0, t1, out); });
 }
 
+void qacts_group_sums(const QActs& a, int64_t gs, std::vector<float>& xs) {
+  const int64_t per_group = gs / kQ8Block, groups = a.in / gs;
+  xs.resize(size_t(a.T * groups));
+  for (int64_t t = 0; t < a.T; ++t)
+    for (int64_t g = 0; g < groups; ++g)
+      xs[size_t(t * groups + g)] = qacts_group_sum(a, t, g * per_group, per_group);
+}
+
 }  // namespace tqlm

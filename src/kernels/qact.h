@@ -50,4 +50,8 @@ inline float qacts_group_sum(const QActs& a, int64_t t, int64_t b0, int64_t nb) 
   return xs;
 }
 
+// xs [T, in / gs]: qacts_group_sum of every (token, group of gs), out of line (qact.cpp is built without ISA
+// flags, so every family may call it).
+void qacts_group_sums(const QActs& a, int64_t gs, std::vector<float>& xs);
+
 }  // namespace tqlm

@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "core/dtype.h"
 #include "kernels/qlinear_kernels.h"
@@ -382,12 +384,16 @@ void rows(const Linear& w, const QActs& xa, float* y, int64_t r0, int64_t r1, fl
   with_mlx_bits(w.bits, [&](auto b) { gemm_qN_q8_f32<decltype(b)::value>(w, xa, y, r0, r1, scratch); });
 }
 
+#if QL_DOT != 2
+#include "kernels/qlinear_packed256.h"
+#endif
+
 }  // namespace
 
 #if QL_DOT == 2
 const QLinearKernels kernels = {QL_NAME, rows, quantize, qisa_packed512::rows};
 #else
-const QLinearKernels kernels = {QL_NAME, rows, quantize};
+const QLinearKernels kernels = {QL_NAME, rows, quantize, packed256::packed_rows};
 #endif
 
 }  // namespace tqlm::QL_NS

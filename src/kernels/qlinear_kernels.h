@@ -8,7 +8,8 @@
 //   avx2        vpmaddubsw + vpmaddwd
 //   scalar      the plain C++ reference (qlinear_ref.cpp)
 // Codes are unpacked in registers from the MLX layout (32 codes of a b-bit row = b words), or, for 2-, 4- and
-// 8-bit weights that models repacked at load (qlinear_pack.h), read from 16-row tiles by packed_rows.
+// 8-bit weights that models repacked at load (qlinear_pack.h), read from 16-row tiles by packed_rows (every
+// family but scalar: qlinear_packed_avx512.cpp, qlinear_packed256.h).
 //
 // Every family computes, for each (row r, token t), exactly this sequence of f32 operations (no FMA), so all
 // families and every token count T and tiling agree bit for bit:
@@ -69,6 +70,50 @@ inline void with_mlx_bits(int bits, Fn&& fn) {
       return fn(std::integral_constant<int, 6>{});
     default:
       return fn(std::integral_constant<int, 8>{});
+  }
+}
+
+// Calls fn(std::integral_constant<int, B>{}, std::integral_constant<DType, D>{}) for a packed weight's bit
+// width B = bits (2, 4; anything else: 8) and scale type D = sdtype (f32, f16; anything else: bf16), so the
+// packed kernels instantiate once per kind from one switch.
+template <class Fn>
+inline void with_packed_kind(int bits, DType sdtype, Fn&& fn) {
+  auto by_bits = [&](auto dt) {
+    switch (bits) {
+      case 2:
+        return fn(std::integral_constant<int, 2>{}, dt);
+      case 4:
+        return fn(std::integral_constant<int, 4>{}, dt);
+      default:
+        return fn(std::integral_constant<int, 8>{}, dt);
+    }
+  };
+  switch (sdtype) {
+    case DType::F32:
+      return by_bits(std::integral_constant<DType, DType::F32>{});
+    case DType::F16:
+      return by_bits(std::integral_constant<DType, DType::F16>{});
+    default:
+      return by_bits(std::integral_constant<DType, DType::BF16>{});
+  }
+}
+
+// Calls fn(std::integral_constant<int, 4>{}, t) for t = 0, 4, 8, ... while 4 tokens are left, then
+// fn(std::integral_constant<int, N>{}, t) once for the N = 1..3 left: kernels that share each unpacked tile
+// across a run of up to 4 tokens.
+template <class Fn>
+inline void for_token_runs(int64_t T, Fn&& fn) {
+  int64_t t = 0;
+  for (; t + 4 <= T; t += 4) fn(std::integral_constant<int, 4>{}, t);
+  switch (T - t) {
+    case 3:
+      return fn(std::integral_constant<int, 3>{}, t);
+    case 2:
+      return fn(std::integral_constant<int, 2>{}, t);
+    case 1:
+      return fn(std::integral_constant<int, 1>{}, t);
+    default:
+      return;
   }
 }
 

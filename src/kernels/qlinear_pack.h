@@ -1,7 +1,8 @@
 // The packed layout of quantized weights for the integer kernels: MLX affine codes rearranged once at load
 // into tiles of 16 rows in which one 64-byte vector holds 4 bytes of each row, so a kernel multiplies it
 // with a broadcast 4-byte run of int8 activations (vpdpbusd) and each 32-bit lane accumulates one row's sum:
-// no per-row horizontal reduction, no byte permutes, and one sequential stream per matrix.
+// no per-row horizontal reduction, no byte permutes, and one sequential stream per matrix. The 256-bit kernels
+// (qlinear_packed256.h) read each vector as two halves, rows 0-7 and rows 8-15.
 //
 // Tile t (rows 16t .. 16t+15; rows at or past `out` are zero), packed_tile_bytes long, 64-byte aligned:
 //   codes  [in * bits / 32][16 rows][4 bytes]  vector v, row i, byte m: bits [p * bits, (p + 1) * bits)

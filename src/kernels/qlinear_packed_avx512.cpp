@@ -58,21 +58,6 @@ inline int32_t load_i32(const int8_t* p) {
   return v;
 }
 
-// xs[t, g]: the sum of the int8 images of group g's blocks of token t, in block order (qacts_group_sum),
-// once per call instead of once per tile (written out, not called: no inline function is shared with code
-// built for another ISA, see qlinear_impl.h).
-void group_sums(const QActs& a, int64_t gs, std::vector<float>& xs) {
-  const int64_t per_group = gs / kQ8Block, groups = a.in / gs;
-  xs.resize(size_t(a.T * groups));
-  for (int64_t t = 0; t < a.T; ++t)
-    for (int64_t g = 0; g < groups; ++g) {
-      const float* s = a.s.data() + t * a.blocks() + g * per_group;
-      float v = 0.0f;
-      for (int64_t i = 0; i < per_group; ++i) v = v + s[i];
-      xs[size_t(t * groups + g)] = v;
-    }
-}
-
 // yv[k] lane i = the reference's y for (tile row i, token t0 + k) before the Linear bias.
 template <int BITS, DType DT, int NT>
 void tile16(const uint8_t* tile, int64_t tile_bytes, int64_t gs, const QActs& xa, const float* xsum,
@@ -130,7 +115,7 @@ void tile_store(const uint8_t* tile, const Linear& w, const QActs& xa, const flo
 template <int BITS, DType DT>
 void gemm_qNp16_q8_f32(const Linear& w, const QActs& xa, float* y, int64_t r0, int64_t r1) {
   thread_local std::vector<float> xs_store;
-  group_sums(xa, w.group_size, xs_store);
+  qacts_group_sums(xa, w.group_size, xs_store);
   const float* xsum = xs_store.data();  // [T, groups]
   {  // the first tile has nothing before it to prefetch it: ask for all of it now
     const auto* first = reinterpret_cast<const char*>(w.packed + (r0 / 16) * w.packed_tile_bytes);
@@ -144,46 +129,18 @@ void gemm_qNp16_q8_f32(const Linear& w, const QActs& xa, float* y, int64_t r0, i
       for (int i = 0; i < nr; ++i) lbias[i] = load_as_f32(w.bias, w.bias_dtype, size_t(r + i));
     const __m512 lb = _mm512_load_ps(lbias);
     const __mmask16 keep = __mmask16((1u << nr) - 1);
-    int64_t t = 0;
-    for (; t + 4 <= xa.T; t += 4) tile_store<BITS, DT, 4>(tile, w, xa, xsum, t, lb, keep, y, r);
-    switch (xa.T - t) {
-      case 3:
-        tile_store<BITS, DT, 3>(tile, w, xa, xsum, t, lb, keep, y, r);
-        break;
-      case 2:
-        tile_store<BITS, DT, 2>(tile, w, xa, xsum, t, lb, keep, y, r);
-        break;
-      case 1:
-        tile_store<BITS, DT, 1>(tile, w, xa, xsum, t, lb, keep, y, r);
-        break;
-      default:
-        break;
-    }
+    for_token_runs(xa.T, [&](auto nt, int64_t t) {
+      tile_store<BITS, DT, decltype(nt)::value>(tile, w, xa, xsum, t, lb, keep, y, r);
+    });
   }
 }
 
 }  // namespace
 
 void rows(const Linear& w, const QActs& xa, float* y, int64_t r0, int64_t r1) {
-  auto run = [&](auto dt) {
-    constexpr DType DT = decltype(dt)::value;
-    switch (w.bits) {
-      case 2:
-        return gemm_qNp16_q8_f32<2, DT>(w, xa, y, r0, r1);
-      case 4:
-        return gemm_qNp16_q8_f32<4, DT>(w, xa, y, r0, r1);
-      default:
-        return gemm_qNp16_q8_f32<8, DT>(w, xa, y, r0, r1);
-    }
-  };
-  switch (w.sdtype) {
-    case DType::F32:
-      return run(std::integral_constant<DType, DType::F32>{});
-    case DType::F16:
-      return run(std::integral_constant<DType, DType::F16>{});
-    default:
-      return run(std::integral_constant<DType, DType::BF16>{});
-  }
+  with_packed_kind(w.bits, w.sdtype, [&](auto b, auto dt) {
+    gemm_qNp16_q8_f32<decltype(b)::value, decltype(dt)::value>(w, xa, y, r0, r1);
+  });
 }
 
 }  // namespace tqlm::qisa_packed512

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,6 +48,11 @@ std::unique_ptr<ModelWeights> load_weights(const Checkpoint& ck, const ModelConf
 
 // Gives every 2-, 4- and 8-bit Linear the int8 kernels' packed copy (qlinear_pack.h) when qlinear_packing()
 // (the embedding keeps only its MLX layout: rows are looked up, not multiplied).
+// Reports (bytes of codes packed so far, of all, seconds) after each tensor.
 void pack_weights(ModelWeights& w, ThreadPool& pool);
+
+// Progress of pack_weights, process-wide (the CLI draws a line on a terminal); none by default.
+using PackProgress = std::function<void(double done, double total, double seconds)>;
+void set_pack_progress(PackProgress fn);
 
 }  // namespace tqlm
