@@ -358,12 +358,16 @@ void accumulate_weighted(const float* p, int64_t ldp, const float* scale, int64_
 void accumulate(const float* p, int64_t R, int64_t ldp, const float* v, const float* scale, int64_t n,
                 int64_t dim, float* o, int64_t ldo) {
   if (dim % (4 * W) != 0) return kv_accumulate_ref(p, R, ldp, v, scale, n, dim, o, ldo);
-  row_blocks(R, [&]<int RB>(int64_t r) {
+  auto block = [&]<int RB>(int64_t r) {
     accumulate_weighted<RB>(p + r * ldp, ldp, scale, n, dim, o + r * ldo, ldo,
                             [&](int64_t t, int64_t j, vf* x) {
                               for (int c = 0; c < 4; ++c) x[c] = load(v + t * dim + j + c * W);
                             });
-  });
+  };
+  int64_t r = 0;
+  if constexpr (W >= 16)  // 32 registers: 6 rows x 4 accumulators + 4 value vectors
+    for (; r + 6 <= R; r += 6) block.template operator()<6>(r);
+  row_blocks(R - r, [&]<int RB>(int64_t r1) { block.template operator()<RB>(r + r1); });
 }
 
 // accumulate() over stored codes (f, codes [n, row_bytes]). A few rows (decode: the G query heads of a kv

@@ -177,6 +177,60 @@ inline void q_key_chunks(const uint8_t* const* keys, int64_t b, vq table, vq* ch
 #endif
 }
 
+#if TQLM_VB == 64
+// Scores of 16 keys (t .. t + nk) against every row, 4 rows at a time: the 4 groups of 4 keys are looked up
+// once into kc, each group's 4 x 4 (key, row) sums reduced as above, then the 4 groups' sums transposed so
+// that one vector holds one row's 16 scores, finished with the same f32 operations as q_finish and stored
+// with one masked store per row: per (row, key) pair about 2 vpdpbusd-sized steps, where the 4-key path
+// also spends a scalar finish and 16 scalar stores per 4 x 4 block.
+inline void q_scores16(const vq* kc, int64_t blocks, const float* scale, int nk, const KVQueryQ8& q,
+                       int64_t R, float* s, int64_t lds, vq ones) {
+  // lane j of level-1 pair a (rows 0, 1) / b (rows 2, 3) of groups 2p, 2p + 1: group 2p + j / 8, key (j % 8)
+  // / 2, row j % 2 (+ 2); level 2: row r's lane 4g + k from pair a/b of groups 0-1 (g < 2) or 2-3.
+  const __m512i pa = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29);
+  const __m512i pb = _mm512_add_epi32(pa, _mm512_set1_epi32(2));
+  const __m512i v0 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i v1 = _mm512_add_epi32(v0, _mm512_set1_epi32(1));
+  const __mmask16 keep = __mmask16((1u << nk) - 1);
+  const __m512 sc = _mm512_maskz_loadu_ps(keep, scale);
+  for (int64_t r0 = 0; r0 < R; r0 += 4) {
+    const int nr = int(std::min<int64_t>(4, R - r0));
+    const int8_t* qr[4];
+    for (int r = 0; r < 4; ++r) qr[r] = q.q + (r0 + std::min(r, nr - 1)) * q.ldq;
+    // acc[g][r] lane k: 4 partial sums of key 4g + k against row r; each query chunk is loaded once and
+    // feeds the 4 groups, each key chunk feeds the 4 rows
+    vq acc[4][4] = {};
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int c = 0; c < 4; ++c) {
+        vq qv[4];
+        for (int r = 0; r < 4; ++r) qv[r] = q_bcast128(qr[r] + 64 * b + 16 * c);
+        for (int g = 0; g < 4; ++g) {
+          const vq kv = kc[(g * blocks + b) * 4 + c];
+          for (int r = 0; r < 4; ++r) acc[g][r] = q_dot(acc[g][r], kv, qv[r], ones);
+        }
+      }
+    vq sums[4];  // group g: lane 4k + r = key 4g + k, row r
+    for (int g = 0; g < 4; ++g) {
+      const vq a01 = q_add32(q_unpacklo32(acc[g][0], acc[g][1]), q_unpackhi32(acc[g][0], acc[g][1]));
+      const vq a23 = q_add32(q_unpacklo32(acc[g][2], acc[g][3]), q_unpackhi32(acc[g][2], acc[g][3]));
+      sums[g] = q_add32(q_unpacklo64(a01, a23), q_unpackhi64(a01, a23));
+    }
+    const vq a01 = _mm512_permutex2var_epi32(sums[0], pa, sums[1]);
+    const vq b01 = _mm512_permutex2var_epi32(sums[0], pb, sums[1]);
+    const vq a23 = _mm512_permutex2var_epi32(sums[2], pa, sums[3]);
+    const vq b23 = _mm512_permutex2var_epi32(sums[2], pb, sums[3]);
+    const vq rows[4] = {_mm512_permutex2var_epi32(a01, v0, a23), _mm512_permutex2var_epi32(a01, v1, a23),
+                        _mm512_permutex2var_epi32(b01, v0, b23), _mm512_permutex2var_epi32(b01, v1, b23)};
+    for (int r = 0; r < nr; ++r) {
+      // scale[t] * mul[r] * float(sum - 64 * qsum[r]), the reference's order of operations
+      const __m512 sm = _mm512_mul_ps(sc, _mm512_set1_ps(q.mul[r0 + r]));
+      const __m512 x = _mm512_cvtepi32_ps(_mm512_sub_epi32(rows[r], _mm512_set1_epi32(64 * q.sum[r0 + r])));
+      _mm512_mask_storeu_ps(s + (r0 + r) * lds, keep, _mm512_mul_ps(sm, x));
+    }
+  }
+}
+#endif
+
 void scores_q8(const KVRowFormat& f, const uint8_t* codes, const float* scale, int64_t n, const KVQueryQ8& q,
                int64_t R, float* s, int64_t lds) {
   if (!f.lut_u7 || f.dim % 64 != 0) return kv_scores_q8_ref(f, codes, scale, n, q, R, s, lds);
@@ -186,7 +240,22 @@ void scores_q8(const KVRowFormat& f, const uint8_t* codes, const float* scale, i
   constexpr int64_t kMaxBlocks = 8;         // dim <= 512
   static const uint8_t zero_row[256] = {};  // stands in for missing keys of the last group
   if (blocks > kMaxBlocks) return kv_scores_q8_ref(f, codes, scale, n, q, R, s, lds);
-  for (int64_t t = 0; t < n; t += kQKeys) {
+  int64_t t = 0;
+#if TQLM_VB == 64
+  if (R > 4)  // many rows (prefill): 16 keys at a time
+    for (; t < n; t += 16) {
+      const int nk = int(std::min<int64_t>(16, n - t));
+      vq kc[4 * kMaxBlocks * 4];  // [group][block][chunk]
+      for (int g = 0; g < 4; ++g) {
+        const uint8_t* keys[4];
+        for (int k = 0; k < 4; ++k)
+          keys[k] = 4 * g + k < nk ? codes + (t + 4 * g + k) * f.row_bytes : zero_row;
+        for (int64_t b = 0; b < blocks; ++b) q_key_chunks(keys, b, table, kc + (g * blocks + b) * 4);
+      }
+      q_scores16(kc, blocks, scale + t, nk, q, R, s + t, lds, ones);
+    }
+#endif
+  for (; t < n; t += kQKeys) {
     const int nk = int(std::min<int64_t>(kQKeys, n - t));
     const uint8_t* keys[kQKeys];
     for (int k = 0; k < kQKeys; ++k) keys[k] = k < nk ? codes + (t + k) * f.row_bytes : zero_row;
