@@ -178,11 +178,12 @@ inline void q_key_chunks(const uint8_t* const* keys, int64_t b, vq table, vq* ch
 }
 
 #if TQLM_VB == 64
-// Scores of 16 keys (t .. t + nk) against every row, 4 rows at a time: the 4 groups of 4 keys are looked up
-// once into kc, each group's 4 x 4 (key, row) sums reduced as above, then the 4 groups' sums transposed so
-// that one vector holds one row's 16 scores, finished with the same f32 operations as q_finish and stored
-// with one masked store per row: per (row, key) pair about 2 vpdpbusd-sized steps, where the 4-key path
-// also spends a scalar finish and 16 scalar stores per 4 x 4 block.
+// Scores of nk <= 16 keys against every row, 4 rows at a time (prefill): kc holds the 4 groups of 4 keys
+// looked up once (kc[(g * blocks + b) * 4 + c] = chunk c of block b of group g). Each query chunk is loaded
+// once for the 4 groups and each key chunk serves 4 rows; each group's 4 x 4 (key, row) sums are reduced as
+// above, then the 4 groups' sums are transposed so that one vector holds one row's 16 scores, finished with
+// q_finish's f32 operations and stored with one masked store per row. The 4-key path below spends a scalar
+// finish and 16 scalar stores per 4 x 4 block, as much time as its dot products.
 inline void q_scores16(const vq* kc, int64_t blocks, const float* scale, int nk, const KVQueryQ8& q,
                        int64_t R, float* s, int64_t lds, vq ones) {
   // lane j of level-1 pair a (rows 0, 1) / b (rows 2, 3) of groups 2p, 2p + 1: group 2p + j / 8, key (j % 8)
