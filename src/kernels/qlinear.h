@@ -24,8 +24,8 @@ const char* linear_path_name(LinearPath p);
 // What runs quantized linears, e.g. "int8 avx512vbmi, packed" or "f32 avx512" (for bench output).
 std::string linear_kernel_family();
 
-// Whether models repack their 2-, 4- and 8-bit weights at load into the packed tile layout (qlinear_pack.h):
-// when the dispatched int8 family has a kernel for it, unless TQLM_PACK=0.
+// Whether models repack their 2-, 3-, 4- and 8-bit weights at load into the packed tile layout
+// (qlinear_pack.h): when the dispatched int8 family has a kernel for it, unless TQLM_PACK=0.
 bool qlinear_packing();
 
 // One linear input x [T, in], quantized on first use by an int8 linear and reused by the next ones that read

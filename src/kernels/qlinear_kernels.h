@@ -82,6 +82,8 @@ inline void with_packed_kind(int bits, DType sdtype, Fn&& fn) {
     switch (bits) {
       case 2:
         return fn(std::integral_constant<int, 2>{}, dt);
+      case 3:
+        return fn(std::integral_constant<int, 3>{}, dt);
       case 4:
         return fn(std::integral_constant<int, 4>{}, dt);
       default:

@@ -16,7 +16,7 @@ bool qlinear_packable(const Linear& w) {
       if (!qlinear_packable(p)) return false;
     return true;
   }
-  return w.quantized() && (w.bits == 2 || w.bits == 4 || w.bits == 8) && w.in % 32 == 0 &&
+  return w.quantized() && (w.bits == 2 || w.bits == 3 || w.bits == 4 || w.bits == 8) && w.in % 32 == 0 &&
          (w.sdtype == DType::BF16 || w.sdtype == DType::F16 || w.sdtype == DType::F32);
 }
 
@@ -28,11 +28,23 @@ int64_t qlinear_packed_tile_bytes(const Linear& w) {
 
 namespace {
 
-// The byte offset and bit shift of code c of tile row i within the codes area.
+// The byte offset and bit shift of code c of tile row i within the codes area (3 bits: of its low 2 bits;
+// its high bit sits in byte hi_byte at bit hi_shift).
 inline void code_place(int bits, int64_t c, int i, int64_t& byte, int& shift) {
+  if (bits == 3) {
+    const int64_t rem = c % 32, cc = rem % 16;
+    byte = (c / 32) * 192 + (rem / 16) * 64 + i * 4 + cc % 4;
+    shift = int(cc / 4) * 2;
+    return;
+  }
   const int64_t per_vec = 32 / bits, v = c / per_vec, rem = c % per_vec;
   byte = v * 64 + i * 4 + rem % 4;
   shift = int(rem / 4) * bits;
+}
+inline void code_place_hi3(int64_t c, int i, int64_t& byte, int& shift) {
+  const int64_t rem = c % 32, cc = rem % 16;
+  byte = (c / 32) * 192 + 128 + i * 4 + cc % 4;
+  shift = int(rem / 16) * 4 + int(cc / 4);
 }
 
 // One MLX word (the 32 / bits codes of row i that vector v holds) in the packed dword order: byte m, bits
@@ -69,14 +81,29 @@ void pack_tile(const Linear& w, int64_t t, uint8_t* tile) {
   uint8_t* sc = tile + 16 * w.in * BITS / 8;  // [groups][16]
   uint8_t* bi = sc + size_t(16 * groups) * esz;
   const int rows = int(std::min<int64_t>(16, w.out - 16 * t));
-  if (rows < 16) std::memset(tile, 0, size_t(tb));
+  if (rows < 16 || BITS == 3) std::memset(tile, 0, size_t(tb));  // 3 bits: codes are or-ed in
   std::memset(bi + size_t(16 * groups) * esz, 0, size_t(tile + tb - (bi + size_t(16 * groups) * esz)));
   for (int i = 0; i < rows; ++i) {
     const int64_t r = 16 * t + i;
     const uint32_t* src = w.wq + r * words;
-    for (int64_t v = 0; v < words; ++v) {
-      const uint32_t d = packed_dword<BITS>(src[v]);
-      std::memcpy(tile + v * 64 + i * 4, &d, 4);
+    if constexpr (BITS == 3) {  // the MLX row is one bit stream: code c at bits [3c, 3c + 3)
+      for (int64_t c = 0; c < w.in; ++c) {
+        const int64_t bit = 3 * c;
+        uint64_t two = src[bit / 32];
+        if (bit / 32 + 1 < words) two |= uint64_t(src[bit / 32 + 1]) << 32;
+        const unsigned code = unsigned(two >> (bit % 32)) & 7u;
+        int64_t byte;
+        int shift;
+        code_place(3, c, i, byte, shift);
+        tile[byte] = uint8_t(tile[byte] | (code & 3u) << shift);
+        code_place_hi3(c, i, byte, shift);
+        tile[byte] = uint8_t(tile[byte] | (code >> 2) << shift);
+      }
+    } else {
+      for (int64_t v = 0; v < words; ++v) {
+        const uint32_t d = packed_dword<BITS>(src[v]);
+        std::memcpy(tile + v * 64 + i * 4, &d, 4);
+      }
     }
     const auto* s = static_cast<const uint8_t*>(w.scales) + size_t(r * groups) * esz;
     const auto* b = static_cast<const uint8_t*>(w.biases) + size_t(r * groups) * esz;
@@ -113,6 +140,8 @@ Linear qlinear_pack(const Linear& w, ThreadPool* pool) {
       uint8_t* tile = buf + k * tb;
       if (w.bits == 2)
         pack_tile<2>(m, k % tiles, tile);
+      else if (w.bits == 3)
+        pack_tile<3>(m, k % tiles, tile);
       else if (w.bits == 4)
         pack_tile<4>(m, k % tiles, tile);
       else
@@ -137,6 +166,12 @@ void qlinear_packed_row(const Linear& w, int64_t r, uint8_t* codes, float* scale
     int64_t byte;
     int shift;
     code_place(w.bits, c, i, byte, shift);
+    if (w.bits == 3) {
+      codes[c] = uint8_t((tile[byte] >> shift) & 3);
+      code_place_hi3(c, i, byte, shift);
+      codes[c] = uint8_t(codes[c] | ((tile[byte] >> shift) & 1) << 2);
+      continue;
+    }
     codes[c] = uint8_t((tile[byte] >> shift) & ((1 << w.bits) - 1));
   }
   const uint8_t* sc = tile + 16 * w.in * w.bits / 8;

@@ -11,8 +11,11 @@
 //   scales [groups][16 rows]  sdtype, as stored
 //   biases [groups][16 rows]  sdtype
 // Every 16-block of codes (one activation block, qact.h) is then bits / 2 vectors holding 4 planes, plane j
-// against activation bytes 4j .. 4j+3 of the block. Bit widths 2, 4 and 8 (planes whole bytes apart);
-// 3-, 5- and 6-bit weights keep the MLX layout. Stacked experts: E such matrices back to back.
+// against activation bytes 4j .. 4j+3 of the block. Bit widths 2, 4 and 8 (planes whole bytes apart), and 3:
+// per pair of 16-blocks (32 codes, 192 bytes) two vectors of the codes' low 2 bits laid out as 2-bit blocks,
+// then one of their high bits: byte (row i, m) bit 4b + p = high bit of code 4p + m of block b of the pair
+// (plane j of block b = low pair | high bit << 2). 5- and 6-bit weights keep the MLX layout. Stacked
+// experts: E such matrices back to back.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +25,7 @@
 
 namespace tqlm {
 
-// Whether qlinear_pack handles w (quantized, 2/4/8 bits, float scales of 2 or 4 bytes).
+// Whether qlinear_pack handles w (quantized, 2/3/4/8 bits, float scales of 2 or 4 bytes).
 bool qlinear_packable(const Linear& w);
 
 // Bytes of one 16-row tile of w in the packed layout.

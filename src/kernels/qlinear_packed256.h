@@ -1,4 +1,4 @@
-// gemm_q{2,4,8}p16_q8_f32 on 256-bit vectors: the packed 16-row tiles (qlinear_pack.h) for the avx2 and
+// gemm_q{2,3,4,8}p16_q8_f32 on 256-bit vectors: the packed 16-row tiles (qlinear_pack.h) for the avx2 and
 // avxvnni families (included by qlinear_impl.h inside the family's namespace; QL_DOT picks the dot product).
 //
 // A tile's 64-byte vector is two 32-byte halves, rows 0-7 and rows 8-15, each 8 rows x 4 code bytes. One
@@ -13,10 +13,20 @@ namespace packed256 {
 // Prefetch as in the 512-bit kernel: the next tile at the pace of this one, into L1 when it is small.
 constexpr int64_t kL1TileBytes = 8192;
 
-// Plane j (0..3) of half h of the 16-block whose codes start at p: 8 rows x 4 codes as bytes.
+// Plane j (0..3) of half h of 16-block kb of a tile's codes (layout: plane() of qlinear_packed_avx512.cpp):
+// 8 rows x 4 codes as bytes.
 template <int BITS>
-inline __m256i plane(const uint8_t* p, int h, int j) {
-  const auto* q = reinterpret_cast<const __m256i*>(p + 32 * h);
+inline __m256i plane(const uint8_t* codes, int64_t kb, int h, int j) {
+  if constexpr (BITS == 3) {
+    const uint8_t* p = codes + (kb / 2) * 192 + 32 * h;
+    const __m256i lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 64 * (kb % 2)));
+    const __m256i hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 128));
+    const int b = int(4 * (kb % 2)) + j;  // the high bit's position, moved to bit 2
+    const __m256i hb = b >= 2 ? _mm256_srli_epi16(hi, b - 2) : _mm256_slli_epi16(hi, 2 - b);
+    return _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo, 2 * j), _mm256_set1_epi8(0x03)),
+                           _mm256_and_si256(hb, _mm256_set1_epi8(0x04)));
+  }
+  const auto* q = reinterpret_cast<const __m256i*>(codes + kb * 32 * BITS + 32 * h);
   if constexpr (BITS == 8) {
     return _mm256_load_si256(q + 2 * j);
   } else if constexpr (BITS == 4) {
@@ -94,9 +104,8 @@ void tile8h(const uint8_t* tile, int h, int64_t tile_bytes, int64_t gs, const QA
         for (int l = 0; l < pf_lines; ++l) _mm_prefetch(nx + 64 * l, _MM_HINT_T0);
       else
         for (int l = 0; l < pf_lines; ++l) _mm_prefetch(nx + 64 * l, _MM_HINT_T1);
-      const uint8_t* cb = tile + kb * 32 * BITS;  // this block's bits / 2 vectors
       __m256i pl[4];
-      for (int j = 0; j < 4; ++j) pl[j] = plane<BITS>(cb, h, j);
+      for (int j = 0; j < 4; ++j) pl[j] = plane<BITS>(tile, kb, h, j);
       for (int k = 0; k < NT; ++k) {
         const __m256i s = block_sum<BITS>(pl, xa.q.data() + (t0 + k) * in + kb * kQ8Block);
         a[k] = acc_block(a[k], s, xa.d[size_t((t0 + k) * nb + kb)]);

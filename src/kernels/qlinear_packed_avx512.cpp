@@ -1,4 +1,4 @@
-// gemm_q{2,4,8}p16_q8_f32: the integer linear kernel over the packed 16-row tiles (qlinear_pack.h) on
+// gemm_q{2,3,4,8}p16_q8_f32: the integer linear kernel over the packed 16-row tiles (qlinear_pack.h) on
 // 512-bit vectors, for CPUs with AVX512-BW and AVX512-VNNI (the avx512vnni and avx512vbmi families use it
 // for every packed weight, any token count).
 //
@@ -29,9 +29,21 @@ namespace {
 // on its loads (4-bit, group 32, 576-wide rows: 9.5 GB/s, vs 19.6-21.3 now; bench/kernel_bench.cpp).
 constexpr int64_t kL1TileBytes = 8192;
 
-// Plane j (0..3) of the 16-block whose codes start at p (bits / 2 vectors): 16 rows x 4 codes as bytes.
+// Plane j (0..3) of 16-block kb of a tile's codes: 16 rows x 4 codes as bytes. 2, 4, 8 bits: the block's
+// bits / 2 vectors at 32 * bits * kb; 3 bits: per pair of blocks two vectors of low bit pairs (as 2 bits)
+// and one of high bits (bit 4 (kb % 2) + j of each byte), 192 bytes.
 template <int BITS>
-inline __m512i plane(const uint8_t* p, int j) {
+inline __m512i plane(const uint8_t* codes, int64_t kb, int j) {
+  if constexpr (BITS == 3) {
+    const uint8_t* p = codes + (kb / 2) * 192;
+    const __m512i lo = _mm512_load_si512(p + 64 * (kb % 2)), hi = _mm512_load_si512(p + 128);
+    const int b = int(4 * (kb % 2)) + j;  // the high bit's position, moved to bit 2
+    const __m512i h =
+        b >= 2 ? _mm512_srli_epi16(hi, unsigned(b - 2)) : _mm512_slli_epi16(hi, unsigned(2 - b));
+    return _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lo, unsigned(2 * j)), _mm512_set1_epi8(0x03)),
+                           _mm512_and_si512(h, _mm512_set1_epi8(0x04)));
+  }
+  const uint8_t* p = codes + kb * 32 * BITS;
   if constexpr (BITS == 8) {
     return _mm512_load_si512(p + 64 * j);
   } else if constexpr (BITS == 4) {
@@ -73,7 +85,6 @@ void tile16(const uint8_t* tile, int64_t tile_bytes, int64_t gs, const QActs& xa
     __m512 a[NT];
     for (int k = 0; k < NT; ++k) a[k] = _mm512_setzero_ps();
     for (int64_t kb = g * per_group; kb < (g + 1) * per_group; ++kb) {
-      const uint8_t* cb = tile + kb * 32 * BITS;  // this block's bits / 2 vectors
       // past the matrix's end this is a harmless hint
       // past the matrix's end these are harmless hints
       const char* nx = reinterpret_cast<const char*>(tile + tile_bytes + kb * pf_lines * 64);
@@ -82,7 +93,7 @@ void tile16(const uint8_t* tile, int64_t tile_bytes, int64_t gs, const QActs& xa
       else
         for (int l = 0; l < pf_lines; ++l) _mm_prefetch(nx + 64 * l, _MM_HINT_T1);
       __m512i pl[4];
-      for (int j = 0; j < 4; ++j) pl[j] = plane<BITS>(cb, j);
+      for (int j = 0; j < 4; ++j) pl[j] = plane<BITS>(tile, kb, j);
       for (int k = 0; k < NT; ++k) {
         const int8_t* xq = xa.q.data() + (t0 + k) * in + kb * kQ8Block;
         // two chains of two (the integer sum is exact in any order)

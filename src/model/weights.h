@@ -46,9 +46,9 @@ bool part_wants(const ModelPart& part, const std::string& name);
 std::unique_ptr<ModelWeights> load_weights(const Checkpoint& ck, const ModelConfig& cfg,
                                            const ModelPart& part = {});
 
-// Gives every 2-, 4- and 8-bit Linear the int8 kernels' packed copy (qlinear_pack.h) when qlinear_packing()
-// (the embedding keeps only its MLX layout: rows are looked up, not multiplied).
-// Reports (bytes of codes packed so far, of all, seconds) after each tensor.
+// Gives every 2-, 3-, 4- and 8-bit Linear the int8 kernels' packed copy (qlinear_pack.h) when
+// qlinear_packing() (the embedding keeps only its MLX layout: rows are looked up, not multiplied). Reports
+// (bytes of codes packed so far, of all, seconds) after each tensor.
 void pack_weights(ModelWeights& w, ThreadPool& pool);
 
 // Progress of pack_weights, process-wide (the CLI draws a line on a terminal); none by default.

@@ -45,7 +45,7 @@ std::vector<const QLinearKernels*> packed_families() {
 
 TEST(QLinearPacked, LayoutReadsBackAsMlx) {
   std::mt19937 rng(11);
-  for (int bits : {2, 4, 8})
+  for (int bits : {2, 3, 4, 8})
     for (DType dt : {DType::BF16, DType::F16, DType::F32}) {
       QMatrix m;
       make_q(m, 1, 37, 256, bits, 64, dt, false, rng);
@@ -65,10 +65,10 @@ TEST(QLinearPacked, LayoutReadsBackAsMlx) {
         }
       }
     }
-  QMatrix m3;
-  make_q(m3, 1, 16, 64, 3, 32, DType::BF16, false, rng);
-  EXPECT_FALSE(qlinear_packable(m3.l));
-  EXPECT_ANY_THROW(qlinear_pack(m3.l));
+  QMatrix m5;  // 5 and 6 bits keep the MLX layout
+  make_q(m5, 1, 16, 64, 5, 32, DType::BF16, false, rng);
+  EXPECT_FALSE(qlinear_packable(m5.l));
+  EXPECT_ANY_THROW(qlinear_pack(m5.l));
 }
 
 TEST(QLinearPacked, EveryPackedKernelBitIdenticalToReference) {
@@ -77,7 +77,7 @@ TEST(QLinearPacked, EveryPackedKernelBitIdenticalToReference) {
   if (fams.empty()) GTEST_SKIP() << "no family with a packed kernel on this CPU";
   std::mt19937 rng(5);
   std::normal_distribution<float> nd;
-  for (int bits : {2, 4, 8})
+  for (int bits : {2, 3, 4, 8})
     for (int gs : {32, 64, 128})
       for (DType dt : {DType::BF16, DType::F16, DType::F32})
         for (int64_t out : {1, 13, 37}) {
@@ -106,24 +106,26 @@ TEST(QLinearPacked, EveryPackedKernelBitIdenticalToReference) {
 TEST(QLinearPacked, ExpertsAndThreadedEntryPoints) {
   std::mt19937 rng(7);
   std::normal_distribution<float> nd;
-  QMatrix m;
-  make_q(m, 3, 40, 256, 2, 64, DType::BF16, true, rng);
-  const Linear p = qlinear_pack(m.l);
-  std::vector<float> x(size_t(5 * 256));
-  for (auto& v : x) v = nd(rng);
-  QActs xa;
-  quantize_acts_q8(x.data(), 5, 256, xa);
-  ThreadPool pool(3);
-  std::vector<QLinearJob> jobs;
-  std::vector<std::vector<float>> ys(3, std::vector<float>(5 * 40, NAN));
-  std::vector<Linear> experts;
-  for (int64_t e = 0; e < 3; ++e) experts.push_back(p.expert(e));
-  for (int64_t e = 0; e < 3; ++e) jobs.push_back({&experts[size_t(e)], &xa, ys[size_t(e)].data()});
-  linear_q8_grouped(jobs, pool);  // the dispatched family: packed where it has a kernel for it
-  for (int64_t e = 0; e < 3; ++e) {
-    EXPECT_EQ(ys[size_t(e)], run_ref(m.l.expert(e), xa)) << "expert " << e;
-    std::vector<float> y(5 * 40, NAN);
-    linear_q8(experts[size_t(e)], xa, y.data(), pool);
-    EXPECT_EQ(y, ys[size_t(e)]) << "expert " << e;
+  for (int bits : {2, 3}) {
+    QMatrix m;
+    make_q(m, 3, 40, 256, bits, 64, DType::BF16, true, rng);
+    const Linear p = qlinear_pack(m.l);
+    std::vector<float> x(size_t(5 * 256));
+    for (auto& v : x) v = nd(rng);
+    QActs xa;
+    quantize_acts_q8(x.data(), 5, 256, xa);
+    ThreadPool pool(3);
+    std::vector<QLinearJob> jobs;
+    std::vector<std::vector<float>> ys(3, std::vector<float>(5 * 40, NAN));
+    std::vector<Linear> experts;
+    for (int64_t e = 0; e < 3; ++e) experts.push_back(p.expert(e));
+    for (int64_t e = 0; e < 3; ++e) jobs.push_back({&experts[size_t(e)], &xa, ys[size_t(e)].data()});
+    linear_q8_grouped(jobs, pool);  // the dispatched family: packed where it has a kernel for it
+    for (int64_t e = 0; e < 3; ++e) {
+      EXPECT_EQ(ys[size_t(e)], run_ref(m.l.expert(e), xa)) << "bits " << bits << " expert " << e;
+      std::vector<float> y(5 * 40, NAN);
+      linear_q8(experts[size_t(e)], xa, y.data(), pool);
+      EXPECT_EQ(y, ys[size_t(e)]) << "bits " << bits << " expert " << e;
+    }
   }
 }
