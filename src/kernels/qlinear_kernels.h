@@ -7,9 +7,9 @@
 //   avxvnni     vpdpbusd (VEX, AVX-VNNI) for AVX2 CPUs that have it
 //   avx2        vpmaddubsw + vpmaddwd
 //   scalar      the plain C++ reference (qlinear_ref.cpp)
-// Codes are unpacked in registers from the MLX layout (32 codes of a b-bit row = b words), or, for 2-, 4- and
-// 8-bit weights that models repacked at load (qlinear_pack.h), read from 16-row tiles by packed_rows (every
-// family but scalar: qlinear_packed_avx512.cpp, qlinear_packed256.h).
+// Codes are unpacked in registers from the MLX layout (32 codes of a b-bit row = b words), or, for 2-, 3-, 4-
+// and 8-bit weights that models repacked at load (qlinear_pack.h), read from 16-row tiles by packed_rows
+// (every family but scalar: qlinear_packed_avx512.cpp, qlinear_packed256.h).
 //
 // Every family computes, for each (row r, token t), exactly this sequence of f32 operations (no FMA), so all
 // families and every token count T and tiling agree bit for bit:
@@ -74,8 +74,8 @@ inline void with_mlx_bits(int bits, Fn&& fn) {
 }
 
 // Calls fn(std::integral_constant<int, B>{}, std::integral_constant<DType, D>{}) for a packed weight's bit
-// width B = bits (2, 4; anything else: 8) and scale type D = sdtype (f32, f16; anything else: bf16), so the
-// packed kernels instantiate once per kind from one switch.
+// width B = bits (2, 3, 4; anything else: 8) and scale type D = sdtype (f32, f16; anything else: bf16), so
+// the packed kernels instantiate once per kind from one switch.
 template <class Fn>
 inline void with_packed_kind(int bits, DType sdtype, Fn&& fn) {
   auto by_bits = [&](auto dt) {

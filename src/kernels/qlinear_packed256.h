@@ -6,7 +6,7 @@
 // the token's activation bytes 4j .. 4j+3 broadcast to every lane, so lane i of the sum is row i's exact
 // integer block sum, with no reduction across lanes; then each (row, token) lane runs the reference's f32
 // sequence (qlinear_kernels.h) in block order, bit-identical to the scalar reference and to the 512-bit
-// kernel (qlinear_packed_avx512.cpp). vpmaddubsw (avx2): 2- and 4-bit planes sum in int16 without
+// kernel (qlinear_packed_avx512.cpp). vpmaddubsw (avx2): 2-, 3- and 4-bit planes sum in int16 without
 // saturating (4 planes x 2 x 15 x 127 < 2^15); 8-bit codes are split into nibbles, code = 16 hi + lo.
 namespace packed256 {
 
