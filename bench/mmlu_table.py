@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "oracle"))
 
 
+MAX_MEAN_GAP = 0.5  # mean |llama.cpp - tqlm| letter log-probability; the same weights give 0.03-0.07 (default model)
+
+
 def subjects_of(a):
     names = sorted(f.name[: -len("_test.csv")] for f in (Path(a.data) / "test").glob("*_test.csv"))
     return names if a.subjects == "all" else [s for s in a.subjects.split(",") if s in names]
@@ -79,7 +82,9 @@ def main():
                     help="with --n 0: finished subjects, kept across sessions (see above)")
     a = ap.parse_args()
     a.kv = a.kv.split(",")
-    a.gguf = a.gguf or next(iter(sorted((ROOT / ".cache").rglob("*.gguf"), key=lambda g: "dequant" in g.name)), None)
+    if a.gguf is None:  # the default model's own GGUF, never whichever *.gguf a search finds first (the speed
+        from default_gguf import q4_gguf  # twins' random-weight GGUFs live under .cache too)
+        a.gguf = q4_gguf()
     out_dir = Path(a.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     hf = Tokenizer.from_file(str(Path(a.model) / "tokenizer.json"))
@@ -110,6 +115,11 @@ def main():
             for kv in a.kv:
                 runs[kv]["items"] += res[kv]
             lcpp = run_llamacpp(a, subject, out_dir, letters, oracle)
+            gap = float(np.mean(np.abs(np.array(lcpp) - np.array([it["logprobs"] for it in res[a.kv[0]]]))))
+            if gap > MAX_MEAN_GAP:
+                sys.exit(f"{subject}: llama.cpp's letter log-probabilities differ from tqlm {a.kv[0]}'s by {gap:.2f} "
+                         f"on average (same model: under {MAX_MEAN_GAP}); is {a.gguf} the GGUF of {a.model}? "
+                         f"(delete {out_dir}/llamacpp-{subject}.json after fixing it)")
             ref += lcpp
             if a.n == 0:  # keep it compactly (5 decimals of each letter's log-probability)
                 kept.parent.mkdir(parents=True, exist_ok=True)
