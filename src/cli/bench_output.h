@@ -11,10 +11,10 @@
 
 namespace tqlm::cli {
 
-// The points as JSON objects; bw: the measured read bandwidth in GB/s (0: not measured).
-nlohmann::json bench_points_json(const std::vector<BenchPoint>& pts, double bw);
-// The table (one row per context) and the note on RSS growth, on stdout.
-void print_bench_points(const std::vector<BenchPoint>& pts, double bw);
+// The points as JSON objects, each with the read bandwidth measured beside it (0: not measured).
+nlohmann::json bench_points_json(const std::vector<BenchPoint>& pts);
+// The table (one row per context) and the note on bandwidth and RSS growth, on stdout.
+void print_bench_points(const std::vector<BenchPoint>& pts);
 // Progress of a bench run: one line rewritten in place on a TTY, nothing in pipes. Call
 // end_bench_progress() after the run.
 std::function<void(const std::string&)> bench_progress();

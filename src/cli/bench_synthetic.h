@@ -12,8 +12,8 @@
 namespace tqlm::cli {
 
 struct SyntheticBenchOptions {
-  std::string model;                 // --synthetic NAME ("" = bench a model directory instead)
-  std::vector<int> layers = {1, 4};  // one or two middle-layer counts
+  std::string model;              // --synthetic NAME ("" = bench a model directory instead)
+  std::vector<int> layers = {4};  // one or two middle-layer counts
   std::string policy = "config-i";
   double bandwidth = 400;  // GB/s of a machine to predict for
   std::string dir;         // default: $XDG_CACHE_HOME/tqlm/synthetic or ~/.cache/tqlm/synthetic

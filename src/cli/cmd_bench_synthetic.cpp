@@ -49,6 +49,7 @@ struct Run {
   bool written = false, removed = false;
   double write_seconds = 0;
   double plan_weight_bytes = 0;  // what a decoded token reads of this checkpoint, from its plan
+  double plan_layer_bytes = 0;   // the part of it in the decoder layers
   std::vector<BenchPoint> points;
 };
 
@@ -154,7 +155,7 @@ void print_json(const SyntheticBenchOptions& o, const ModelOptions& m, const std
                          {"write_seconds", r.write_seconds},
                          {"removed", r.removed},
                          {"plan_weight_bytes_per_token", r.plan_weight_bytes},
-                         {"points", bench_points_json(r.points, mc.bw)}});
+                         {"points", bench_points_json(r.points)}});
   if (preds.empty()) {
     j["prediction"] = nullptr;
     j["prediction_note"] = note;
@@ -166,6 +167,7 @@ void print_json(const SyntheticBenchOptions& o, const ModelOptions& m, const std
                                  {"fixed_ms", 1000 * p.decode.fixed_seconds},
                                  {"layer_bytes", p.decode.layer_bytes},
                                  {"fixed_bytes", p.decode.fixed_bytes},
+                                 {"read_gbps", p.decode.gbps},
                                  {"layer_bandwidth_share", p.decode.layer_share},
                                  {"fixed_bandwidth_share", p.decode.fixed_share},
                                  {"full_bytes_per_token", p.full.bytes},
@@ -184,30 +186,33 @@ void print_text(const SyntheticBenchOptions& o, const ModelOptions& m, const std
   std::printf("synthetic %s: %s\n", o.model.c_str(), model_line(p0).c_str());
   std::printf("kv %s (no bf16 boundary: these are middle layers)  threads %d  %s  linear %s  attention %s\n",
               m.kv.c_str(), mc.threads, kernel_isa(), linear_family().c_str(), attention_isa());
-  if (mc.bw > 0) std::printf("measured read bandwidth %.1f GB/s\n", mc.bw);
+  if (mc.bw > 0) std::printf("measured read bandwidth %.1f GB/s (median of the points)\n", mc.bw);
   for (const Run& r : runs) {
     std::printf("\n%s\n", run_line(r).c_str());
-    print_bench_points(r.points, mc.bw);
+    print_bench_points(r.points);
   }
   if (preds.empty()) {
     if (!note.empty()) std::printf("\n%s\n", note.c_str());
     return;
   }
   const int L = int(p0.full.n_layers);
+  std::string measured;
+  for (const Run& r : runs)
+    measured += fmt::format("{}{}", measured.empty() ? "" : " and ", r.plan.spec.layers);
   std::printf(
-      "\nthe full model (%d layers), from %d and %d middle layers: per decoded token, a layer and the fixed "
-      "part (embedding row, LM head, sampling), their bytes and share of the measured bandwidth; predicted "
-      "tokens/s here and on a %.0f GB/s machine\n",
-      L, runs[0].plan.spec.layers, runs[1].plan.spec.layers, o.bandwidth);
-  std::printf("%8s %9s %9s %9s %9s %8s %8s %9s %10s %10s %11s %9s\n", "context", "layer ms", "fixed ms",
-              "layer MB", "fixed MB", "layer %", "fixed %", "GB/token", "decode/s", "prefill/s",
+      "\nthe full model (%d layers), from %s middle layers: per decoded token, a layer and the fixed part "
+      "(embedding row, LM head, sampling), each timed in the same run, their bytes and share of the read "
+      "bandwidth measured beside them; predicted tokens/s here and on a %.0f GB/s machine\n",
+      L, measured.c_str(), o.bandwidth);
+  std::printf("%8s %9s %9s %9s %9s %9s %8s %8s %9s %10s %10s %11s %9s\n", "context", "layer ms", "fixed ms",
+              "layer MB", "fixed MB", "read GB/s", "layer %", "fixed %", "GB/token", "decode/s", "prefill/s",
               "same shares", "at 70%");
   for (const Prediction& p : preds)
-    std::printf("%8lld %9.2f %9.2f %9.1f %9.1f %7.0f%% %7.0f%% %9.2f %10.2f %10.1f %11.1f %9.1f\n",
+    std::printf("%8lld %9.2f %9.2f %9.1f %9.1f %9.1f %7.0f%% %7.0f%% %9.2f %10.2f %10.1f %11.1f %9.1f\n",
                 (long long)p.context, 1000 * p.decode.layer_seconds, 1000 * p.decode.fixed_seconds,
-                p.decode.layer_bytes / 1e6, p.decode.fixed_bytes / 1e6, 100 * p.decode.layer_share,
-                100 * p.decode.fixed_share, p.full.bytes / 1e9, p.full.tps, p.prefill_tps, p.full.target_tps,
-                p.full.target_tps_at_70);
+                p.decode.layer_bytes / 1e6, p.decode.fixed_bytes / 1e6, p.decode.gbps,
+                100 * p.decode.layer_share, 100 * p.decode.fixed_share, p.full.bytes / 1e9, p.full.tps,
+                p.prefill_tps, p.full.target_tps, p.full.target_tps_at_70);
   std::printf(
       "(decode here: the fixed time plus the %d layers' bytes (weights at each layer's bits under %s, the KV "
       "cache with its %d+%d bf16 boundary layers) at the rate the measured layers reach; prefill here: the "
@@ -230,14 +235,14 @@ void add_synthetic_options(CLI::App* cmd, SyntheticBenchOptions& o) {
              "`tqlm convert --dry-run` plans the full model, is written to --dir (under config-i 1.3 GB per "
              "layer "
              "plus 1.3 GB of embedding and LM head; free space is checked first) and benchmarked as MODEL "
-             "would be (--contexts, -n, --chunk, --kv without bf16 boundary layers, -t). With two counts: "
-             "per-layer and fixed decode time and bytes, the share of the measured read bandwidth each "
-             "reaches, and the full model's predicted decode (and prefill) tokens/s on this machine and on "
-             "a machine of --bandwidth GB/s")
+             "would be (--contexts, -n, --chunk, --kv without bf16 boundary layers, -t). Then: per-layer "
+             "and fixed decode time (timed separately in the same run) and bytes, the share of the read "
+             "bandwidth measured beside the decode each reaches, and the full model's predicted decode (and "
+             "prefill) tokens/s on this machine and on a machine of --bandwidth GB/s")
       ->check(CLI::IsMember(synthetic_model_names()));
   cmd->add_option("--layers", o.layers,
-                  "--synthetic: one or two middle-layer counts, comma separated (default 1,4: three layers "
-                  "apart, so that a few ms of noise in the fixed part do not swamp the per-layer time)")
+                  "--synthetic: one or two middle-layer counts, comma separated (default 4; with two, both "
+                  "runs' layer times are pooled)")
       ->delimiter(',')
       ->expected(1, 2);
   cmd->add_option("--policy", o.policy, "--synthetic: weight policy (a preset or a policy JSON file)")
@@ -274,6 +279,7 @@ void run_synthetic_bench(const SyntheticBenchOptions& o, const ModelOptions& m, 
   // full model's bf16 boundary layers (--kv-boundary).
   const KVSpec full_kv = m.kv_spec();
   b.kv = full_kv;
+  b.probe_bandwidth = bandwidth;
   b.kv.boundary = 0;
   const std::string root = o.dir.empty() ? default_cache_dir() : o.dir;
   std::vector<Run> runs;
@@ -281,10 +287,9 @@ void run_synthetic_bench(const SyntheticBenchOptions& o, const ModelOptions& m, 
     Run r;
     r.plan = plan_synthetic({o.model, o.policy, n, o.experts, o.vocab});
     r.dir = (fs::path(root) / checkpoint_name(r.plan)).string();
-    r.plan_weight_bytes = [&] {
-      const PlanReads pr = plan_reads(r.plan.tensors, n, r.plan.full.top_k);
-      return pr.fixed + pr.layers();
-    }();
+    const PlanReads pr = plan_reads(r.plan.tensors, n, r.plan.full.top_k);
+    r.plan_weight_bytes = pr.fixed + pr.layers();
+    r.plan_layer_bytes = pr.layers();
     runs.push_back(std::move(r));
   }
   Machine mc;
@@ -301,56 +306,54 @@ void run_synthetic_bench(const SyntheticBenchOptions& o, const ModelOptions& m, 
     Model model(r.dir, m.threads);
     print_config_warnings(model.config());
     mc.threads = model.pool().size();
-    if (bandwidth && mc.bw == 0) mc.bw = measure_read_bandwidth(model.pool());
     if (!json) std::fprintf(stderr, "bench: %d middle layer(s)\n", r.plan.spec.layers);
     r.points = run_bench(model, b, bench_progress());
     end_bench_progress();
+  }
+  {
+    std::vector<double> gbps;
+    for (const Run& r : runs)
+      for (const BenchPoint& p : r.points) gbps.push_back(p.read_gbps);
+    mc.bw = median_of(gbps);
   }
   const SyntheticPlan& full = runs[0].plan;
   const PlanReads full_reads = plan_reads(full.full_plan.tensors, full.full.n_layers, full.full.top_k);
   std::vector<Prediction> preds;
   std::string note, problem;
-  if (runs.size() == 1) {
-    note = fmt::format(
-        "No prediction: one layer count measures the per-layer and the fixed time together; give two "
-        "(e.g. --layers {},{}) to separate them and predict the full {}-layer model.",
-        counts[0], counts[0] + 3, full.full.n_layers);
-  } else {
-    const Run &r1 = runs[0], &r2 = runs[1];
-    const int n1 = r1.plan.spec.layers, n2 = r2.plan.spec.layers;
-    KVShape shape2 = full.full.kv_shape();
-    shape2.layers = n2;
-    const double kv2 = double(kv_layout(b.kv, shape2).bytes_per_token());
-    const double kv_full = double(kv_layout(full_kv, full.full.kv_shape()).bytes_per_token());
-    for (size_t i = 0; i < r1.points.size(); ++i) {
-      const BenchPoint &a = r1.points[i], &c = r2.points[i];
-      Prediction p;
-      p.context = a.context;
-      p.decode = split_layers({n1, 1 / a.decode_tps, a.weight_bytes_per_token + a.kv_bytes_per_token},
-                              {n2, 1 / c.decode_tps, c.weight_bytes_per_token + c.kv_bytes_per_token}, mc.bw);
-      if (!p.decode.separates()) {
-        problem += fmt::format("{}context {}: {:.2f} ms/token with {} layer{}, {:.2f} with {}",
-                               problem.empty() ? "" : "; ", a.context, 1000 / a.decode_tps, n1,
-                               n1 == 1 ? "" : "s", 1000 / c.decode_tps, n2);
-        continue;
-      }
-      // the full model's cache read per token: as many cached tokens as the measured run attended to
-      const double attended = c.kv_bytes_per_token / kv2;
-      p.full = predict_decode(p.decode, full_reads.layers() + attended * kv_full, mc.bw, o.bandwidth);
-      const LayerSplit pf = split_layers({n1, 1 / a.prefill_tps, 0}, {n2, 1 / c.prefill_tps, 0}, 0);
-      if (pf.layer_seconds > 0)
-        p.prefill_tps = 1 / (pf.fixed_seconds + pf.layer_seconds * double(full.full.n_layers));
-      preds.push_back(p);
+  KVShape shape = full.full.kv_shape();
+  const double kv_full = double(kv_layout(full_kv, shape).bytes_per_token());
+  for (size_t i = 0; i < runs[0].points.size(); ++i) {
+    std::vector<LayerSample> dec, pre;
+    double attended = 0;  // cached tokens a decoded token attended to (the same in every run)
+    for (const Run& r : runs) {
+      const BenchPoint& x = r.points[i];
+      shape.layers = r.plan.spec.layers;
+      const double kv = x.kv_bytes_per_token;  // all of it in the layers
+      attended = kv / double(kv_layout(b.kv, shape).bytes_per_token());
+      dec.push_back({r.plan.spec.layers, 1 / x.decode_tps, x.decode_layer_seconds,
+                     x.weight_bytes_per_token + kv, r.plan_layer_bytes + kv, x.read_gbps});
+      pre.push_back({r.plan.spec.layers, 1 / x.prefill_tps, x.prefill_layer_seconds, 0, 0, 0});
     }
-    if (!problem.empty()) {
-      preds.clear();
-      note = fmt::format(
-          "No prediction: the decode times do not separate into a positive per-layer and fixed time ({}): "
-          "the machine was too noisy. Rerun on a quieter machine, with more decoded tokens (-n) or with "
-          "layer "
-          "counts further apart (e.g. --layers {},{}).",
-          problem, n1, n2 + 2);
+    Prediction p;
+    p.context = runs[0].points[i].context;
+    p.decode = split_layers(dec);
+    if (!p.decode.separates()) {
+      problem += fmt::format("{}context {}: {:.3f} of {:.3f} ms per token inside the layers",
+                             problem.empty() ? "" : "; ", p.context, 1000 * dec[0].layer_seconds,
+                             1000 * dec[0].seconds);
+      continue;
     }
+    // the full model's cache read per token: as many cached tokens as the measured run attended to
+    p.full = predict_decode(p.decode, full_reads.layers() + attended * kv_full, o.bandwidth);
+    const LayerSplit pf = split_layers(pre);
+    if (pf.separates())
+      p.prefill_tps = 1 / (pf.fixed_seconds + pf.layer_seconds * double(full.full.n_layers));
+    preds.push_back(p);
+  }
+  if (!problem.empty()) {
+    preds.clear();
+    note = fmt::format("No prediction: the time did not divide into layers and a fixed part ({}): a bug.",
+                       problem);
   }
   if (json)
     print_json(o, m, runs, mc, full_reads, preds, note);

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "core/error.h"
 
@@ -67,39 +68,69 @@ std::vector<int32_t> bench_prompt(const std::vector<int32_t>& source, int64_t vo
   return p;
 }
 
-// Best of 4 passes over 512 MiB: each thread reads one contiguous share with 16-byte loads, prefetching 4 KiB
-// ahead (as the decode kernels do: hardware prefetch alone leaves part of the bandwidth unused, and small
-// dynamically taken chunks made the figure swing from run to run).
-double measure_read_bandwidth(ThreadPool& pool) {
-  typedef uint64_t v2 __attribute__((vector_size(16)));
-  const int64_t n = (512ll << 20) / 16;
-  std::unique_ptr<v2[]> buf(new v2[size_t(n)]);
-  const int64_t share = (n + pool.size() - 1) / pool.size();
+double median_of(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Each thread reads one contiguous share with 16-byte loads, prefetching 4 KiB ahead (as the decode kernels
+// do: hardware prefetch alone leaves part of the bandwidth unused, and small dynamically taken chunks made
+// the figure swing from run to run).
+typedef uint64_t probe_v2 __attribute__((vector_size(16)));
+struct ReadProbe::Buffer {
+  static constexpr int64_t n = (512ll << 20) / 16;  // [n] 16-byte vectors
+  std::unique_ptr<probe_v2[]> v{new probe_v2[size_t(n)]};
+  std::vector<uint64_t> sums;  // [threads] keeps the reads
+};
+
+ReadProbe::ReadProbe(ThreadPool& pool) : pool_(pool), buf_(std::make_unique<Buffer>()) {
+  const int64_t n = Buffer::n, share = (n + pool.size() - 1) / pool.size();
+  buf_->sums.assign(size_t(pool.size()) + 1, 0);
+  probe_v2* v = buf_->v.get();
   pool.parallel_for(n, share, [&](int64_t a, int64_t b, int) {
-    for (int64_t i = a; i < b; ++i) buf[size_t(i)] = v2{uint64_t(i), uint64_t(~i)};
+    for (int64_t i = a; i < b; ++i) v[i] = probe_v2{uint64_t(i), uint64_t(~i)};
   });
-  double best = 0;
-  std::vector<uint64_t> sums(size_t(pool.size()) + 1, 0);
-  for (int pass = 0; pass < 4; ++pass) {
-    const auto t0 = Clock::now();
-    pool.parallel_for(n, share, [&](int64_t a, int64_t b, int tid) {
-      v2 s0 = {}, s1 = {}, s2 = {}, s3 = {};
-      int64_t i = a;
-      for (; i + 4 <= b; i += 4) {
-        __builtin_prefetch(&buf[size_t(std::min(i + 256, b - 1))]);
-        s0 += buf[size_t(i)];
-        s1 += buf[size_t(i + 1)];
-        s2 += buf[size_t(i + 2)];
-        s3 += buf[size_t(i + 3)];
-      }
-      for (; i < b; ++i) s0 += buf[size_t(i)];
-      const v2 s = s0 + s1 + s2 + s3;
-      sums[size_t(tid)] += s[0] + s[1];
-    });
-    best = std::max(best, double(n * 16) / since(t0) / 1e9);
-  }
-  if (sums[0] == 42) std::fputc(' ', stderr);  // keep the reads
-  return best;
+}
+
+ReadProbe::~ReadProbe() {
+  if (buf_->sums[0] == 42) std::fputc(' ', stderr);  // the reads are used
+}
+
+double ReadProbe::pass() {
+  const int64_t n = Buffer::n, share = (n + pool_.size() - 1) / pool_.size();
+  const probe_v2* v = buf_->v.get();
+  const auto t0 = Clock::now();
+  pool_.parallel_for(n, share, [&](int64_t a, int64_t b, int tid) {
+    probe_v2 s0 = {}, s1 = {}, s2 = {}, s3 = {};
+    int64_t i = a;
+    for (; i + 4 <= b; i += 4) {
+      __builtin_prefetch(&v[std::min(i + 256, b - 1)]);
+      s0 += v[i];
+      s1 += v[i + 1];
+      s2 += v[i + 2];
+      s3 += v[i + 3];
+    }
+    for (; i < b; ++i) s0 += v[i];
+    const probe_v2 s = s0 + s1 + s2 + s3;
+    buf_->sums[size_t(tid)] += s[0] + s[1];
+  });
+  return double(n * 16) / since(t0) / 1e9;
+}
+
+double measure_read_bandwidth(ThreadPool& pool, int passes) {
+  ReadProbe probe(pool);
+  std::vector<double> r;
+  for (int i = 0; i < passes; ++i) r.push_back(probe.pass());
+  return median_of(r);
+}
+
+double median_read_gbps(const std::vector<BenchPoint>& pts) {
+  std::vector<double> r;
+  for (const BenchPoint& p : pts)
+    if (p.read_gbps > 0) r.push_back(p.read_gbps);
+  return median_of(r);
 }
 
 std::vector<BenchPoint> run_bench(Model& model, const BenchOptions& opt,
@@ -108,6 +139,8 @@ std::vector<BenchPoint> run_bench(Model& model, const BenchOptions& opt,
   const int64_t vocab = c.vocab;
   std::vector<BenchPoint> points;
   const double wbytes = active_weight_bytes(model);
+  std::unique_ptr<ReadProbe> probe;
+  if (opt.probe_bandwidth && opt.decode > 0) probe = std::make_unique<ReadProbe>(model.pool());
   for (int64_t ctx : opt.contexts) {
     if (ctx < 1) fail("bench: context {} must be at least 1 token", ctx);
     if (c.max_position > 0 && ctx + opt.decode > c.max_position)
@@ -141,10 +174,32 @@ std::vector<BenchPoint> run_bench(Model& model, const BenchOptions& opt,
     const int64_t id = sched.submit(prompt, rp);
     int64_t rss_max = rss0, fed = 0;
     uint64_t bytes_max = bytes0;
+    std::vector<double> probed;  // GB/s of the passes beside this point's decode
+    double probe_seconds = 0;    // their time, inside the sequence's decode span
+    auto probe_passes = [&](int n) {
+      const auto t0 = Clock::now();
+      for (int i = 0; i < n; ++i) probed.push_back(probe->pass());
+      probe_seconds += since(t0);
+    };
+    // time inside the decoder layers, per layer: the prefill's, then the decode's
+    std::vector<double> clock(size_t(model.config().n_layers), 0.0);
+    double prefill_layers = 0;
+    model.set_layer_clock(&clock);
+    struct Unset {
+      Model& m;
+      ~Unset() { m.set_layer_clock(nullptr); }
+    } unset{model};
+    int64_t decoded = 0;
     while (!sched.idle()) {
       const bool prefill = fed < ctx;
       sched.step();
       fed += sched.last_step().prefill_rows + sched.last_step().decode_rows;
+      if (prefill && fed >= ctx) {  // the first token is out: the decode starts
+        for (double& c : clock) prefill_layers += std::exchange(c, 0.0);
+        if (probe && !sched.idle()) probe_passes(2);
+      } else if (!prefill && probe && ++decoded % kProbeEvery == 0 && !sched.idle()) {
+        probe_passes(1);
+      }
       if (!sched.idle()) {  // the last step releases the sequence's blocks: measure before it
         rss_max = std::max(rss_max, resident_bytes());
         bytes_max = std::max(bytes_max, pool->stats().bytes());
@@ -153,11 +208,22 @@ std::vector<BenchPoint> run_bench(Model& model, const BenchOptions& opt,
         on_progress("ctx " + std::to_string(ctx) + ": prefill " + std::to_string(std::min(fed, ctx)) + "/" +
                     std::to_string(ctx));
     }
+    if (probe) {
+      // after the sequence's finish time was taken: these passes are not inside its decode span
+      const double inside = probe_seconds;
+      probe_passes(2);
+      probe_seconds = inside;
+      p.read_gbps = median_of(probed);
+    }
+    double decode_layers = 0;
+    for (double c : clock) decode_layers += c;
     const SeqStats& st = sched.stats(id);
     p.prefill_seconds = st.t_first_token - st.t_submit;
-    p.decode_seconds = st.t_finish - st.t_first_token;
+    p.decode_seconds = st.t_finish - st.t_first_token - probe_seconds;
     p.prefill_tps = double(ctx) / p.prefill_seconds;
     p.decode_tps = opt.decode > 0 ? double(opt.decode) / p.decode_seconds : 0;
+    p.prefill_layer_seconds = prefill_layers / double(ctx);
+    p.decode_layer_seconds = opt.decode > 0 ? decode_layers / double(opt.decode) : 0;
     p.weight_bytes_per_token = wbytes;
     // decoded token i attends over ctx + i + 1 cached tokens
     p.kv_bytes_per_token =

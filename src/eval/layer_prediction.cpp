@@ -1,5 +1,7 @@
 #include "eval/layer_prediction.h"
 
+#include <algorithm>
+
 namespace tqlm {
 
 double PlanReads::layers() const {
@@ -24,22 +26,29 @@ PlanReads plan_reads(const std::vector<PlannedTensor>& tensors, int64_t n_layers
   return r;
 }
 
-LayerSplit split_layers(const LayerSample& a, const LayerSample& b, double bw) {
+LayerSplit split_layers(const std::vector<LayerSample>& samples) {
   LayerSplit s;
-  const double n = double(b.layers - a.layers);
-  if (n <= 0) return s;
-  s.layer_seconds = (b.seconds - a.seconds) / n;
-  s.fixed_seconds = a.seconds - double(a.layers) * s.layer_seconds;
-  s.layer_bytes = (b.bytes - a.bytes) / n;
-  s.fixed_bytes = a.bytes - double(a.layers) * s.layer_bytes;
-  if (bw > 0 && s.separates()) {
-    s.layer_share = s.layer_bytes / s.layer_seconds / (bw * 1e9);
-    s.fixed_share = s.fixed_bytes / s.fixed_seconds / (bw * 1e9);
+  double layers = 0, bw = 0;
+  for (const LayerSample& x : samples) {
+    layers += x.layers;
+    s.layer_seconds += x.layer_seconds;
+    s.layer_bytes += x.layer_bytes;
+    s.fixed_seconds += (x.seconds - x.layer_seconds) / double(samples.size());
+    s.fixed_bytes += (x.bytes - x.layer_bytes) / double(samples.size());
+    bw = bw < 0 || x.gbps <= 0 ? -1 : bw + x.gbps / double(samples.size());
+  }
+  if (layers <= 0) return LayerSplit{};
+  s.layer_seconds /= layers;
+  s.layer_bytes /= layers;
+  s.gbps = std::max(bw, 0.0);
+  if (s.gbps > 0 && s.separates()) {
+    s.layer_share = s.layer_bytes / s.layer_seconds / (s.gbps * 1e9);
+    s.fixed_share = s.fixed_bytes / s.fixed_seconds / (s.gbps * 1e9);
   }
   return s;
 }
 
-DecodePrediction predict_decode(const LayerSplit& s, double full_layer_bytes, double bw, double target) {
+DecodePrediction predict_decode(const LayerSplit& s, double full_layer_bytes, double target) {
   DecodePrediction p;
   if (!s.separates() || s.layer_bytes <= 0) return p;
   p.bytes = s.fixed_bytes + full_layer_bytes;
@@ -47,7 +56,7 @@ DecodePrediction predict_decode(const LayerSplit& s, double full_layer_bytes, do
   p.tps = 1.0 / p.seconds;
   if (target > 0) {
     p.target_tps_at_70 = 0.7 * target * 1e9 / p.bytes;
-    if (bw > 0 && s.layer_share > 0 && s.fixed_share > 0)
+    if (s.gbps > 0 && s.layer_share > 0 && s.fixed_share > 0)
       p.target_tps = 1.0 / (s.fixed_bytes / (target * 1e9 * s.fixed_share) +
                             full_layer_bytes / (target * 1e9 * s.layer_share));
   }

@@ -1,5 +1,6 @@
-// A full model's speed predicted from measurements of a few of its layers (`tqlm bench --synthetic`): two
-// layer counts separate the time per layer from the fixed time (embedding, LM head, sampling); the full
+// A full model's speed predicted from measurements of a few of its layers (`tqlm bench --synthetic`): the
+// time inside the layers, timed in the same run, separates the time per layer from the fixed time
+// (embedding, LM head, sampling); the full
 // model's decode time is the fixed time plus its layers' bytes read at the rate the measured layers reach,
 // and on another machine each part runs at the same share of that machine's bandwidth.
 #pragma once
@@ -21,24 +22,31 @@ struct PlanReads {
 };
 PlanReads plan_reads(const std::vector<PlannedTensor>& tensors, int64_t n_layers, int64_t top_k);
 
-// One measurement: a model of `layers` layers took `seconds` per token, reading `bytes` per token.
+// One measurement: a model of `layers` decoder layers took `seconds` per token, `layer_seconds` of them
+// inside its layers (timed in the same run: Model::set_layer_clock), reading `bytes` per token,
+// `layer_bytes` of them in its layers, while the read bandwidth measured beside it was `gbps` (0: not
+// measured).
 struct LayerSample {
   int layers = 0;
-  double seconds = 0, bytes = 0;
+  double seconds = 0, layer_seconds = 0;
+  double bytes = 0, layer_bytes = 0;
+  double gbps = 0;
 };
 
-// Per-layer and fixed parts of two samples at different layer counts (a.layers < b.layers):
-// layer = (b - a) / (b.layers - a.layers), fixed = a - a.layers x layer, for seconds and bytes alike.
+// A layer's and the fixed part's (embedding, LM head, sampling) time and bytes per token from one or more
+// samples: a layer = the samples' layer time / their layer count (all layers of a synthetic model are alike),
+// the fixed part = the mean of each sample's remainder. Each part is timed directly, so a noisy machine
+// cannot make the split fail, as a difference of two runs' totals could.
 struct LayerSplit {
   double layer_seconds = 0, fixed_seconds = 0;
   double layer_bytes = 0, fixed_bytes = 0;
-  // The shares of the measured bandwidth each part reaches: bytes / seconds / bandwidth (0 when the
-  // bandwidth was not measured).
+  // The shares of the measured bandwidth each part reaches: bytes / seconds / gbps (0 when the bandwidth
+  // was not measured).
   double layer_share = 0, fixed_share = 0;
-  // Both times positive: the samples separate (on a noisy machine the larger model can come out as fast).
+  double gbps = 0;  // the mean of the samples' bandwidths (0 if any was not measured)
   bool separates() const { return layer_seconds > 0 && fixed_seconds > 0; }
 };
-LayerSplit split_layers(const LayerSample& a, const LayerSample& b, double bandwidth_gbps);
+LayerSplit split_layers(const std::vector<LayerSample>& samples);
 
 struct DecodePrediction {
   double bytes = 0;             // read per token: fixed + the full model's layers
@@ -47,8 +55,8 @@ struct DecodePrediction {
   // bandwidth was not measured), and with every byte at 70% of target_gbps.
   double target_tps = 0, target_tps_at_70 = 0;
 };
-// full_layer_bytes: what all layers of the full model read per token (weights and KV cache).
-DecodePrediction predict_decode(const LayerSplit& s, double full_layer_bytes, double bandwidth_gbps,
-                                double target_gbps);
+// full_layer_bytes: what all layers of the full model read per token (weights and KV cache); "here" is
+// at s.gbps.
+DecodePrediction predict_decode(const LayerSplit& s, double full_layer_bytes, double target_gbps);
 
 }  // namespace tqlm

@@ -181,7 +181,7 @@ ojson run_report(const ReportOptions& opt) {
   const auto subjects = load_mmlu(mmlu_dir, z.mmlu_subjects, z.mmlu_n, 0, 5);
   const std::string hay_text = read_text_file(hay, "--haystack file");
   ojson M = ojson::array(), N = ojson::array(), S = ojson::array();
-  const double bw = measure_read_bandwidth(cs.model().pool());
+  std::vector<double> point_gbps;  // the read bandwidth measured beside each bench point
   std::vector<std::string> niah_files;
   const int64_t max_ctx = cs.model().config().max_position;
   for (const std::string& kv : opt.kv_modes) {
@@ -242,17 +242,22 @@ ojson run_report(const ReportOptions& opt) {
       if (c + z.bench_decode < max_ctx) bo.contexts.push_back(c);
     bo.decode = z.bench_decode;
     bo.kv = spec(kv);
+    bo.probe_bandwidth = true;
     step(fmt::format("bench: contexts {} (KV {})", bo.contexts.size(), kv));
     const auto pts = run_bench(cs.model(), bo, [](const std::string&) {});
     ojson pj = ojson::array();
-    for (const auto& p : pts)
+    for (const auto& p : pts) {
       pj.push_back({{"context", p.context},
                     {"prefill_tps", p.prefill_tps},
                     {"decode_tps", p.decode_tps},
                     {"achieved_gbps", p.achieved_gbps},
-                    {"bandwidth_fraction", bw > 0 ? p.achieved_gbps / bw : 0}});
+                    {"read_gbps", p.read_gbps},
+                    {"bandwidth_fraction", p.bandwidth_share()}});
+      point_gbps.push_back(p.read_gbps);
+    }
     S.push_back({{"kv", kv}, {"points", pj}});
   }
+  const double bw = median_of(point_gbps);
   J["mmlu"] = {{"mode", "loglik"}, {"shots", 5}, {"per_subject", z.mmlu_n}, {"runs", M}};
   J["niah"] = N;
   J["speed"] = {{"threads", cs.model().pool().size()}, {"isa", kernel_isa()},

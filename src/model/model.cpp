@@ -1,6 +1,7 @@
 #include "model/model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <numeric>
 
@@ -153,6 +154,7 @@ void Model::run_layers(const std::vector<BatchSeq>& batch) {
   Workspace& w = *ws_;
   const int64_t D = cfg_.hidden, T = w.T_step;
   for (int64_t l = part_.layers.begin; l < part_.layers.end_of(cfg_.n_layers); ++l) {
+    const auto t0 = std::chrono::steady_clock::now();
     const LayerWeights& lw = w_->layers[size_t(l)];
     for (int64_t t = 0; t < T; ++t)
       rmsnorm_f32(&w.x[size_t(t * D)], lw.attn_norm.data(), D, cfg_.rms_eps, &w.xn[size_t(t * D)]);
@@ -165,6 +167,9 @@ void Model::run_layers(const std::vector<BatchSeq>& batch) {
     else
       mlp(l, T);  // y = mlp(xn)
     for (int64_t i = 0; i < T * D; ++i) w.x[size_t(i)] += w.y[size_t(i)];
+    if (layer_clock_ && size_t(l) < layer_clock_->size())
+      (*layer_clock_)[size_t(l)] +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (layer_hook_) layer_hook_();
   }
 }

@@ -81,6 +81,10 @@ class Model {
   static void advance(const std::vector<BatchSeq>& batch);  // each cache's length += its n
   // Called after each layer of run_layers (a pipeline keeps its messages moving while it computes).
   void set_layer_hook(std::function<void()> f) { layer_hook_ = std::move(f); }
+  // While set, run_layers adds the wall time of each decoder layer to (*seconds)[l] (sized n_layers by the
+  // caller; not owned): how a step's time divides between the layers and the rest (embedding, LM head,
+  // sampling), measured in the same run (tqlm bench).
+  void set_layer_clock(std::vector<double>* seconds) { layer_clock_ = seconds; }
 
   // Reports every linear input of later forward steps to `obs` (nullptr: none); not owned.
   void set_observer(ActivationObserver* obs);  // one process only (a pipeline's other layers are elsewhere)
@@ -103,6 +107,7 @@ class Model {
   std::deque<std::vector<float>> launched_;  // one process: each launched step's logit rows [n, D]
   ActivationObserver* observer_ = nullptr;
   std::function<void()> layer_hook_;
+  std::vector<double>* layer_clock_ = nullptr;
 };
 
 }  // namespace tqlm

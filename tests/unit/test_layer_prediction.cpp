@@ -1,4 +1,4 @@
-// The arithmetic of `tqlm bench --synthetic`: a full model's speed from two layer counts
+// The arithmetic of `tqlm bench --synthetic`: a full model's speed from timed layers
 // (eval/layer_prediction.h), and the synthetic plan it measures (eval/synthetic_model.h; the checkpoint
 // itself: test_bench_synthetic.py).
 #include <gtest/gtest.h>
@@ -9,9 +9,9 @@
 using namespace tqlm;
 
 TEST(LayerPrediction, SplitsTimeAndBytesIntoLayerAndFixed) {
-  // fixed: 10 ms for 650 MB; a layer: 2 ms for 68 MB; measured at 1 and 4 layers, 50 GB/s
-  const LayerSample a{1, 0.012, 718e6}, b{4, 0.018, 922e6};
-  const LayerSplit s = split_layers(a, b, 50);
+  // fixed: 10 ms for 650 MB; a layer: 2 ms for 68 MB; measured with 4 layers at 50 GB/s
+  const LayerSample a{4, 0.018, 0.008, 922e6, 272e6, 50};
+  const LayerSplit s = split_layers({a});
   EXPECT_TRUE(s.separates());
   EXPECT_NEAR(s.layer_seconds, 0.002, 1e-12);
   EXPECT_NEAR(s.fixed_seconds, 0.010, 1e-12);
@@ -19,32 +19,48 @@ TEST(LayerPrediction, SplitsTimeAndBytesIntoLayerAndFixed) {
   EXPECT_NEAR(s.fixed_bytes, 650e6, 1e-3);
   EXPECT_NEAR(s.layer_share, 68e6 / 0.002 / 50e9, 1e-12);   // 68%
   EXPECT_NEAR(s.fixed_share, 650e6 / 0.010 / 50e9, 1e-12);  // 130%: the LM head streams well
-  EXPECT_EQ(split_layers(a, b, 0).layer_share, 0);          // bandwidth not measured
+  EXPECT_EQ(s.gbps, 50);
+  LayerSample u = a;
+  u.gbps = 0;
+  EXPECT_EQ(split_layers({u}).layer_share, 0);  // bandwidth not measured
+}
+
+TEST(LayerPrediction, PoolsTwoRuns) {
+  // 1 layer in 2.4 ms + 11 ms fixed at 40 GB/s, 4 layers in 7.6 ms + 9 ms fixed at 60 GB/s: a layer is
+  // (2.4 + 7.6) / 5 = 2 ms, the fixed part the mean 10 ms, the bandwidth the mean 50 GB/s
+  const LayerSplit s =
+      split_layers({{1, 0.0134, 0.0024, 718e6, 68e6, 40}, {4, 0.0166, 0.0076, 922e6, 272e6, 60}});
+  EXPECT_NEAR(s.layer_seconds, 0.002, 1e-12);
+  EXPECT_NEAR(s.fixed_seconds, 0.010, 1e-12);
+  EXPECT_NEAR(s.layer_bytes, 68e6, 1e-3);
+  EXPECT_NEAR(s.fixed_bytes, 650e6, 1e-3);
+  EXPECT_EQ(s.gbps, 50);
+  EXPECT_EQ(split_layers({{1, 0.0134, 0.0024, 718e6, 68e6, 40}, {4, 0.0166, 0.0076, 922e6, 272e6, 0}}).gbps,
+            0);
 }
 
 TEST(LayerPrediction, PredictsTheFullModelHereAndOnAnotherMachine) {
-  const LayerSplit s = split_layers({1, 0.012, 718e6}, {4, 0.018, 922e6}, 50);
+  const LayerSplit s = split_layers({{4, 0.018, 0.008, 922e6, 272e6, 50}});
   const double layers = 62 * 68e6;
-  const DecodePrediction p = predict_decode(s, layers, 50, 400);
+  const DecodePrediction p = predict_decode(s, layers, 400);
   EXPECT_NEAR(p.bytes, 650e6 + layers, 1e-3);
   EXPECT_NEAR(p.seconds, 0.010 + 62 * 0.002, 1e-12);
   EXPECT_NEAR(p.tps, 1 / 0.134, 1e-9);
   // each part at its share of 400 GB/s: the time here scaled by 50 / 400
   EXPECT_NEAR(p.target_tps, 400.0 / 50.0 / 0.134, 1e-9);
   EXPECT_NEAR(p.target_tps_at_70, 0.7 * 400e9 / (650e6 + layers), 1e-9);
-  const DecodePrediction q = predict_decode(s, layers, 0, 400);  // no bandwidth measured: no shares
+  // no bandwidth measured: no shares
+  const DecodePrediction q = predict_decode(split_layers({{4, 0.018, 0.008, 922e6, 272e6, 0}}), layers, 400);
   EXPECT_EQ(q.target_tps, 0);
   EXPECT_NEAR(q.tps, p.tps, 1e-12);
   EXPECT_NEAR(q.target_tps_at_70, p.target_tps_at_70, 1e-9);
 }
 
-TEST(LayerPrediction, NoisySamplesDoNotSeparate) {
-  // the larger model came out faster: no per-layer time, no prediction
-  const LayerSplit s = split_layers({1, 0.020, 718e6}, {2, 0.019, 786e6}, 50);
+TEST(LayerPrediction, NoLayerTimeNoPrediction) {
+  const LayerSplit s = split_layers({{4, 0.018, 0, 922e6, 272e6, 50}});
   EXPECT_FALSE(s.separates());
-  EXPECT_EQ(predict_decode(s, 62 * 68e6, 50, 400).tps, 0);
-  // a negative fixed time does not separate either
-  EXPECT_FALSE(split_layers({1, 0.005, 718e6}, {2, 0.011, 786e6}, 50).separates());
+  EXPECT_EQ(predict_decode(s, 62 * 68e6, 400).tps, 0);
+  EXPECT_FALSE(split_layers({}).separates());
 }
 
 TEST(SyntheticModel, PlansMiddleLayersOfMiniMaxM2UnderConfigI) {
