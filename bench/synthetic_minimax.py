@@ -3,7 +3,7 @@
 wrapper over `tqlm bench --synthetic minimax-m2` (issue 16, item 7), kept so that the commands recorded in
 docs/results.md still run. Use the binary directly:
 
-    build/tqlm bench --synthetic minimax-m2 [--layers 1,4] [--policy config-i] [--contexts 128,2048] [-n 32]
+    build/tqlm bench --synthetic minimax-m2 [--layers 4] [--policy config-i] [--contexts 128,2048] [-n 32]
         [-t 0] [--bandwidth 400] [--dir DIR] [--keep] [--json]
 
 This script's flags map onto it (--decode -> -n, --threads -> -t); anything else is passed through. The
