@@ -8,7 +8,7 @@ docs/results.md still run. Use the binary directly:
 
 This script's flags map onto it (--decode -> -n, --threads -> -t); anything else is passed through. The
 checkpoints now go under ~/.cache/tqlm/synthetic (or $XDG_CACHE_HOME/tqlm/synthetic) unless --dir says
-otherwise, and the default layer counts are the binary's (1,4). `build/tqlm bench --help` describes every
+otherwise, and the default layer count is the binary's (4). `build/tqlm bench --help` describes every
 option and the prediction.
 """
 import argparse
