@@ -45,7 +45,10 @@ def run_tqlm(a, kv, subject, out_dir):
     cmd = [a.tqlm, "mmlu", a.model, "--data", a.data, "--kv", kv, "--n", str(a.n), "--json", "-t", str(a.threads),
            "--subjects", subject, "--save-prompts", str(prompts) + ".tmp"]
     t0 = time.time()
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    # f32 value sums unless told otherwise: the full table's turbo4v2 column began before session 16 made integer
+    # value sums the default on AVX-512, and one column is one configuration
+    env = dict(os.environ, TQLM_KV_VALUES=os.environ.get("TQLM_KV_VALUES", "f32"))
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     if r.returncode != 0:
         sys.exit(f"tqlm mmlu --kv {kv} --subjects {subject} failed")
     os.replace(str(prompts) + ".tmp", prompts)
