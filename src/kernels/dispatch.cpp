@@ -35,8 +35,9 @@ const LinearKernels& linear_kernels() {
 }
 
 namespace {
-const KVKernels kv_reference = {"reference",    kv_decode_ref,  kv_scores_ref,     kv_scores_q8_ref,
-                                kv_row_max_ref, kv_exp_sum_ref, kv_accumulate_ref, kv_accumulate_codes_ref};
+const KVKernels kv_reference = {"reference",       kv_decode_ref,           kv_scores_ref,
+                                kv_scores_q8_ref,  kv_row_max_ref,          kv_exp_sum_ref,
+                                kv_accumulate_ref, kv_accumulate_codes_ref, kv_accumulate_q8_ref};
 }
 
 const KVKernels* kv_kernels_for(const char* isa) {
@@ -48,6 +49,7 @@ const KVKernels* kv_kernels_for(const char* isa) {
       KVKernels k = isa_avx512::kv_kernels;
       k.isa = "avx512vnni";
       k.scores_q8 = isa_avx512vnni_kv::scores_q8;
+      k.accumulate_q8 = isa_avx512vnni_kv::accumulate_q8;
       return k;
     }();
     return linear_kernels_for("avx512") && __builtin_cpu_supports("avx512vnni") ? &vnni : nullptr;

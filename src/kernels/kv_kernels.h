@@ -16,8 +16,9 @@ struct KVRowFormat {
   int64_t dim = 0;             // stored coordinates per vector
   int64_t row_bytes = 0;       // bytes of codes per vector (rows are contiguous)
   const float* lut = nullptr;  // TURBO: centroids [2^bits]
-  // TURBO 4-bit codes of a dim that is a multiple of 64: integer scores apply (scores_q8), with the centroids
-  // on a 7-bit grid, centroid i ~= (lut_u7[i] - 64) * lut_step, lut_u7[i] in [1, 127] [16]; else nullptr.
+  // TURBO codes of 2 or 4 bits and a dim that is a multiple of 64: the centroids on a 7-bit grid, centroid i
+  // ~= (lut_u7[i] - 64) * lut_step, lut_u7[i] in [1, 127] [2^bits], for integer scores (scores_q8: 4-bit
+  // keys) and integer value sums (accumulate_q8); else nullptr.
   const uint8_t* lut_u7 = nullptr;
   float lut_step = 0.0f;
 };
@@ -54,6 +55,16 @@ struct KVKernels {
   // does): the same values in the same order, so the same bits.
   void (*accumulate_codes)(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t R, int64_t ldp,
                            const float* scale, int64_t n, float* o, int64_t ldo);
+  // Integer value sums over stored 2- or 4-bit codes (f.lut_u7 set), read in place, n <= 512 (a page).
+  // Per row r: w_t = p[r * ldp + t] * scale[t]; m = the largest w_t (a row with none above 0, or an
+  // infinite one, adds nothing); u_t = nearbyint(min(max(w_t * (65535 / m), 0), 65535)) (16 bits); acc_j =
+  // sum_t u_t * (lut_u7[idx(t, j)] - 64), exact in int32; o[r * ldo + j] = fma((m / 65535) * lut_step,
+  // float(acc_j), o[r * ldo + j]). So every family gives the same bits.
+  void (*accumulate_q8)(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t R, int64_t ldp,
+                        const float* scale, int64_t n, float* o, int64_t ldo);
+  // Whether accumulate_q8 is faster than the f32 sums in this family (512-bit: 64 products per vpdpbusd;
+  // AVX2 needs three instructions per 32 and loses to its FMAs), so the cache uses it by default.
+  bool int8_values_pay = false;
 };
 
 const KVKernels& kv_kernels();  // the dispatched family (same choice as linear_kernels)
@@ -69,10 +80,12 @@ extern const KVKernels kv_kernels;
 namespace isa_avx512 {
 extern const KVKernels kv_kernels;
 }
-namespace isa_avx512vnni_kv {  // the avx512 family's scores_q8 with VNNI (kv_scores_q8_vnni.cpp)
+namespace isa_avx512vnni_kv {  // the avx512 family's integer kernels with VNNI (kv_scores_q8_vnni.cpp)
 void scores_q8(const KVRowFormat& f, const uint8_t* codes, const float* scale, int64_t n, const KVQueryQ8& q,
                int64_t R, float* s, int64_t lds);
-}
+void accumulate_q8(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t R, int64_t ldp,
+                   const float* scale, int64_t n, float* o, int64_t ldo);
+}  // namespace isa_avx512vnni_kv
 
 // The scalar references (src/kv/kv_codec.cpp).
 void kv_decode_ref(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out);
@@ -86,5 +99,7 @@ void kv_accumulate_ref(const float* p, int64_t R, int64_t ldp, const float* v, c
                        int64_t dim, float* o, int64_t ldo);
 void kv_accumulate_codes_ref(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t R,
                              int64_t ldp, const float* scale, int64_t n, float* o, int64_t ldo);
+void kv_accumulate_q8_ref(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t R, int64_t ldp,
+                          const float* scale, int64_t n, float* o, int64_t ldo);
 
 }  // namespace tqlm

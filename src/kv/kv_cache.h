@@ -60,6 +60,11 @@ class KVCache {
   // decoded keys (TQLM_KV_SCORES=f32). Other formats always score in f32.
   void set_int8_scores(bool on) { int8_scores_ = on; }
   bool int8_scores() const { return int8_scores_; }
+  // Value sums over 2- and 4-bit value codes as integers (16-bit weights x 7-bit centroids, kv_kernels.h
+  // accumulate_q8; TQLM_KV_VALUES=int8, the default on AVX-512) or in f32 over decoded values
+  // (TQLM_KV_VALUES=f32, the default elsewhere). Other formats always sum in f32.
+  void set_int8_values(bool on) { int8_values_ = on; }
+  bool int8_values() const { return int8_values_; }
 
   int64_t length() const { return length_; }   // tokens cached (all layers)
   void set_length(int64_t n) { length_ = n; }  // after a forward; truncation keeps blocks
@@ -79,7 +84,7 @@ class KVCache {
   int64_t length_ = 0;
   bool view_ = false;
   int64_t H_, KV_, hd_;
-  bool int8_scores_;
+  bool int8_scores_, int8_values_;
   // attend scratch: Q_ [KV, R, dim_k] rotated queries; Acc_ [KV, R, 2 + dim_v] row states; Part_ [KV, pages,
   // R, 2 + dim_v] page partials (decode)
   std::vector<float> Q_, Acc_, Part_;

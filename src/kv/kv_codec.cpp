@@ -40,7 +40,7 @@ KVSideCodec::KVSideCodec(const KVSideFormat& f, int64_t head_dim, uint64_t seed,
     signs_ = hadamard_signs(int(f.dim), seed);
     cb_ = &lloyd_max_codebook(int(f.dim), f.bits);
     row_.lut = cb_->centroids.data();
-    if (f.bits == 4 && f.dim % 64 == 0) {  // integer scores over these codes when they are keys
+    if ((f.bits == 2 || f.bits == 4) && f.dim % 64 == 0) {  // integer scores (4-bit keys) and value sums
       row_.lut_u7 = cb_->u7.data();
       row_.lut_step = cb_->u7_step;
     }
@@ -227,6 +227,41 @@ void kv_accumulate_codes_ref(const KVRowFormat& f, const uint8_t* codes, const f
   std::vector<float> v(size_t(n * f.dim));
   kv_decode_ref(f, codes, n, v.data());
   kv_accumulate_ref(p, R, ldp, v.data(), scale, n, f.dim, o, ldo);
+}
+
+void kv_accumulate_q8_ref(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t R, int64_t ldp,
+                          const float* scale, int64_t n, float* o, int64_t ldo) {
+  if (n > 512) fail("kv_accumulate_q8_ref: {} tokens in one call; at most 512 keep the sums in int32", n);
+  std::vector<int32_t> u(static_cast<size_t>(n));
+  std::vector<int32_t> acc(static_cast<size_t>(f.dim));
+  const int per_byte = 8 / f.bits, mask = (1 << f.bits) - 1;
+  for (int64_t r = 0; r < R; ++r) {
+    const float* pr = p + r * ldp;
+    float m = 0;
+    for (int64_t t = 0; t < n; ++t) {
+      const float w = pr[t] * scale[t];
+      m = w > m ? w : m;
+    }
+    if (!(m > 0.0f) || std::isinf(m)) continue;
+    const float inv = 65535.0f / m;
+    for (int64_t t = 0; t < n; ++t) {
+      float x = pr[t] * scale[t] * inv;
+      x = x > 0.0f ? x : 0.0f;  // NaN -> 0
+      x = x < 65535.0f ? x : 65535.0f;
+      u[size_t(t)] = int32_t(std::nearbyint(x));
+    }
+    std::fill(acc.begin(), acc.end(), 0);
+    for (int64_t t = 0; t < n; ++t) {
+      const uint8_t* row = codes + t * f.row_bytes;
+      for (int64_t j = 0; j < f.dim; ++j) {
+        const int idx = (row[j / per_byte] >> (f.bits * (j % per_byte))) & mask;
+        acc[size_t(j)] += u[size_t(t)] * (int32_t(f.lut_u7[idx]) - 64);
+      }
+    }
+    const float factor = (m / 65535.0f) * f.lut_step;
+    for (int64_t j = 0; j < f.dim; ++j)
+      o[r * ldo + j] = std::fma(factor, float(acc[size_t(j)]), o[r * ldo + j]);
+  }
 }
 
 }  // namespace tqlm

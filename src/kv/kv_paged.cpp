@@ -58,12 +58,23 @@ int64_t scale_offset(const KVSideFormat& f, int64_t token, int64_t h, int64_t KV
 
 // TQLM_KV_SCORES: int8 (default; integer scores over 4-bit key codes, docs/kv-speed.md) or f32 (decoded keys,
 // the reference the int8 path is measured against).
+bool int8_env(const char* name) {
+  const char* e = std::getenv(name);
+  if (!e || std::string(e) == "int8") return true;
+  if (std::string(e) == "f32") return false;
+  fail("{}={}: use {}int8 or f32", name, e, std::string(name) == "TQLM_KV_VALUES" ? "auto, " : "");
+}
 bool kv_int8_scores() {
+  static const bool on = int8_env("TQLM_KV_SCORES");
+  return on;
+}
+// TQLM_KV_VALUES: auto (default: integer value sums over 2- and 4-bit value codes where the kernel family
+// gains from them, AVX-512; f32 elsewhere), int8 or f32 (decoded values).
+bool kv_int8_values() {
   static const bool on = [] {
-    const char* e = std::getenv("TQLM_KV_SCORES");
-    if (!e || std::string(e) == "int8") return true;
-    if (std::string(e) == "f32") return false;
-    fail("TQLM_KV_SCORES={}: use int8 or f32", e);
+    const char* e = std::getenv("TQLM_KV_VALUES");
+    if (!e || std::string(e) == "auto") return kv_kernels().int8_values_pay;
+    return int8_env("TQLM_KV_VALUES");
   }();
   return on;
 }
@@ -75,7 +86,8 @@ KVCache::KVCache(std::shared_ptr<KVPool> pool)
       H_(pool_->shape().heads),
       KV_(pool_->shape().kv_heads),
       hd_(pool_->shape().head_dim),
-      int8_scores_(kv_int8_scores()) {}
+      int8_scores_(kv_int8_scores()),
+      int8_values_(kv_int8_values()) {}
 
 KVCache::~KVCache() {
   release();
@@ -203,7 +215,7 @@ void KVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float* qr,
   thread_local std::vector<float> S, buf, sc;
   S.resize(size_t(R * kPageTokens));            // [R, kPageTokens] scores, then weights
   buf.resize(size_t(tile * std::max(dk, dv)));  // [tile, dim] decoded codes
-  sc.resize(size_t(tile));                      // [tile] per-vector scales
+  sc.resize(size_t(kPageTokens));               // [tile] per-vector scales (integer values: [np])
   const int64_t t_first = p * kPageTokens;
   // Position 0 of a sequence reads its bf16 sink copy (kv_pool.h) instead of its codes, where the side has
   // one.
@@ -275,6 +287,18 @@ void KVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float* qr,
     part[r * ldp] = m;
     part[r * ldp + 1] = l;
   }
+  if (int8_values_ && vc.row_format().lut_u7) {
+    // integer value sums over the page's codes in one call (the sink, when first, in f32 from its bf16 copy)
+    load_scales(1, 0, np);
+    const int64_t skip = sink_first(1, 0) ? 1 : 0;
+    if (skip) {
+      load_sink(1);
+      kk.accumulate(S.data(), R, kPageTokens, buf.data(), sc.data(), 1, dv, part + 2, ldp);
+    }
+    kk.accumulate_q8(vc.row_format(), page(layer, 1, t_first) + code_offset(vc.format(), t_first + skip, h),
+                     S.data() + skip, R, kPageTokens, sc.data() + skip, np - skip, part + 2, ldp);
+    return;
+  }
   for (int64_t t0 = 0; t0 < np; t0 += tile) {
     const int64_t nt = std::min(tile, np - t0);
     prefetch_tile(1, t0 + tile);
@@ -303,7 +327,7 @@ void KVCache::attend(int64_t layer, int64_t pos, int64_t T, const float* q, floa
       kc.to_stored_basis(q + (t * H_ + hq) * hd_, qscale, &Q_[size_t(((hq / G) * R + t * G + hq % G) * dk)]);
   // Integer scores over 4-bit key codes: each query row as int8 (round(q / s), s = max |q| / 127) with its
   // sum and the factor s x codebook step (KVQueryQ8); set_int8_scores(false) keeps the f32 scores.
-  const bool int8_scores = kc.row_format().lut_u7 && int8_scores_;
+  const bool int8_scores = kc.row_format().lut_u7 && kc.row_format().bits == 4 && int8_scores_;
   if (int8_scores) {
     Q8_.resize(Q_.size());
     Q8sum_.resize(size_t(KV_ * R));
