@@ -50,6 +50,7 @@ const KVKernels* kv_kernels_for(const char* isa) {
       k.isa = "avx512vnni";
       k.scores_q8 = isa_avx512vnni_kv::scores_q8;
       k.accumulate_q8 = isa_avx512vnni_kv::accumulate_q8;
+      k.int8_values_pay = true;
       return k;
     }();
     return linear_kernels_for("avx512") && __builtin_cpu_supports("avx512vnni") ? &vnni : nullptr;

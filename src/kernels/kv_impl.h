@@ -428,8 +428,8 @@ void accumulate_codes(const KVRowFormat& f, const uint8_t* codes, const float* p
 
 }  // namespace kv
 
-const KVKernels kv_kernels = {TQLM_ISA_NAME,     kv::decode,   kv::scores,     kv::scores_q8,
-                              kv::row_max,       kv::exp_sum,  kv::accumulate, kv::accumulate_codes,
-                              kv::accumulate_q8, TQLM_VB == 64};
+const KVKernels kv_kernels = {TQLM_ISA_NAME,  kv::decode,           kv::scores,
+                              kv::scores_q8,  kv::row_max,          kv::exp_sum,
+                              kv::accumulate, kv::accumulate_codes, kv::accumulate_q8};
 
 }  // namespace tqlm::TQLM_ISA_NS

@@ -61,7 +61,7 @@ class KVCache {
   void set_int8_scores(bool on) { int8_scores_ = on; }
   bool int8_scores() const { return int8_scores_; }
   // Value sums over 2- and 4-bit value codes as integers (16-bit weights x 7-bit centroids, kv_kernels.h
-  // accumulate_q8; TQLM_KV_VALUES=int8, the default on AVX-512) or in f32 over decoded values
+  // accumulate_q8; TQLM_KV_VALUES=int8, the default with AVX-512 VNNI) or in f32 over decoded values
   // (TQLM_KV_VALUES=f32, the default elsewhere). Other formats always sum in f32.
   void set_int8_values(bool on) { int8_values_ = on; }
   bool int8_values() const { return int8_values_; }

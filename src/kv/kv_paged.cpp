@@ -69,11 +69,11 @@ bool kv_int8_scores() {
   return on;
 }
 // TQLM_KV_VALUES: auto (default: integer value sums over 2- and 4-bit value codes where the kernel family
-// gains from them, AVX-512; f32 elsewhere), int8 or f32 (decoded values).
+// gains from them, AVX-512 VNNI; f32 elsewhere), int8 or f32 (decoded values).
 bool kv_int8_values() {
   static const bool on = [] {
     const char* e = std::getenv("TQLM_KV_VALUES");
-    if (!e || std::string(e) == "auto") return kv_kernels().int8_values_pay;
+    if (!e || !*e || std::string(e) == "auto") return kv_kernels().int8_values_pay;
     return int8_env("TQLM_KV_VALUES");
   }();
   return on;
