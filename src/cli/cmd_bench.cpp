@@ -94,9 +94,10 @@ void add_bench(CLI::App& app) {
       "bench",
       "Prefill and greedy-decode speed at each --contexts length for one --kv mode: tokens/s, the bytes each "
       "decoded token reads (active weights + KV cache), the bandwidth that implies and its share of this "
-      "machine's measured read bandwidth, and the cache's reported bytes beside the process's "
-      "resident-memory "
-      "growth. --synthetic minimax-m2 instead measures a few of MiniMax-M2's layers with random weights and "
+      "machine's read bandwidth measured beside each point's decode (the median of 512 MiB read passes as it "
+      "starts, every 16 tokens and as it ends; their time is not counted), and the cache's reported bytes "
+      "beside the process's resident-memory growth. --synthetic minimax-m2 instead measures a few of "
+      "MiniMax-M2's layers with random weights and "
       "predicts the full model's speed.");
   add_model_options(cmd, o->m, false);
   cmd->get_option("--model")->required(false);  // or --synthetic
@@ -109,7 +110,8 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--data,-f", o->data,
                   "Text file whose tokens make the prompt (default: pseudo-random token ids)")
       ->check(regular_file_check("--data"));
-  cmd->add_flag("--no-bandwidth", o->no_bandwidth, "Skip the read-bandwidth measurement");
+  cmd->add_flag("--no-bandwidth", o->no_bandwidth,
+                "Skip the read-bandwidth measurement (and its 512 MiB buffer)");
   cmd->add_option(
          "--concurrency", o->c.levels,
          "Instead of --contexts: streams at once, comma separated (e.g. 1,2,4,8,16); each level submits "
