@@ -56,14 +56,15 @@ int64_t scale_offset(const KVSideFormat& f, int64_t token, int64_t h, int64_t KV
   return KV * kPageTokens * f.code_bytes() + 2 * (h * kPageTokens + token % kPageTokens);
 }
 
-// TQLM_KV_SCORES: int8 (default; integer scores over 4-bit key codes, docs/kv-speed.md) or f32 (decoded keys,
-// the reference the int8 path is measured against).
+// An environment switch between int8 (also when unset) and f32.
 bool int8_env(const char* name) {
   const char* e = std::getenv(name);
   if (!e || std::string(e) == "int8") return true;
   if (std::string(e) == "f32") return false;
   fail("{}={}: use {}int8 or f32", name, e, std::string(name) == "TQLM_KV_VALUES" ? "auto, " : "");
 }
+// TQLM_KV_SCORES: int8 (default; integer scores over 4-bit key codes, docs/kv-speed.md) or f32 (decoded keys,
+// the reference the int8 path is measured against).
 bool kv_int8_scores() {
   static const bool on = int8_env("TQLM_KV_SCORES");
   return on;
@@ -215,7 +216,7 @@ void KVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float* qr,
   thread_local std::vector<float> S, buf, sc;
   S.resize(size_t(R * kPageTokens));            // [R, kPageTokens] scores, then weights
   buf.resize(size_t(tile * std::max(dk, dv)));  // [tile, dim] decoded codes
-  sc.resize(size_t(kPageTokens));               // [tile] per-vector scales (integer values: [np])
+  sc.resize(size_t(kPageTokens));               // [np] per-vector scales of a tile (integer values: the page)
   const int64_t t_first = p * kPageTokens;
   // Position 0 of a sequence reads its bf16 sink copy (kv_pool.h) instead of its codes, where the side has
   // one.
