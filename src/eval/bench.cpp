@@ -119,13 +119,6 @@ double ReadProbe::pass() {
   return double(n * 16) / since(t0) / 1e9;
 }
 
-double measure_read_bandwidth(ThreadPool& pool, int passes) {
-  ReadProbe probe(pool);
-  std::vector<double> r;
-  for (int i = 0; i < passes; ++i) r.push_back(probe.pass());
-  return median_of(r);
-}
-
 double median_read_gbps(const std::vector<BenchPoint>& pts) {
   std::vector<double> r;
   for (const BenchPoint& p : pts)

@@ -77,8 +77,6 @@ class ReadProbe {
 // decoded tokens, 2 once it ends.
 constexpr int kProbeEvery = 16;
 
-// The median of `passes` probe passes (GB/s).
-double measure_read_bandwidth(ThreadPool& pool, int passes = 5);
 // The median of v (0 if empty).
 double median_of(std::vector<double> v);
 // The median of the points' read_gbps (0 if none was measured).
