@@ -196,6 +196,28 @@ void decode(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out) {
   }
 }
 
+// x in every lane (a vector-extension `vf{} + x` is an add: it turns -0 into +0, so it cannot be folded)
+inline vf splat(float x) {
+#if TQLM_VB == 64
+  return _mm512_set1_ps(x);
+#elif TQLM_VB == 32
+  return _mm256_set1_ps(x);
+#else
+  return _mm_set1_ps(x);
+#endif
+}
+
+// a * b + c, fused where the family has FMA (the build turns contraction off, so it is asked for here)
+inline vf fmadd(vf a, vf b, vf c) {
+#if defined(__FMA__) && TQLM_VB == 64
+  return _mm512_fmadd_ps(a, b, c);
+#elif defined(__FMA__) && TQLM_VB == 32
+  return _mm256_fmadd_ps(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
 // Sums of 4 vectors at once: two halving steps combine pairs of vectors (lane i + lane i + W/2 of each, then
 // of each pair), the rest halve one vector holding 4 groups of W/4 lanes. Every dot product goes through this
 // same tree whatever its position in a batch, so scores do not depend on how tokens are batched.
@@ -243,7 +265,7 @@ void scores_rows(const float* q, int64_t ldq, const float* k, const float* scale
       for (int i = 0; i < 4; ++i) kv[i] = i < nt ? load(k + (t + i) * dim + j) : zero;
       for (int r = 0; r < RB; ++r) {
         const vf qv = load(q + r * ldq + j);
-        for (int i = 0; i < 4; ++i) a[r][i] += qv * kv[i];
+        for (int i = 0; i < 4; ++i) a[r][i] = fmadd(qv, kv[i], a[r][i]);
       }
     }
     for (int r = 0; r < RB; ++r) {
@@ -271,27 +293,124 @@ void row_blocks(int64_t R, F&& f) {
   }
 }
 
+// W keys transposed: kt[j] lane i = coordinate j of key i (rows k [nk, dim], missing keys 0). Each W x W
+// block is transposed by log2 W butterfly stages that swap the off-diagonal b x b blocks of row pairs (i, i
+// + b), b = W/2 .. 1.
+inline void transpose_keys(const float* k, int nk, int64_t dim, vf* kt) {
+  static const struct Masks {
+    vi lo[8], hi[8];  // stage of width b: lane l of the pair's first / second row
+    Masks() {
+      for (int st = 0, b = W / 2; b >= 1; b /= 2, ++st)
+        for (int l = 0; l < W; ++l) {
+          lo[st][l] = (l & b) ? W + l - b : l;  // x[l] or y[l - b]
+          hi[st][l] = (l & b) ? W + l : l + b;  // y[l] or x[l + b]
+        }
+    }
+  } m;
+  for (int64_t j0 = 0; j0 < dim; j0 += W) {
+    vf x[W];
+    for (int i = 0; i < W; ++i) x[i] = i < nk ? load(k + i * dim + j0) : vf{};
+    for (int st = 0, b = W / 2; b >= 1; b /= 2, ++st)
+      for (int i = 0; i < W; ++i)
+        if (!(i & b)) {
+          const vf a = x[i], c = x[i + b];
+          x[i] = __builtin_shuffle(a, c, m.lo[st]);
+          x[i + b] = __builtin_shuffle(a, c, m.hi[st]);
+        }
+    for (int i = 0; i < W; ++i) kt[j0 + i] = x[i];
+  }
+}
+
+// Scores of RB rows against the W keys of kt (transpose_keys), one vector of W keys' scores per row, with
+// the arithmetic of scores_rows + hsum4 exactly: lane i's product chain c_i = fma over j = i, i + W, ...
+// (from 0), then hsum4's tree as vertical adds: d_j = (c_j + c_{j+W/2}) + (c_{j+W/4} + c_{j+3W/4}) for j <
+// W/4, then halving folds d_j + d_{j+g}, g = W/8 .. 1. No horizontal sums: prefill's many rows use this after
+// one transpose per W keys, and it gives decode's bits.
+template <int RB>
+void scores_rows_t(const float* q, int64_t ldq, const vf* kt, int64_t dim, vf* out) {
+  constexpr int Q = W / 4;
+  vf d[RB][Q];
+  // c[r] = lane i's product chain of row r
+  auto chain = [&](int64_t i, vf* c) {
+#pragma GCC unroll 8
+    for (int r = 0; r < RB; ++r) c[r] = vf{};
+    for (int64_t j0 = 0; j0 < dim; j0 += W) {
+      const vf kv = kt[j0 + i];
+#pragma GCC unroll 8
+      for (int r = 0; r < RB; ++r) c[r] = fmadd(splat(q[r * ldq + j0 + i]), kv, c[r]);
+    }
+  };
+#pragma GCC unroll 4
+  for (int j = 0; j < Q; ++j) {
+    vf c0[RB], c1[RB], t[RB];
+    chain(j, c0);
+    chain(j + 2 * Q, c1);
+#pragma GCC unroll 8
+    for (int r = 0; r < RB; ++r) t[r] = c0[r] + c1[r];
+    chain(j + Q, c0);
+    chain(j + 3 * Q, c1);
+#pragma GCC unroll 8
+    for (int r = 0; r < RB; ++r) d[r][j] = t[r] + (c0[r] + c1[r]);
+  }
+#pragma GCC unroll 4
+  for (int g = Q / 2; g >= 1; g /= 2)
+#pragma GCC unroll 8
+    for (int r = 0; r < RB; ++r)
+#pragma GCC unroll 4
+      for (int j = 0; j < g; ++j) d[r][j] = d[r][j] + d[r][j + g];
+#pragma GCC unroll 8
+  for (int r = 0; r < RB; ++r) out[r] = d[r][0];
+}
+
 void scores(const float* q, int64_t R, int64_t ldq, const float* k, const float* scale, int64_t n,
             int64_t dim, float* s, int64_t lds) {
   if (dim % W != 0 || W < 4) return kv_scores_ref(q, R, ldq, k, scale, n, dim, s, lds);
+  constexpr int64_t kMaxDimT = 256;
+  if (R > 4 && dim <= kMaxDimT) {  // many rows (prefill): W keys at a time, transposed once
+    vf kt[kMaxDimT];
+    for (int64_t t = 0; t < n; t += W) {
+      const int nk = int(std::min<int64_t>(W, n - t));
+      transpose_keys(k + t * dim, nk, dim, kt);
+      vf sc = {};
+      for (int i = 0; i < nk; ++i) sc[i] = scale[t + i];
+      auto rows = [&]<int RB>(int64_t r) {
+        vf sum[RB];
+        scores_rows_t<RB>(q + r * ldq, ldq, kt, dim, sum);
+        for (int b = 0; b < RB; ++b) {
+          const vf v = sc * sum[b];
+          if (nk == W)
+            store(s + (r + b) * lds + t, v);
+          else
+            for (int i = 0; i < nk; ++i) s[(r + b) * lds + t + i] = v[i];
+        }
+      };
+      row_blocks(R, rows);
+    }
+    return;
+  }
   row_blocks(
       R, [&]<int RB>(int64_t r) { scores_rows<RB>(q + r * ldq, ldq, k, scale, n, dim, s + r * lds, lds); });
 }
 
-// exp(x) for x <= 0 as 2^k * e^f: k = round(x log2 e), f = x - k ln 2 in [-ln2/2, ln2/2], e^f by a degree-6
-// Taylor polynomial (relative error ~2e-7); x below -87 gives 0.
+// exp(x) for x <= 0 as 2^k * e^f: y = x log2 e + 1.5 x 2^23 rounds k = round(x log2 e) into y's low mantissa
+// bits (k = y - 1.5 x 2^23, and y's bits + 127 - bits(1.5 x 2^23), shifted to the exponent field, are 2^k),
+// f = x - k ln 2 in [-ln2/2, ln2/2] (Cody-Waite: ln 2 = hi + lo), e^f by a degree-5 minimax polynomial
+// (relative error <= 1.9e-7 in f32, measured; the degree-6 Taylor polynomial before it: 2e-7 with 2x the
+// operations); x below -87 gives 0.
 inline vf exp_neg(vf x) {
-  const vf t = x * 1.44269504088896341f;
-  const vf k = __builtin_convertvector(__builtin_convertvector(t + (t < 0 ? -0.5f : 0.5f), vi), vf);
-  const vf f = (x - k * 0.693359375f) - k * -2.12194440e-4f;  // x - k ln 2 (Cody-Waite: ln 2 = hi + lo)
-  vf p = vf{} + 1.0f / 720.0f;
-  p = p * f + 1.0f / 120.0f;
-  p = p * f + 1.0f / 24.0f;
-  p = p * f + 1.0f / 6.0f;
-  p = p * f + 0.5f;
-  p = p * f + 1.0f;
-  p = p * f + 1.0f;
-  const vi e = (__builtin_convertvector(k, vi) + 127) << 23;  // 2^k as f32 bits
+  const vf magic = vf{} + 12582912.0f;  // 1.5 x 2^23
+  const vf y = fmadd(x, vf{} + 1.44269504088896341f, magic);
+  const vf k = y - magic;
+  const vf f = fmadd(k, vf{} + 2.12194440e-4f, fmadd(k, vf{} - 0.693359375f, x));
+  vf p = vf{} + 0.008297654800117016f;
+  p = fmadd(p, f, vf{} + 0.04191538318991661f);
+  p = fmadd(p, f, vf{} + 0.16667574644088745f);
+  p = fmadd(p, f, vf{} + 0.49998894333839417f);
+  p = fmadd(p, f, vf{} + 0.9999997019767761f);
+  p = fmadd(p, f, vf{} + 1.0000001192092896f);
+  vi e;
+  std::memcpy(&e, &y, sizeof e);
+  e = (e + (127 - 0x4B400000)) << 23;  // 2^k as f32 bits
   vf scale;
   std::memcpy(&scale, &e, sizeof e);
   return x < -87.0f ? vf{} : p * scale;
@@ -346,7 +465,7 @@ void accumulate_weighted(const float* p, int64_t ldp, const float* scale, int64_
         src(t0 + t, j, x);
         for (int r = 0; r < RB; ++r) {
           const float wt = w[r][t];
-          for (int c = 0; c < 4; ++c) a[r][c] += wt * x[c];
+          for (int c = 0; c < 4; ++c) a[r][c] = fmadd(vf{} + wt, x[c], a[r][c]);
         }
       }
       for (int r = 0; r < RB; ++r)

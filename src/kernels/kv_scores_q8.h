@@ -178,55 +178,80 @@ inline void q_key_chunks(const uint8_t* const* keys, int64_t b, vq table, vq* ch
 }
 
 #if TQLM_VB == 64
-// Scores of nk <= 16 keys against every row, 4 rows at a time (prefill): kc holds the 4 groups of 4 keys
-// looked up once (kc[(g * blocks + b) * 4 + c] = chunk c of block b of group g). Each query chunk is loaded
-// once for the 4 groups and each key chunk serves 4 rows; each group's 4 x 4 (key, row) sums are reduced as
-// above, then the 4 groups' sums are transposed so that one vector holds one row's 16 scores, finished with
-// q_finish's f32 operations and stored with one masked store per row. The 4-key path below spends a scalar
-// finish and 16 scalar stores per 4 x 4 block, as much time as its dot products.
-inline void q_scores16(const vq* kc, int64_t blocks, const float* scale, int nk, const KVQueryQ8& q,
-                       int64_t R, float* s, int64_t lds, vq ones) {
-  // lane j of level-1 pair a (rows 0, 1) / b (rows 2, 3) of groups 2p, 2p + 1: group 2p + j / 8, key (j % 8)
-  // / 2, row j % 2 (+ 2); level 2: row r's lane 4g + k from pair a/b of groups 0-1 (g < 2) or 2-3.
-  const __m512i pa = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29);
-  const __m512i pb = _mm512_add_epi32(pa, _mm512_set1_epi32(2));
-  const __m512i v0 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i v1 = _mm512_add_epi32(v0, _mm512_set1_epi32(1));
+// Key-major layout for many rows (prefill): kt[16 b + d] lane k = looked-up bytes [64 b + 4 d, 64 b + 4 d +
+// 4) of key k, for 16 keys (missing keys: zero rows). Per 64-coordinate block the 16 keys' byte vectors are
+// transposed as a 16 x 16 matrix of dwords: unpacks of dwords and qwords inside 128-bit lanes, then a 4 x 4
+// transpose of 128-bit lanes (q_transpose).
+inline void q_keys_t16(const uint8_t* const* keys, int64_t blocks, vq table, vq* kt) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    vq u[16], t0[16], t1[16];
+    for (int k = 0; k < 16; ++k) u[k] = q_shuffle(table, q_indices(q_zext_u8_u16(keys[k] + 32 * b)));
+    for (int k = 0; k < 16;
+         k += 2) {  // lane L: dwords 4L, 4L + 1 (t0[k]) / 4L + 2, 4L + 3 (t0[k + 1]) of k, k + 1
+      t0[k] = q_unpacklo32(u[k], u[k + 1]);
+      t0[k + 1] = q_unpackhi32(u[k], u[k + 1]);
+    }
+    for (int k = 0; k < 16; k += 4) {  // t1[k + m] lane L: dword 4L + m of keys k .. k + 3
+      t1[k] = q_unpacklo64(t0[k], t0[k + 2]);
+      t1[k + 1] = q_unpackhi64(t0[k], t0[k + 2]);
+      t1[k + 2] = q_unpacklo64(t0[k + 1], t0[k + 3]);
+      t1[k + 3] = q_unpackhi64(t0[k + 1], t0[k + 3]);
+    }
+    for (int m = 0; m < 4; ++m) {  // dword 4L + m of the 16 keys, lanes in key order
+      const vq g[4] = {t1[m], t1[4 + m], t1[8 + m], t1[12 + m]};
+      vq o[4];
+      q_transpose(g, o);
+      for (int L = 0; L < 4; ++L) kt[16 * b + 4 * L + m] = o[L];
+    }
+  }
+}
+
+// acc += the 16 lanes' 4-byte dot products of u (u8) with the 4 bytes at q + i (s8) broadcast to every lane.
+// With VNNI as inline asm that folds the broadcast into the instruction's memory operand. The address goes
+// in as two registers rather than a memory operand: GCC must assume an asm memory read may see any
+// __m512i (a may_alias type), so it stored every accumulator after each instruction; the intrinsic instead
+// copied each accumulator to another register around it. Nothing writes q while the kernel runs.
+inline vq q_dot_bcast(vq acc, vq u, const int8_t* q, int64_t i, vq ones) {
+#if defined(__AVX512VNNI__)
+  (void)ones;
+  asm("vpdpbusd (%1,%2)%{1to16%}, %3, %0" : "+v"(acc) : "r"(q), "r"(i), "v"(u));
+  return acc;
+#else
+  int32_t w;
+  std::memcpy(&w, q + i, 4);
+  return q_dot(acc, u, _mm512_set1_epi32(w), ones);
+#endif
+}
+
+// Scores of nk <= 16 keys (kt from q_keys_t16) against every row, RB rows at a time: one vpdpbusd per 4
+// coordinates of 16 keys and a row (its 4 query bytes broadcast), so a row's 16 scores build up in one vector
+// with no reduction, then q_finish's f32 operations and one masked store per row.
+template <int RB>
+inline void q_scores_t16(const vq* kt, int64_t blocks, const float* scale, int nk, const KVQueryQ8& q,
+                         int64_t R, float* s, int64_t lds, vq ones) {
   const __mmask16 keep = __mmask16((1u << nk) - 1);
   const __m512 sc = _mm512_maskz_loadu_ps(keep, scale);
-  for (int64_t r0 = 0; r0 < R; r0 += 4) {
-    const int nr = int(std::min<int64_t>(4, R - r0));
-    const int8_t* qr[4];
-    for (int r = 0; r < 4; ++r) qr[r] = q.q + (r0 + std::min(r, nr - 1)) * q.ldq;
-    // acc[g][r] lane k: 4 partial sums of key 4g + k against row r; each query chunk is loaded once and
-    // feeds the 4 groups, each key chunk feeds the 4 rows
-    vq acc[4][4] = {};
-    for (int64_t b = 0; b < blocks; ++b)
-      for (int c = 0; c < 4; ++c) {
-        vq qv[4];
-        for (int r = 0; r < 4; ++r) qv[r] = q_bcast128(qr[r] + 64 * b + 16 * c);
-        for (int g = 0; g < 4; ++g) {
-          const vq kv = kc[(g * blocks + b) * 4 + c];
-          for (int r = 0; r < 4; ++r) acc[g][r] = q_dot(acc[g][r], kv, qv[r], ones);
-        }
-      }
-    vq sums[4];  // group g: lane 4k + r = key 4g + k, row r
-    for (int g = 0; g < 4; ++g) {
-      const vq a01 = q_add32(q_unpacklo32(acc[g][0], acc[g][1]), q_unpackhi32(acc[g][0], acc[g][1]));
-      const vq a23 = q_add32(q_unpacklo32(acc[g][2], acc[g][3]), q_unpackhi32(acc[g][2], acc[g][3]));
-      sums[g] = q_add32(q_unpacklo64(a01, a23), q_unpackhi64(a01, a23));
+  const int64_t dwords = 16 * blocks;
+  for (int64_t r0 = 0; r0 < R; r0 += RB) {
+    const int nr = int(std::min<int64_t>(RB, R - r0));
+    const int8_t* qr[RB];
+    for (int r = 0; r < RB; ++r) qr[r] = q.q + (r0 + std::min(r, nr - 1)) * q.ldq;
+    vq acc[RB];
+#pragma GCC unroll 16
+    for (int r = 0; r < RB; ++r) acc[r] = _mm512_setzero_si512();
+    for (int64_t d = 0; d < dwords; ++d) {
+      const vq kv = kt[d];
+#pragma GCC unroll 16
+      for (int r = 0; r < RB; ++r) acc[r] = q_dot_bcast(acc[r], kv, qr[r], 4 * d, ones);
     }
-    const vq a01 = _mm512_permutex2var_epi32(sums[0], pa, sums[1]);
-    const vq b01 = _mm512_permutex2var_epi32(sums[0], pb, sums[1]);
-    const vq a23 = _mm512_permutex2var_epi32(sums[2], pa, sums[3]);
-    const vq b23 = _mm512_permutex2var_epi32(sums[2], pb, sums[3]);
-    const vq rows[4] = {_mm512_permutex2var_epi32(a01, v0, a23), _mm512_permutex2var_epi32(a01, v1, a23),
-                        _mm512_permutex2var_epi32(b01, v0, b23), _mm512_permutex2var_epi32(b01, v1, b23)};
-    for (int r = 0; r < nr; ++r) {
+    // every r < RB (acc stays in registers); rows past nr repeat row nr - 1 and store nothing
+#pragma GCC unroll 16
+    for (int r = 0; r < RB; ++r) {
+      const int64_t rr = r0 + std::min(r, nr - 1);
       // scale[t] * mul[r] * float(sum - 64 * qsum[r]), the reference's order of operations
-      const __m512 sm = _mm512_mul_ps(sc, _mm512_set1_ps(q.mul[r0 + r]));
-      const __m512 x = _mm512_cvtepi32_ps(_mm512_sub_epi32(rows[r], _mm512_set1_epi32(64 * q.sum[r0 + r])));
-      _mm512_mask_storeu_ps(s + (r0 + r) * lds, keep, _mm512_mul_ps(sm, x));
+      const __m512 sm = _mm512_mul_ps(sc, _mm512_set1_ps(q.mul[rr]));
+      const __m512 x = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r], _mm512_set1_epi32(64 * q.sum[rr])));
+      _mm512_mask_storeu_ps(s + rr * lds, r < nr ? keep : __mmask16(0), _mm512_mul_ps(sm, x));
     }
   }
 }
@@ -243,17 +268,15 @@ void scores_q8(const KVRowFormat& f, const uint8_t* codes, const float* scale, i
   if (blocks > kMaxBlocks) return kv_scores_q8_ref(f, codes, scale, n, q, R, s, lds);
   int64_t t = 0;
 #if TQLM_VB == 64
+  constexpr int kScoreRows = 8;
   if (R > 4)  // many rows (prefill): 16 keys at a time
     for (; t < n; t += 16) {
       const int nk = int(std::min<int64_t>(16, n - t));
-      vq kc[4 * kMaxBlocks * 4];  // [group][block][chunk]
-      for (int g = 0; g < 4; ++g) {
-        const uint8_t* keys[4];
-        for (int k = 0; k < 4; ++k)
-          keys[k] = 4 * g + k < nk ? codes + (t + 4 * g + k) * f.row_bytes : zero_row;
-        for (int64_t b = 0; b < blocks; ++b) q_key_chunks(keys, b, table, kc + (g * blocks + b) * 4);
-      }
-      q_scores16(kc, blocks, scale + t, nk, q, R, s + t, lds, ones);
+      const uint8_t* keys[16];
+      for (int k = 0; k < 16; ++k) keys[k] = k < nk ? codes + (t + k) * f.row_bytes : zero_row;
+      vq kt[16 * kMaxBlocks];  // [block][dword]: 16 keys per vector
+      q_keys_t16(keys, blocks, table, kt);
+      q_scores_t16<kScoreRows>(kt, blocks, scale + t, nk, q, R, s + t, lds, ones);
     }
 #endif
   for (; t < n; t += kQKeys) {

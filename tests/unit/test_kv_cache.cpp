@@ -87,6 +87,17 @@ TEST(KVKernels, EveryFamilyMatchesReference) {
             const size_t i = size_t(r * n + t);
             EXPECT_NEAR(s1[i], s2[i], 1e-5 * mag * std::fabs(scale[size_t(t)]) + 1e-6) << isa << mode;
           }
+        {  // many rows (the transposed prefill kernel) give each row's few-row (decode) bits
+          const int64_t RM = 30;
+          auto qm = randn(size_t(RM * d), rng);
+          std::vector<float> sm(size_t(RM * n)), s1r(static_cast<size_t>(n));
+          kk->scores(qm.data(), RM, d, a.data(), scale.data(), n, d, sm.data(), n);
+          for (int64_t r = 0; r < RM; ++r) {
+            kk->scores(qm.data() + r * d, 1, d, a.data(), scale.data(), n, d, s1r.data(), n);
+            ASSERT_EQ(std::vector<float>(sm.begin() + r * n, sm.begin() + (r + 1) * n), s1r)
+                << isa << " " << mode << " hd " << hd << " row " << r;
+          }
+        }
         std::vector<float> e1(static_cast<size_t>(n)), e2(static_cast<size_t>(n));
         for (int64_t t = 0; t < n; ++t)
           e1[size_t(t)] = e2[size_t(t)] = -std::fabs(s2[size_t(t)]) * 9.0f - 0.01f * float(t);
@@ -119,7 +130,7 @@ TEST(KVKernels, EveryFamilyMatchesReference) {
         if (!codec.row_format().lut_u7 || f.bits != 4) continue;
         // integer scores over 4-bit codes: exact integers, so every family equals the reference bit for bit,
         // and the scores are those of the 7-bit centroid grid (within its rounding of the f32 centroids)
-        for (int64_t R8 : {1, 3, 4, 5, 9}) {
+        for (int64_t R8 : {1, 3, 4, 5, 9, 30}) {
           std::vector<int8_t> q8(size_t(R8 * d));
           std::vector<int32_t> qsum(static_cast<size_t>(R8));
           std::vector<float> qmul(static_cast<size_t>(R8));
