@@ -177,60 +177,85 @@ inline void q_key_chunks(const uint8_t* const* keys, int64_t b, vq table, vq* ch
 #endif
 }
 
-#if TQLM_VB == 64
 // Key-major layout for many rows (prefill): kt[16 b + d] lane k = looked-up bytes [64 b + 4 d, 64 b + 4 d +
-// 4) of key k, for 16 keys (missing keys: zero rows). Per 64-coordinate block the 16 keys' byte vectors are
-// transposed as a 16 x 16 matrix of dwords: unpacks of dwords and qwords inside 128-bit lanes, then a 4 x 4
-// transpose of 128-bit lanes (q_transpose).
-inline void q_keys_t16(const uint8_t* const* keys, int64_t blocks, vq table, vq* kt) {
-  for (int64_t b = 0; b < blocks; ++b) {
-    vq u[16], t0[16], t1[16];
-    for (int k = 0; k < 16; ++k) u[k] = q_shuffle(table, q_indices(q_zext_u8_u16(keys[k] + 32 * b)));
-    for (int k = 0; k < 16;
-         k += 2) {  // lane L: dwords 4L, 4L + 1 (t0[k]) / 4L + 2, 4L + 3 (t0[k + 1]) of k, k + 1
-      t0[k] = q_unpacklo32(u[k], u[k + 1]);
-      t0[k + 1] = q_unpackhi32(u[k], u[k + 1]);
+// 4) of key k, for kTK keys (one per 32-bit lane; missing keys: zero rows). Each vector of kTK keys'
+// looked-up bytes (a 64-coordinate block, or half of one in 256 bits) is transposed as a matrix of dwords:
+// unpacks of dwords and qwords inside 128-bit lanes (t1[4i + m] lane L: dword 4L + m of keys 4i .. 4i + 3),
+// then the 128-bit lanes of the groups of 4 keys are put side by side.
+constexpr int kTK = TQLM_VB / 4;
+inline void q_keys_t(const uint8_t* const* keys, int64_t blocks, vq table, vq* kt) {
+  constexpr int halves = 64 / TQLM_VB;  // vectors per 64-coordinate block of a key
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int h = 0; h < halves; ++h) {
+      vq u[kTK], t0[kTK], t1[kTK];
+      for (int k = 0; k < kTK; ++k) {
+#if TQLM_VB == 64
+        u[k] = q_shuffle(table, q_indices(q_zext_u8_u16(keys[k] + 32 * b)));
+#else
+        const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(keys[k] + 32 * b + 16 * h));
+        u[k] = q_shuffle(table, q_indices(_mm256_cvtepu8_epi16(c)));
+#endif
+      }
+      for (int k = 0; k < kTK; k += 2) {  // lane L: dwords 4L, 4L + 1 (t0[k]) / 4L + 2, 4L + 3 of k, k + 1
+        t0[k] = q_unpacklo32(u[k], u[k + 1]);
+        t0[k + 1] = q_unpackhi32(u[k], u[k + 1]);
+      }
+      for (int k = 0; k < kTK; k += 4) {
+        t1[k] = q_unpacklo64(t0[k], t0[k + 2]);
+        t1[k + 1] = q_unpackhi64(t0[k], t0[k + 2]);
+        t1[k + 2] = q_unpacklo64(t0[k + 1], t0[k + 3]);
+        t1[k + 3] = q_unpackhi64(t0[k + 1], t0[k + 3]);
+      }
+      vq* o = kt + 16 * b + 8 * h;
+      for (int m = 0; m < 4; ++m) {  // dword 4L + m of the kTK keys, lanes in key order
+#if TQLM_VB == 64
+        const vq g[4] = {t1[m], t1[4 + m], t1[8 + m], t1[12 + m]};
+        vq l[4];
+        q_transpose(g, l);
+        for (int L = 0; L < 4; ++L) o[4 * L + m] = l[L];
+#else
+        o[m] = _mm256_permute2x128_si256(t1[m], t1[4 + m], 0x20);
+        o[4 + m] = _mm256_permute2x128_si256(t1[m], t1[4 + m], 0x31);
+#endif
+      }
     }
-    for (int k = 0; k < 16; k += 4) {  // t1[k + m] lane L: dword 4L + m of keys k .. k + 3
-      t1[k] = q_unpacklo64(t0[k], t0[k + 2]);
-      t1[k + 1] = q_unpackhi64(t0[k], t0[k + 2]);
-      t1[k + 2] = q_unpacklo64(t0[k + 1], t0[k + 3]);
-      t1[k + 3] = q_unpackhi64(t0[k + 1], t0[k + 3]);
-    }
-    for (int m = 0; m < 4; ++m) {  // dword 4L + m of the 16 keys, lanes in key order
-      const vq g[4] = {t1[m], t1[4 + m], t1[8 + m], t1[12 + m]};
-      vq o[4];
-      q_transpose(g, o);
-      for (int L = 0; L < 4; ++L) kt[16 * b + 4 * L + m] = o[L];
-    }
-  }
 }
 
-// acc += the 16 lanes' 4-byte dot products of u (u8) with the 4 bytes at q + i (s8) broadcast to every lane.
+// acc += each 32-bit lane's 4-byte dot product of u (u8) with the 4 bytes at q + i (s8), broadcast.
 // With VNNI as inline asm that folds the broadcast into the instruction's memory operand. The address goes
 // in as two registers rather than a memory operand: GCC must assume an asm memory read may see any
 // __m512i (a may_alias type), so it stored every accumulator after each instruction; the intrinsic instead
 // copied each accumulator to another register around it. Nothing writes q while the kernel runs.
 inline vq q_dot_bcast(vq acc, vq u, const int8_t* q, int64_t i, vq ones) {
-#if defined(__AVX512VNNI__)
+#if TQLM_VB == 64 && defined(__AVX512VNNI__)
   (void)ones;
   asm("vpdpbusd (%1,%2)%{1to16%}, %3, %0" : "+v"(acc) : "r"(q), "r"(i), "v"(u));
   return acc;
 #else
   int32_t w;
   std::memcpy(&w, q + i, 4);
+#if TQLM_VB == 64
   return q_dot(acc, u, _mm512_set1_epi32(w), ones);
+#else
+  return q_dot(acc, u, _mm256_set1_epi32(w), ones);
+#endif
 #endif
 }
 
-// Scores of nk <= 16 keys (kt from q_keys_t16) against every row, RB rows at a time: one vpdpbusd per 4
-// coordinates of 16 keys and a row (its 4 query bytes broadcast), so a row's 16 scores build up in one vector
-// with no reduction, then q_finish's f32 operations and one masked store per row.
+// Scores of nk <= kTK keys (kt from q_keys_t) against every row, RB rows at a time: one dot product per 4
+// coordinates of the kTK keys and a row (its 4 query bytes broadcast), so a row's scores build up in one
+// vector with no reduction, then q_finish's f32 operations and one store per row.
 template <int RB>
-inline void q_scores_t16(const vq* kt, int64_t blocks, const float* scale, int nk, const KVQueryQ8& q,
-                         int64_t R, float* s, int64_t lds, vq ones) {
+inline void q_scores_t(const vq* kt, int64_t blocks, const float* scale, int nk, const KVQueryQ8& q,
+                       int64_t R, float* s, int64_t lds, vq ones) {
+#if TQLM_VB == 64
   const __mmask16 keep = __mmask16((1u << nk) - 1);
   const __m512 sc = _mm512_maskz_loadu_ps(keep, scale);
+#else
+  float sc8[8] = {};
+  for (int k = 0; k < nk; ++k) sc8[k] = scale[k];
+  const __m256 sc = _mm256_loadu_ps(sc8);
+#endif
   const int64_t dwords = 16 * blocks;
   for (int64_t r0 = 0; r0 < R; r0 += RB) {
     const int nr = int(std::min<int64_t>(RB, R - r0));
@@ -238,7 +263,7 @@ inline void q_scores_t16(const vq* kt, int64_t blocks, const float* scale, int n
     for (int r = 0; r < RB; ++r) qr[r] = q.q + (r0 + std::min(r, nr - 1)) * q.ldq;
     vq acc[RB];
 #pragma GCC unroll 16
-    for (int r = 0; r < RB; ++r) acc[r] = _mm512_setzero_si512();
+    for (int r = 0; r < RB; ++r) acc[r] = q_set16(0);
     for (int64_t d = 0; d < dwords; ++d) {
       const vq kv = kt[d];
 #pragma GCC unroll 16
@@ -249,13 +274,26 @@ inline void q_scores_t16(const vq* kt, int64_t blocks, const float* scale, int n
     for (int r = 0; r < RB; ++r) {
       const int64_t rr = r0 + std::min(r, nr - 1);
       // scale[t] * mul[r] * float(sum - 64 * qsum[r]), the reference's order of operations
+#if TQLM_VB == 64
       const __m512 sm = _mm512_mul_ps(sc, _mm512_set1_ps(q.mul[rr]));
       const __m512 x = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r], _mm512_set1_epi32(64 * q.sum[rr])));
       _mm512_mask_storeu_ps(s + rr * lds, r < nr ? keep : __mmask16(0), _mm512_mul_ps(sm, x));
+#else
+      const __m256 sm = _mm256_mul_ps(sc, _mm256_set1_ps(q.mul[rr]));
+      const __m256 x = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc[r], _mm256_set1_epi32(64 * q.sum[rr])));
+      const __m256 v = _mm256_mul_ps(sm, x);
+      if (r >= nr) continue;
+      if (nk == 8) {
+        _mm256_storeu_ps(s + rr * lds, v);
+      } else {
+        float tmp[8];
+        _mm256_storeu_ps(tmp, v);
+        for (int k = 0; k < nk; ++k) s[rr * lds + k] = tmp[k];
+      }
+#endif
     }
   }
 }
-#endif
 
 void scores_q8(const KVRowFormat& f, const uint8_t* codes, const float* scale, int64_t n, const KVQueryQ8& q,
                int64_t R, float* s, int64_t lds) {
@@ -267,18 +305,16 @@ void scores_q8(const KVRowFormat& f, const uint8_t* codes, const float* scale, i
   static const uint8_t zero_row[256] = {};  // stands in for missing keys of the last group
   if (blocks > kMaxBlocks) return kv_scores_q8_ref(f, codes, scale, n, q, R, s, lds);
   int64_t t = 0;
-#if TQLM_VB == 64
-  constexpr int kScoreRows = 8;
-  if (R > 4)  // many rows (prefill): 16 keys at a time
-    for (; t < n; t += 16) {
-      const int nk = int(std::min<int64_t>(16, n - t));
-      const uint8_t* keys[16];
-      for (int k = 0; k < 16; ++k) keys[k] = k < nk ? codes + (t + k) * f.row_bytes : zero_row;
-      vq kt[16 * kMaxBlocks];  // [block][dword]: 16 keys per vector
-      q_keys_t16(keys, blocks, table, kt);
-      q_scores_t16<kScoreRows>(kt, blocks, scale + t, nk, q, R, s + t, lds, ones);
+  constexpr int kScoreRows = TQLM_VB == 64 ? 8 : 4;  // accumulators: 32 / 16 vector registers
+  if (R > 4)                                         // many rows (prefill): kTK keys at a time, key-major
+    for (; t < n; t += kTK) {
+      const int nk = int(std::min<int64_t>(kTK, n - t));
+      const uint8_t* keys[kTK];
+      for (int k = 0; k < kTK; ++k) keys[k] = k < nk ? codes + (t + k) * f.row_bytes : zero_row;
+      vq kt[16 * kMaxBlocks];  // [block][dword]: kTK keys per vector
+      q_keys_t(keys, blocks, table, kt);
+      q_scores_t<kScoreRows>(kt, blocks, scale + t, nk, q, R, s + t, lds, ones);
     }
-#endif
   for (; t < n; t += kQKeys) {
     const int nk = int(std::min<int64_t>(kQKeys, n - t));
     const uint8_t* keys[kQKeys];
