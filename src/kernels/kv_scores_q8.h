@@ -9,7 +9,10 @@
 // vpmaddubsw + vpmaddwd + vpaddd); each query row's 16-byte chunk c is broadcast to every lane, so a row's
 // four chunk products add up lane-wise into one vector holding, per lane, four partial sums of one key. Four
 // rows are then reduced together (two unpack-and-add steps leave, per lane, the four rows' sums for that
-// key).
+// key). That is the path for a few rows (decode: one kv head's query heads). For more than 4 rows (prefill)
+// the looked-up keys are instead transposed once to key-major vectors (q_keys_t: 32-bit lane k = 4
+// coordinates of key k), and each row needs one dot product per 4 coordinates of 16 (8) keys with its 4
+// query bytes broadcast and no reduction (q_scores_t). Both give the reference's integers, so the same bits.
 //
 // Without AVX2 the scalar reference runs (same integers, so the same scores).
 
