@@ -465,7 +465,7 @@ void accumulate_weighted(const float* p, int64_t ldp, const float* scale, int64_
         src(t0 + t, j, x);
         for (int r = 0; r < RB; ++r) {
           const float wt = w[r][t];
-          for (int c = 0; c < 4; ++c) a[r][c] = fmadd(vf{} + wt, x[c], a[r][c]);
+          for (int c = 0; c < 4; ++c) a[r][c] = fmadd(splat(wt), x[c], a[r][c]);
         }
       }
       for (int r = 0; r < RB; ++r)
