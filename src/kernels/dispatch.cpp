@@ -35,9 +35,9 @@ const LinearKernels& linear_kernels() {
 }
 
 namespace {
-const KVKernels kv_reference = {"reference",       kv_decode_ref,           kv_scores_ref,
-                                kv_scores_q8_ref,  kv_row_max_ref,          kv_exp_sum_ref,
-                                kv_accumulate_ref, kv_accumulate_codes_ref, kv_accumulate_q8_ref};
+const KVKernels kv_reference = {
+    "reference",    kv_decode_ref,     kv_scores_ref,           kv_scores_q8_ref,     kv_row_max_ref,
+    kv_exp_sum_ref, kv_accumulate_ref, kv_accumulate_codes_ref, kv_accumulate_q8_ref, kv_scores_codes_ref};
 }
 
 const KVKernels* kv_kernels_for(const char* isa) {

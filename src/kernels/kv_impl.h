@@ -253,16 +253,19 @@ inline void hsum4(vf a0, vf a1, vf a2, vf a3, float* out) {
 // Scores of RB query rows against 4 keys at a time: each loaded key vector feeds all RB rows (RB x 4
 // accumulators in registers), then one hsum4 tree per row. A row's arithmetic does not depend on RB or on
 // the other rows, so prefill (many rows) equals decode (G rows) bit for bit.
-template <int RB>
-void scores_rows(const float* q, int64_t ldq, const float* k, const float* scale, int64_t n, int64_t dim,
-                 float* s, int64_t lds) {
+// key(t, j) = coordinates [j, j + W) of key t (f32 rows, or bf16 codes converted in registers).
+template <int RB, typename Key>
+void scores_rows(const float* q, int64_t ldq, Key&& key, const float* scale, int64_t n, int64_t dim, float* s,
+                 int64_t lds) {
   const vf zero = {};
   for (int64_t t = 0; t < n; t += 4) {
     const int nt = int(std::min<int64_t>(4, n - t));
-    vf a[RB][4] = {};
+    vf a[RB][4];
+    for (int r = 0; r < RB; ++r)
+      for (int i = 0; i < 4; ++i) a[r][i] = zero;
     for (int64_t j = 0; j < dim; j += W) {
       vf kv[4];
-      for (int i = 0; i < 4; ++i) kv[i] = i < nt ? load(k + (t + i) * dim + j) : zero;
+      for (int i = 0; i < 4; ++i) kv[i] = i < nt ? key(t + i, j) : zero;
       for (int r = 0; r < RB; ++r) {
         const vf qv = load(q + r * ldq + j);
         for (int i = 0; i < 4; ++i) a[r][i] = fmadd(qv, kv[i], a[r][i]);
@@ -388,8 +391,37 @@ void scores(const float* q, int64_t R, int64_t ldq, const float* k, const float*
     }
     return;
   }
+  auto key = [&](int64_t t, int64_t j) { return load(k + t * dim + j); };
   row_blocks(
-      R, [&]<int RB>(int64_t r) { scores_rows<RB>(q + r * ldq, ldq, k, scale, n, dim, s + r * lds, lds); });
+      R, [&]<int RB>(int64_t r) { scores_rows<RB>(q + r * ldq, ldq, key, scale, n, dim, s + r * lds, lds); });
+}
+
+// W bf16 values from p as f32 (exact: the 16 bits become the high half), as decode() converts them.
+inline vf load_bf16(const uint8_t* p) {
+  vh h;
+  std::memcpy(&h, p, sizeof h);
+  const vu u = __builtin_convertvector(h, vu) << 16;
+  vf r;
+  std::memcpy(&r, &u, sizeof r);
+  return r;
+}
+
+void scores_codes(const KVRowFormat& f, const uint8_t* codes, const float* q, int64_t R, int64_t ldq,
+                  const float* scale, int64_t n, float* s, int64_t lds) {
+  if (R <= kRowBlock && f.codes == KVCodes::BF16 && f.dim % W == 0) {  // decode: bf16 keys in registers
+    auto key = [&](int64_t t, int64_t j) { return load_bf16(codes + t * f.row_bytes + 2 * j); };
+    return row_blocks(R, [&]<int RB>(int64_t r) {
+      scores_rows<RB>(q + r * ldq, ldq, key, scale, n, f.dim, s + r * lds, lds);
+    });
+  }
+  constexpr int64_t tile = 64;
+  thread_local std::vector<float> buf;  // [tile, dim] decoded codes
+  buf.resize(size_t(tile * f.dim));
+  for (int64_t t0 = 0; t0 < n; t0 += tile) {
+    const int64_t nt = std::min(tile, n - t0);
+    decode(f, codes + t0 * f.row_bytes, nt, buf.data());
+    scores(q, R, ldq, buf.data(), scale + t0, nt, f.dim, s + t0, lds);
+  }
 }
 
 // exp(x) for x <= 0 as 2^k * e^f: y = x log2 e + 1.5 x 2^23 rounds k = round(x log2 e) into y's low mantissa
@@ -532,6 +564,14 @@ void accumulate_codes(const KVRowFormat& f, const uint8_t* codes, const float* p
     if (W % 8 == 0 && f.row_bytes >= 16 && (f.bits == 3 || f.bits == 5 || f.bits == 6))
       return accumulate_codes_bytes(f, codes, p, R, ldp, scale, n, o, ldo);
   }
+  if (R <= kRowBlock && f.codes == KVCodes::BF16 && f.dim % (4 * W) == 0)  // decode: bf16 in registers
+    return row_blocks(R, [&]<int RB>(int64_t r) {
+      accumulate_weighted<RB>(p + r * ldp, ldp, scale, n, f.dim, o + r * ldo, ldo,
+                              [&](int64_t t, int64_t j, vf* x) {
+                                for (int c = 0; c < 4; ++c)
+                                  x[c] = load_bf16(codes + t * f.row_bytes + 2 * (j + c * W));
+                              });
+    });
   constexpr int64_t tile = kMaxTile;
   thread_local std::vector<float> buf;  // [tile, dim] decoded codes
   buf.resize(size_t(tile * f.dim));
@@ -547,8 +587,8 @@ void accumulate_codes(const KVRowFormat& f, const uint8_t* codes, const float* p
 
 }  // namespace kv
 
-const KVKernels kv_kernels = {TQLM_ISA_NAME,  kv::decode,           kv::scores,
-                              kv::scores_q8,  kv::row_max,          kv::exp_sum,
-                              kv::accumulate, kv::accumulate_codes, kv::accumulate_q8};
+const KVKernels kv_kernels = {TQLM_ISA_NAME,     kv::decode,      kv::scores,     kv::scores_q8,
+                              kv::row_max,       kv::exp_sum,     kv::accumulate, kv::accumulate_codes,
+                              kv::accumulate_q8, kv::scores_codes};
 
 }  // namespace tqlm::TQLM_ISA_NS

@@ -62,6 +62,11 @@ struct KVKernels {
   // float(acc_j), o[r * ldo + j]). So every family gives the same bits.
   void (*accumulate_q8)(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t R, int64_t ldp,
                         const float* scale, int64_t n, float* o, int64_t ldo);
+  // scores() over stored keys read in place (codes at codes + t * f.row_bytes, decoded as decode() does): the
+  // same values in the same order, so the same bits. bf16 keys with few rows (decode) are converted in
+  // registers; other formats are decoded a tile at a time.
+  void (*scores_codes)(const KVRowFormat& f, const uint8_t* codes, const float* q, int64_t R, int64_t ldq,
+                       const float* scale, int64_t n, float* s, int64_t lds);
   // Whether accumulate_q8 is faster than the f32 sums in this family, so the cache uses it by default: only
   // with AVX-512 VNNI (one vpdpbusd per 4 tokens x 16 coordinates and byte plane). Without VNNI each takes
   // vpmaddubsw + vpmaddwd + vpaddd, 6 instructions for the two planes against 4 f32 FMAs (AVX2: measured
@@ -99,6 +104,8 @@ float kv_row_max_ref(const float* s, int64_t n);
 float kv_exp_sum_ref(float* s, int64_t n, float m);
 void kv_accumulate_ref(const float* p, int64_t R, int64_t ldp, const float* v, const float* scale, int64_t n,
                        int64_t dim, float* o, int64_t ldo);
+void kv_scores_codes_ref(const KVRowFormat& f, const uint8_t* codes, const float* q, int64_t R, int64_t ldq,
+                         const float* scale, int64_t n, float* s, int64_t lds);
 void kv_accumulate_codes_ref(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t R,
                              int64_t ldp, const float* scale, int64_t n, float* o, int64_t ldo);
 void kv_accumulate_q8_ref(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t R, int64_t ldp,

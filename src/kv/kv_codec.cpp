@@ -222,6 +222,13 @@ void kv_accumulate_ref(const float* p, int64_t R, int64_t ldp, const float* v, c
     }
 }
 
+void kv_scores_codes_ref(const KVRowFormat& f, const uint8_t* codes, const float* q, int64_t R, int64_t ldq,
+                         const float* scale, int64_t n, float* s, int64_t lds) {
+  std::vector<float> k(size_t(n * f.dim));
+  kv_decode_ref(f, codes, n, k.data());
+  kv_scores_ref(q, R, ldq, k.data(), scale, n, f.dim, s, lds);
+}
+
 void kv_accumulate_codes_ref(const KVRowFormat& f, const uint8_t* codes, const float* p, int64_t R,
                              int64_t ldp, const float* scale, int64_t n, float* o, int64_t ldo) {
   std::vector<float> v(size_t(n * f.dim));

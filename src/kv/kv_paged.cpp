@@ -214,9 +214,9 @@ void KVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float* qr,
   if (np == 0) return;
   const int64_t tile = std::max<int64_t>(16, 4096 / std::max(dk, dv));
   thread_local std::vector<float> S, buf, sc;
-  S.resize(size_t(R * kPageTokens));            // [R, kPageTokens] scores, then weights
-  buf.resize(size_t(tile * std::max(dk, dv)));  // [tile, dim] decoded codes
-  sc.resize(size_t(kPageTokens));               // [np] per-vector scales of a tile (integer values: the page)
+  S.resize(size_t(R * kPageTokens));     // [R, kPageTokens] scores, then weights
+  buf.resize(size_t(std::max(dk, dv)));  // [1, dim] the sink row
+  sc.resize(size_t(kPageTokens));        // [np] per-vector scales of a tile (integer values: the page)
   const int64_t t_first = p * kPageTokens;
   // Position 0 of a sequence reads its bf16 sink copy (kv_pool.h) instead of its codes, where the side has
   // one.
@@ -238,13 +238,6 @@ void KVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float* qr,
     kk.decode(KVRowFormat{KVCodes::BF16, 16, dim, 2 * dim, nullptr},
               pool_->data(table_[0]) + pool_->sink_offset(layer, side) + 2 * h * dim, 1, buf.data());
   };
-  auto load_tile = [&](int side, int64_t t0, int64_t nt) {  // codes -> buf [nt, dim], scales -> sc [nt]
-    const KVSideCodec& c = pool_->codec(layer, side);
-    kk.decode(c.row_format(), page(layer, side, t_first) + code_offset(c.format(), t_first + t0, h), nt,
-              buf.data());
-    load_scales(side, t0, nt);
-    if (sink_first(side, t0)) load_sink(side);
-  };
   // The codes of the tile after this one are fetched while this one is computed (measured: no change for
   // bf16, 8.0 vs 9.2-9.5 ns per token and kv head for turbo4v2 in one tqlm_attn_bench run).
   auto prefetch_tile = [&](int side, int64_t t0) {
@@ -260,20 +253,21 @@ void KVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float* qr,
       prefetch_tile(0, t0 + tile);
     else
       prefetch_tile(1, 0);
-    if (!q8) {
-      load_tile(0, t0, nt);
-      kk.scores(qr, R, dk, buf.data(), sc.data(), nt, dk, S.data() + t0, kPageTokens);
-      continue;
-    }
-    // integer scores straight from the codes (the sink, when first, in f32 from its bf16 copy)
+    // scores straight from the codes: integer scores over 4-bit codes, else f32 (the sink, when first, in f32
+    // from its bf16 copy)
     load_scales(0, t0, nt);
     const int64_t skip = sink_first(0, t0) ? 1 : 0;
     if (skip) {
       load_sink(0);
       kk.scores(qr, R, dk, buf.data(), sc.data(), 1, dk, S.data() + t0, kPageTokens);
     }
-    kk.scores_q8(kc.row_format(), page(layer, 0, t_first) + code_offset(kc.format(), t_first + t0 + skip, h),
-                 sc.data() + skip, nt - skip, *q8, R, S.data() + t0 + skip, kPageTokens);
+    const uint8_t* codes = page(layer, 0, t_first) + code_offset(kc.format(), t_first + t0 + skip, h);
+    if (q8)
+      kk.scores_q8(kc.row_format(), codes, sc.data() + skip, nt - skip, *q8, R, S.data() + t0 + skip,
+                   kPageTokens);
+    else
+      kk.scores_codes(kc.row_format(), codes, qr, R, dk, sc.data() + skip, nt - skip, S.data() + t0 + skip,
+                      kPageTokens);
   }
   for (int64_t r = 0; r < R; ++r) {
     float* s = S.data() + r * kPageTokens;

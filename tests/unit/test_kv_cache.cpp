@@ -120,6 +120,12 @@ TEST(KVKernels, EveryFamilyMatchesReference) {
                              a[size_t(t * d + int64_t(i) % d)]);
           EXPECT_NEAR(o1[i], o2[i], 1e-5 * mag) << isa << mode;
         }
+        for (int64_t R2 : {int64_t(1), int64_t(3), R}) {  // scores over the codes in place: the same bits
+          std::vector<float> k1(size_t(R2 * n)), k2(size_t(R2 * n));
+          kk->scores_codes(codec.row_format(), codes.data(), q.data(), R2, d, scale.data(), n, k1.data(), n);
+          kk->scores(q.data(), R2, d, a.data(), scale.data(), n, d, k2.data(), n);
+          ASSERT_EQ(k1, k2) << isa << " " << mode << " hd " << hd << " R " << R2;
+        }
         for (int64_t R2 : {int64_t(1), int64_t(3), R}) {  // over the codes in place: the same bits
           std::vector<float> c1(size_t(R2 * d), 0.5f), c2(size_t(R2 * d), 0.5f);
           kk->accumulate_codes(codec.row_format(), codes.data(), p.data(), R2, n, scale.data(), n, c1.data(),
