@@ -155,7 +155,12 @@ def test_preemption_with_steps_in_flight_changes_nothing(tqlm_bin):
                 out.append(list(ex.map(lambda q: chat(s, q, 60), prompts)))
         finally:
             s.stop()
-    assert out[0] == out[1]
+    # The answers must not change. How many prompt tokens a request found in the prefix cache depends on when
+    # it was admitted relative to the others (a CI run saw 227 in one process and 0 under mpirun for the
+    # same answer), so only its range is checked.
+    assert [a for a, _ in out[0]] == [a for a, _ in out[1]]
+    for a, cached in out[0] + out[1]:
+        assert 0 <= cached < 1024, cached
 
 
 def test_a_killed_worker_ends_the_job_within_seconds(tqlm_bin):
