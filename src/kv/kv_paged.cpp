@@ -394,9 +394,8 @@ void KVCache::attend(int64_t layer, int64_t pos, int64_t T, const float* q, floa
   // ~32 rows), but small enough for at least 4 tasks per thread when a prompt is short.
   constexpr int64_t kPrefillRows = 128;
   const int64_t per_head = std::max<int64_t>(1, (4 * pool.size() + KV_ - 1) / KV_);  // blocks wanted
-  const int64_t rb = std::max(G, std::min(G * std::max<int64_t>(1, kPrefillRows / G),
-                                          (R + per_head - 1) / per_head + G - 1) /
-                                     G * G),
+  const int64_t even = (R + per_head - 1) / per_head;  // rows per block for per_head blocks
+  const int64_t rb = std::clamp((even + G - 1) / G * G, G, G * std::max<int64_t>(1, kPrefillRows / G)),
                 blocks = (R + rb - 1) / rb;
   pool.parallel_for(KV_ * blocks, 1, [&](int64_t i0, int64_t i1, int) {
     std::vector<int64_t> nvis(static_cast<size_t>(rb));
