@@ -136,6 +136,16 @@ void decode_turbo_bytes(const KVRowFormat& f, const uint8_t* codes, int64_t n, f
   }
 }
 
+// W bf16 values from p as f32 (exact: the 16 bits become the high half), as decode() converts them.
+inline vf load_bf16(const uint8_t* p) {
+  vh h;
+  std::memcpy(&h, p, sizeof h);
+  const vu u = __builtin_convertvector(h, vu) << 16;
+  vf r;
+  std::memcpy(&r, &u, sizeof r);
+  return r;
+}
+
 void decode(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out) {
   const int64_t total = n * f.dim;
   switch (f.codes) {
@@ -145,12 +155,7 @@ void decode(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out) {
     case KVCodes::BF16: {  // bf16 -> f32: the 16 bits become the high half of the f32
       const uint16_t* s = reinterpret_cast<const uint16_t*>(codes);
       int64_t i = 0;
-      for (; i + W <= total; i += W) {
-        vh h;
-        std::memcpy(&h, s + i, sizeof h);
-        const vu u = __builtin_convertvector(h, vu) << 16;
-        std::memcpy(out + i, &u, sizeof u);
-      }
+      for (; i + W <= total; i += W) store(out + i, load_bf16(codes + 2 * i));
       for (; i < total; ++i) out[i] = bf16_to_f32(s[i]);
       return;
     }
@@ -396,14 +401,18 @@ void scores(const float* q, int64_t R, int64_t ldq, const float* k, const float*
       R, [&]<int RB>(int64_t r) { scores_rows<RB>(q + r * ldq, ldq, key, scale, n, dim, s + r * lds, lds); });
 }
 
-// W bf16 values from p as f32 (exact: the 16 bits become the high half), as decode() converts them.
-inline vf load_bf16(const uint8_t* p) {
-  vh h;
-  std::memcpy(&h, p, sizeof h);
-  const vu u = __builtin_convertvector(h, vu) << 16;
-  vf r;
-  std::memcpy(&r, &u, sizeof r);
-  return r;
+// fn(rows [nt, dim], t0, nt) for the codes decoded 64 tokens at a time into a thread-local buffer: the
+// *_codes kernels' path where registers do not pay (many rows, or a format without an in-register loader).
+template <typename F>
+void for_decoded_tiles(const KVRowFormat& f, const uint8_t* codes, int64_t n, F&& fn) {
+  constexpr int64_t tile = 64;
+  thread_local std::vector<float> buf;  // [tile, dim]
+  buf.resize(size_t(tile * f.dim));
+  for (int64_t t0 = 0; t0 < n; t0 += tile) {
+    const int64_t nt = std::min(tile, n - t0);
+    decode(f, codes + t0 * f.row_bytes, nt, buf.data());
+    fn(buf.data(), t0, nt);
+  }
 }
 
 void scores_codes(const KVRowFormat& f, const uint8_t* codes, const float* q, int64_t R, int64_t ldq,
@@ -414,14 +423,9 @@ void scores_codes(const KVRowFormat& f, const uint8_t* codes, const float* q, in
       scores_rows<RB>(q + r * ldq, ldq, key, scale, n, f.dim, s + r * lds, lds);
     });
   }
-  constexpr int64_t tile = 64;
-  thread_local std::vector<float> buf;  // [tile, dim] decoded codes
-  buf.resize(size_t(tile * f.dim));
-  for (int64_t t0 = 0; t0 < n; t0 += tile) {
-    const int64_t nt = std::min(tile, n - t0);
-    decode(f, codes + t0 * f.row_bytes, nt, buf.data());
-    scores(q, R, ldq, buf.data(), scale + t0, nt, f.dim, s + t0, lds);
-  }
+  for_decoded_tiles(f, codes, n, [&](const float* k, int64_t t0, int64_t nt) {
+    scores(q, R, ldq, k, scale + t0, nt, f.dim, s + t0, lds);
+  });
 }
 
 // exp(x) for x <= 0 as 2^k * e^f: y = x log2 e + 1.5 x 2^23 rounds k = round(x log2 e) into y's low mantissa
@@ -572,14 +576,9 @@ void accumulate_codes(const KVRowFormat& f, const uint8_t* codes, const float* p
                                   x[c] = load_bf16(codes + t * f.row_bytes + 2 * (j + c * W));
                               });
     });
-  constexpr int64_t tile = kMaxTile;
-  thread_local std::vector<float> buf;  // [tile, dim] decoded codes
-  buf.resize(size_t(tile * f.dim));
-  for (int64_t t0 = 0; t0 < n; t0 += tile) {
-    const int64_t nt = std::min(tile, n - t0);
-    decode(f, codes + t0 * f.row_bytes, nt, buf.data());
-    accumulate(p + t0, R, ldp, buf.data(), scale + t0, nt, f.dim, o, ldo);
-  }
+  for_decoded_tiles(f, codes, n, [&](const float* v, int64_t t0, int64_t nt) {
+    accumulate(p + t0, R, ldp, v, scale + t0, nt, f.dim, o, ldo);
+  });
 }
 
 #include "kernels/kv_scores_q8.h"

@@ -161,18 +161,27 @@ inline vq q_indices(vq w) {
 
 // Looked-up bytes of 64 coordinates [64 b, 64 b + 64) of each key of a group, transposed into chunk vectors:
 // ch[c] (c < 4) lane k = key k's coordinates [64 b + 16 c, 64 b + 16 c + 16).
+// Looked-up bytes of one key's coordinates [64 b + h VB, 64 b + (h + 1) VB), VB = the vector's bytes (h = 0
+// with 512 bits; 0 or 1 with 256).
+inline vq q_lookup(const uint8_t* key, int64_t b, int h, vq table) {
+#if TQLM_VB == 64
+  (void)h;
+  return q_shuffle(table, q_indices(q_zext_u8_u16(key + 32 * b)));
+#else
+  const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(key + 32 * b + 16 * h));
+  return q_shuffle(table, q_indices(_mm256_cvtepu8_epi16(c)));
+#endif
+}
+
 inline void q_key_chunks(const uint8_t* const* keys, int64_t b, vq table, vq* ch) {
 #if TQLM_VB == 64
   vq u[4];
-  for (int k = 0; k < 4; ++k) u[k] = q_shuffle(table, q_indices(q_zext_u8_u16(keys[k] + 32 * b)));
+  for (int k = 0; k < 4; ++k) u[k] = q_lookup(keys[k], b, 0, table);
   q_transpose(u, ch);
 #else
   vq u[2][2];  // [key][half]: half h = coordinates [32 h, 32 h + 32) (two 16-byte lanes)
   for (int k = 0; k < 2; ++k)
-    for (int h = 0; h < 2; ++h) {
-      const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(keys[k] + 32 * b + 16 * h));
-      u[k][h] = q_shuffle(table, q_indices(_mm256_cvtepu8_epi16(c)));
-    }
+    for (int h = 0; h < 2; ++h) u[k][h] = q_lookup(keys[k], b, h, table);
   for (int h = 0; h < 2; ++h) {
     ch[2 * h] = _mm256_permute2x128_si256(u[0][h], u[1][h], 0x20);
     ch[2 * h + 1] = _mm256_permute2x128_si256(u[0][h], u[1][h], 0x31);
@@ -191,14 +200,7 @@ inline void q_keys_t(const uint8_t* const* keys, int64_t blocks, vq table, vq* k
   for (int64_t b = 0; b < blocks; ++b)
     for (int h = 0; h < halves; ++h) {
       vq u[kTK], t0[kTK], t1[kTK];
-      for (int k = 0; k < kTK; ++k) {
-#if TQLM_VB == 64
-        u[k] = q_shuffle(table, q_indices(q_zext_u8_u16(keys[k] + 32 * b)));
-#else
-        const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(keys[k] + 32 * b + 16 * h));
-        u[k] = q_shuffle(table, q_indices(_mm256_cvtepu8_epi16(c)));
-#endif
-      }
+      for (int k = 0; k < kTK; ++k) u[k] = q_lookup(keys[k], b, h, table);
       for (int k = 0; k < kTK; k += 2) {  // lane L: dwords 4L, 4L + 1 (t0[k]) / 4L + 2, 4L + 3 of k, k + 1
         t0[k] = q_unpacklo32(u[k], u[k + 1]);
         t0[k + 1] = q_unpackhi32(u[k], u[k + 1]);
