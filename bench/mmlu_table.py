@@ -33,7 +33,13 @@ MAX_MEAN_GAP = 0.5  # mean |llama.cpp - tqlm| letter log-probability; the same w
 
 def subjects_of(a):
     names = sorted(f.name[: -len("_test.csv")] for f in (Path(a.data) / "test").glob("*_test.csv"))
-    return names if a.subjects == "all" else [s for s in a.subjects.split(",") if s in names]
+    if a.subjects == "all":
+        return names
+    asked = a.subjects.split(",")
+    unknown = [s for s in asked if s not in names]
+    if unknown:
+        sys.exit(f"--subjects: no test file for {', '.join(unknown)} in {a.data}/test (there are: {', '.join(names)})")
+    return asked
 
 
 def run_tqlm(a, kv, subject, out_dir):
@@ -151,14 +157,20 @@ def main():
 
     print(f"\nMMLU loglik 5-shot, {len(answers)} questions, {len(set(subj))} subjects ({'all' if a.n == 0 else a.n} per "
           f"subject); tqlm {a.kv[0]} vs llama.cpp (Q4_1 GGUF) choose the same letter on {100 * agree:.2f}%\n")
-    print("| subject | n | " + " | ".join(f"{'tqlm ' + c if c != 'llama.cpp' else c} acc %" for c in cols) + " |")
-    print("|---|---|" + "---|" * len(cols))
+    # agreement columns: each other column's letter against the first KV mode's (same question, same prompt ids)
+    pairs = [(a.kv[0], c) for c in cols[1:]]
+    same = lambda m, x, y: 100 * float(np.mean(preds[x][m] == preds[y][m]))  # noqa: E731
+    print("| subject | n | " + " | ".join(f"{'tqlm ' + c if c != 'llama.cpp' else c} acc %" for c in cols) + " | " +
+          " | ".join(f"same letter {y} / {x} %" for x, y in pairs) + " |")
+    print("|---|---|" + "---|" * (len(cols) + len(pairs)))
     for s in sorted(set(subj)):
         m = np.array([x == s for x in subj])
-        print(f"| {s} | {int(m.sum())} | " + " | ".join(f"{100 * acc(m, c)[0]:.1f}" for c in cols) + " |")
+        print(f"| {s} | {int(m.sum())} | " + " | ".join(f"{100 * acc(m, c)[0]:.1f}" for c in cols) + " | " +
+              " | ".join(f"{same(m, x, y):.1f}" for x, y in pairs) + " |")
     m = np.ones(len(answers), bool)
     print(f"| **overall** | {len(answers)} | " +
-          " | ".join(f"**{100 * acc(m, c)[0]:.2f}** +/- {100 * acc(m, c)[1]:.2f}" for c in cols) + " |")
+          " | ".join(f"**{100 * acc(m, c)[0]:.2f}** +/- {100 * acc(m, c)[1]:.2f}" for c in cols) + " | " +
+          " | ".join(f"**{same(m, x, y):.1f}**" for x, y in pairs) + " |")
 
 
 if __name__ == "__main__":
