@@ -285,6 +285,10 @@ void scores_rows(const float* q, int64_t ldq, Key&& key, const float* scale, int
 }
 
 constexpr int kRowBlock = W >= 16 ? 4 : 2;  // query rows per register block (RB x 4 accumulators)
+// Most rows for which decode reads bf16 keys and values in registers (row blocks each converting the codes
+// again) rather than decoding a tile once: on AVX-512 up to 16 (G = 6 and 8 query heads per kv head run
+// 1.6x faster than the tile, G = 16 ~10%); on AVX2 (2-row blocks) more rows measured no better.
+constexpr int kRegRows = W >= 16 ? 16 : kRowBlock;
 
 // f.template operator()<RB>(r) for blocks of RB = kRowBlock rows starting at r, then one block of the rest.
 template <typename F>
@@ -417,7 +421,7 @@ void for_decoded_tiles(const KVRowFormat& f, const uint8_t* codes, int64_t n, F&
 
 void scores_codes(const KVRowFormat& f, const uint8_t* codes, const float* q, int64_t R, int64_t ldq,
                   const float* scale, int64_t n, float* s, int64_t lds) {
-  if (R <= kRowBlock && f.codes == KVCodes::BF16 && f.dim % W == 0) {  // decode: bf16 keys in registers
+  if (R <= kRegRows && f.codes == KVCodes::BF16 && f.dim % W == 0) {  // decode: bf16 keys in registers
     auto key = [&](int64_t t, int64_t j) { return load_bf16(codes + t * f.row_bytes + 2 * j); };
     return row_blocks(R, [&]<int RB>(int64_t r) {
       scores_rows<RB>(q + r * ldq, ldq, key, scale, n, f.dim, s + r * lds, lds);
@@ -510,19 +514,26 @@ void accumulate_weighted(const float* p, int64_t ldp, const float* scale, int64_
   }
 }
 
+// accumulate_weighted over R rows: blocks of 6 rows where W >= 16 (32 registers: 6 x 4 accumulators + 4
+// value vectors), then row_blocks.
+template <typename Src>
+void accumulate_rows(const float* p, int64_t R, int64_t ldp, const float* scale, int64_t n, int64_t dim,
+                     float* o, int64_t ldo, Src&& src) {
+  auto block = [&]<int RB>(int64_t r) {
+    accumulate_weighted<RB>(p + r * ldp, ldp, scale, n, dim, o + r * ldo, ldo, src);
+  };
+  int64_t r = 0;
+  if constexpr (W >= 16)
+    for (; r + 6 <= R; r += 6) block.template operator()<6>(r);
+  row_blocks(R - r, [&]<int RB>(int64_t r1) { block.template operator()<RB>(r + r1); });
+}
+
 void accumulate(const float* p, int64_t R, int64_t ldp, const float* v, const float* scale, int64_t n,
                 int64_t dim, float* o, int64_t ldo) {
   if (dim % (4 * W) != 0) return kv_accumulate_ref(p, R, ldp, v, scale, n, dim, o, ldo);
-  auto block = [&]<int RB>(int64_t r) {
-    accumulate_weighted<RB>(p + r * ldp, ldp, scale, n, dim, o + r * ldo, ldo,
-                            [&](int64_t t, int64_t j, vf* x) {
-                              for (int c = 0; c < 4; ++c) x[c] = load(v + t * dim + j + c * W);
-                            });
-  };
-  int64_t r = 0;
-  if constexpr (W >= 16)  // 32 registers: 6 rows x 4 accumulators + 4 value vectors
-    for (; r + 6 <= R; r += 6) block.template operator()<6>(r);
-  row_blocks(R - r, [&]<int RB>(int64_t r1) { block.template operator()<RB>(r + r1); });
+  accumulate_rows(p, R, ldp, scale, n, dim, o, ldo, [&](int64_t t, int64_t j, vf* x) {
+    for (int c = 0; c < 4; ++c) x[c] = load(v + t * dim + j + c * W);
+  });
 }
 
 // accumulate() over stored codes (f, codes [n, row_bytes]). A few rows (decode: the G query heads of a kv
@@ -568,13 +579,9 @@ void accumulate_codes(const KVRowFormat& f, const uint8_t* codes, const float* p
     if (W % 8 == 0 && f.row_bytes >= 16 && (f.bits == 3 || f.bits == 5 || f.bits == 6))
       return accumulate_codes_bytes(f, codes, p, R, ldp, scale, n, o, ldo);
   }
-  if (R <= kRowBlock && f.codes == KVCodes::BF16 && f.dim % (4 * W) == 0)  // decode: bf16 in registers
-    return row_blocks(R, [&]<int RB>(int64_t r) {
-      accumulate_weighted<RB>(p + r * ldp, ldp, scale, n, f.dim, o + r * ldo, ldo,
-                              [&](int64_t t, int64_t j, vf* x) {
-                                for (int c = 0; c < 4; ++c)
-                                  x[c] = load_bf16(codes + t * f.row_bytes + 2 * (j + c * W));
-                              });
+  if (R <= kRegRows && f.codes == KVCodes::BF16 && f.dim % (4 * W) == 0)  // decode: bf16 in registers
+    return accumulate_rows(p, R, ldp, scale, n, f.dim, o, ldo, [&](int64_t t, int64_t j, vf* x) {
+      for (int c = 0; c < 4; ++c) x[c] = load_bf16(codes + t * f.row_bytes + 2 * (j + c * W));
     });
   for_decoded_tiles(f, codes, n, [&](const float* v, int64_t t0, int64_t nt) {
     accumulate(p + t0, R, ldp, v, scale + t0, nt, f.dim, o, ldo);

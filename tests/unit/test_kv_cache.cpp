@@ -120,17 +120,20 @@ TEST(KVKernels, EveryFamilyMatchesReference) {
                              a[size_t(t * d + int64_t(i) % d)]);
           EXPECT_NEAR(o1[i], o2[i], 1e-5 * mag) << isa << mode;
         }
-        for (int64_t R2 : {int64_t(1), int64_t(3), R}) {  // scores over the codes in place: the same bits
+        // over the codes in place: the same bits, for row counts on both sides of the in-register limits
+        const int64_t RC = 30;
+        const auto qc = randn(size_t(RC * d), rng), pc = randn(size_t(RC * n), rng);
+        for (int64_t R2 : {1, 3, 5, 6, 8, 16, 17, 30}) {
           std::vector<float> k1(size_t(R2 * n)), k2(size_t(R2 * n));
-          kk->scores_codes(codec.row_format(), codes.data(), q.data(), R2, d, scale.data(), n, k1.data(), n);
-          kk->scores(q.data(), R2, d, a.data(), scale.data(), n, d, k2.data(), n);
+          kk->scores_codes(codec.row_format(), codes.data(), qc.data(), R2, d, scale.data(), n, k1.data(), n);
+          kk->scores(qc.data(), R2, d, a.data(), scale.data(), n, d, k2.data(), n);
           ASSERT_EQ(k1, k2) << isa << " " << mode << " hd " << hd << " R " << R2;
         }
-        for (int64_t R2 : {int64_t(1), int64_t(3), R}) {  // over the codes in place: the same bits
+        for (int64_t R2 : {1, 3, 5, 6, 8, 16, 17, 30}) {
           std::vector<float> c1(size_t(R2 * d), 0.5f), c2(size_t(R2 * d), 0.5f);
-          kk->accumulate_codes(codec.row_format(), codes.data(), p.data(), R2, n, scale.data(), n, c1.data(),
+          kk->accumulate_codes(codec.row_format(), codes.data(), pc.data(), R2, n, scale.data(), n, c1.data(),
                                d);
-          kk->accumulate(p.data(), R2, n, a.data(), scale.data(), n, d, c2.data(), d);
+          kk->accumulate(pc.data(), R2, n, a.data(), scale.data(), n, d, c2.data(), d);
           ASSERT_EQ(c1, c2) << isa << " " << mode << " hd " << hd << " R " << R2;
         }
         if (!codec.row_format().lut_u7 || f.bits != 4) continue;
