@@ -238,11 +238,14 @@ void KVCache::page_partial(int64_t layer, int64_t h, int64_t p, const float* qr,
     kk.decode(KVRowFormat{KVCodes::BF16, 16, dim, 2 * dim, nullptr},
               pool_->data(table_[0]) + pool_->sink_offset(layer, side) + 2 * h * dim, 1, buf.data());
   };
-  // The codes of the tile after this one are fetched while this one is computed (measured: no change for
-  // bf16, 8.0 vs 9.2-9.5 ns per token and kv head for turbo4v2 in one tqlm_attn_bench run).
+  // The codes of the tile after this one are fetched while this one is computed, for TurboQuant and q8 codes
+  // only. Measured in decode (tqlm_attn_bench --chunk 1, AMD Zen 4, quiet, alternating; ns per cached token
+  // and kv head): MiniMax-M2 shape turbo4v2 13.8-16.1 with it, 16.2-21.1 without; q8 and turbo3 alike. bf16
+  // 51-57 with it, 35.5 without (SmolLM2 shape 17.1-17.4 vs 12.5): the hardware prefetcher follows the
+  // plain rows, and the extra requests only compete with it.
   auto prefetch_tile = [&](int side, int64_t t0) {
-    if (t0 >= np) return;
     const KVSideFormat& f = pool_->codec(layer, side).format();
+    if (t0 >= np || (f.codes != KVCodes::TURBO && f.codes != KVCodes::Q8)) return;
     const uint8_t* c = page(layer, side, t_first) + code_offset(f, t_first + t0, h);
     const int64_t bytes = std::min(tile, np - t0) * f.code_bytes();
     for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b);
