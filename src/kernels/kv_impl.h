@@ -136,14 +136,24 @@ void decode_turbo_bytes(const KVRowFormat& f, const uint8_t* codes, int64_t n, f
   }
 }
 
-// W bf16 values from p as f32 (exact: the 16 bits become the high half), as decode() converts them.
+// W bf16 values from p as f32 (exact: the 16 bits become the high half), as decode() converts them. GCC
+// lowers the vector-extension conversion to two half-width widenings and an insert (AVX2 and AVX-512), so the
+// one widening load is asked for (maskz with every lane: the plain AVX-512 intrinsic's undefined source trips
+// GCC 12's -Wmaybe-uninitialized). Fewer instructions; no change measurable in decode, which waits on memory.
 inline vf load_bf16(const uint8_t* p) {
+#if TQLM_VB == 64
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return vf(vu(_mm512_maskz_cvtepu16_epi32(__mmask16(0xffff), h)) << 16);
+#elif TQLM_VB == 32
+  return vf(vu(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))) << 16);
+#else
   vh h;
   std::memcpy(&h, p, sizeof h);
   const vu u = __builtin_convertvector(h, vu) << 16;
   vf r;
   std::memcpy(&r, &u, sizeof r);
   return r;
+#endif
 }
 
 void decode(const KVRowFormat& f, const uint8_t* codes, int64_t n, float* out) {
