@@ -30,13 +30,18 @@ class Sampler {
   explicit Sampler(const SamplingParams& p) : p_(p), rng_(p.seed) {}
   // logits [vocab] (modified in place); `history` = tokens so far (prompt + generated), of which
   // history[generated_from..] were generated (what presence / frequency penalties count).
-  int32_t sample(float* logits, int64_t vocab, const std::vector<int32_t>& history, size_t generated_from = 0);
+  int32_t sample(float* logits, int64_t vocab, const std::vector<int32_t>& history,
+                 size_t generated_from = 0);
   const SamplingParams& params() const { return p_; }
 
  private:
+  int32_t draw(const float* logits, int64_t vocab);  // temperature > 0: top-k, top-p, min-p, then a draw
+
   SamplingParams p_;
   std::mt19937_64 rng_;
-  std::vector<std::pair<float, int32_t>> cand_;
+  std::vector<float> z_;                         // [vocab] logits / temperature
+  std::vector<float> e_;                         // [vocab] exp(z - max z)
+  std::vector<std::pair<float, int32_t>> cand_;  // (z, token) in order of z desc, token asc, as far as needed
 };
 
 }  // namespace tqlm
