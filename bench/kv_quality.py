@@ -179,7 +179,11 @@ def llamacpp_table(a, model, done, cache_file):
     from tokenizers import Tokenizer
     sys.path.insert(0, str(ROOT / "tests" / "oracle"))
     from isolation import llama_cpp_oracle
-    gguf = a.gguf or next(iter(sorted((ROOT / ".cache").rglob("SmolLM2*.gguf"), key=lambda g: "dequant" in g.name)))
+    if a.gguf:
+        gguf = a.gguf
+    else:
+        from default_gguf import q4_gguf
+        gguf = q4_gguf()
     ids = Tokenizer.from_file(str(Path(model) / "tokenizer.json")).encode(
         Path(a.data).read_text(encoding="utf-8"), add_special_tokens=False).ids
     windows = [ids[i * a.ctx:(i + 1) * a.ctx] for i in range(a.samples)]
