@@ -171,6 +171,10 @@ def main():
     print(f"| **overall** | {len(answers)} | " +
           " | ".join(f"**{100 * acc(m, c)[0]:.2f}** +/- {100 * acc(m, c)[1]:.2f}" for c in cols) + " | " +
           " | ".join(f"**{same(m, x, y):.1f}**" for x, y in pairs) + " |")
+    # a near-chance model mostly expresses a preference among the letters: show it beside the answer key's
+    share = lambda v: " / ".join(f"{100 * float(np.mean(v == i)):.1f}" for i in range(4))  # noqa: E731
+    print(f"\nletters chosen, % A / B / C / D: answer key {share(answers)}; " +
+          "; ".join(f"{'tqlm ' + c if c != 'llama.cpp' else c} {share(preds[c])}" for c in cols))
 
 
 if __name__ == "__main__":
