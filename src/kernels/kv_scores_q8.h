@@ -159,8 +159,6 @@ inline vq q_indices(vq w) {
   return q_and(q_or(w, q_shl16_4(w)), q_set16(0x0F0F));
 }
 
-// Looked-up bytes of 64 coordinates [64 b, 64 b + 64) of each key of a group, transposed into chunk vectors:
-// ch[c] (c < 4) lane k = key k's coordinates [64 b + 16 c, 64 b + 16 c + 16).
 // Looked-up bytes of one key's coordinates [64 b + h VB, 64 b + (h + 1) VB), VB = the vector's bytes (h = 0
 // with 512 bits; 0 or 1 with 256).
 inline vq q_lookup(const uint8_t* key, int64_t b, int h, vq table) {
@@ -173,6 +171,8 @@ inline vq q_lookup(const uint8_t* key, int64_t b, int h, vq table) {
 #endif
 }
 
+// Looked-up bytes of 64 coordinates [64 b, 64 b + 64) of each key of a group, transposed into chunk vectors:
+// ch[c] (c < 4) lane k = key k's coordinates [64 b + 16 c, 64 b + 16 c + 16).
 inline void q_key_chunks(const uint8_t* const* keys, int64_t b, vq table, vq* ch) {
 #if TQLM_VB == 64
   vq u[4];

@@ -58,12 +58,11 @@ int32_t Sampler::draw(const float* logits, int64_t vocab) {
   float m = -INFINITY;
   for (int64_t i = 0; i < vocab; ++i) {
     const float z = logits[i] / p_.temperature;
-    z_[size_t(i)] = std::isnan(z) ? -INFINITY : z;  // NaN would break the order
+    z_[size_t(i)] = e_[size_t(i)] = std::isnan(z) ? -INFINITY : z;  // NaN would break the order
     m = std::max(m, z_[size_t(i)]);
   }
-  if (m == -INFINITY) return 0;  // nothing has any probability: the first token, as greedy would
-  std::copy(z_.begin(), z_.end(), e_.begin());
-  kv_kernels().exp_sum(e_.data(), vocab, m);
+  if (m == -INFINITY) return 0;               // nothing has any probability: the first token, as greedy would
+  kv_kernels().exp_sum(e_.data(), vocab, m);  // e_ = exp(z - m) in place
   const size_t limit = p_.top_k > 0 ? std::min(size_t(p_.top_k), size_t(vocab)) : size_t(vocab);
   cand_.clear();
   float above = INFINITY;  // cand_ holds, in order, every token with z >= above
